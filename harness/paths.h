@@ -1,0 +1,30 @@
+/* Finding the shim and the programs we run under it. */
+#ifndef FL_PATHS_H
+#define FL_PATHS_H
+
+#include <stddef.h>
+
+/* The shim: $FAULTLINE_PRELOAD, else beside the faultline binary, else in
+ * ../lib/faultline/ from it. 0, or FL_ENOSHIM. */
+int fl_find_shim(char *out, size_t size);
+
+/* `cmd` as execvp would find it. 0, or -ENOENT. */
+int fl_find_program(const char *cmd, char *out, size_t size);
+
+enum fl_preloadable {
+  FL_PRELOAD_OK = 0,
+  FL_PRELOAD_GO = 1, /* dynamically linked Go: raw syscalls bypass the shim */
+};
+/* Can LD_PRELOAD reach this program? FL_PRELOAD_OK/GO, FL_ESTATIC for a
+ * statically linked ELF, or -errno. Scripts (#!) are taken as preloadable:
+ * their interpreter is what runs. */
+int fl_check_preloadable(const char *path);
+
+/* A free TCP port on 127.0.0.1 (bound, read, released), or -errno. */
+int fl_free_port(void);
+
+/* Removes dir and everything under it, without following links; "" is a
+ * no-op. Errors are ignored: it is cleanup. */
+void fl_rm_tree(const char *dir);
+
+#endif

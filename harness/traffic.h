@@ -1,0 +1,111 @@
+/*
+ * Open-loop HTTP traffic with libcurl's multi interface on a libuv loop
+ * (curl_multi_socket_action with poll handles and a timer). Each endpoint
+ * sends requests at a constant rate on a fixed schedule, whether or not
+ * earlier ones finished: no coordinated omission. Every request is
+ * recorded.
+ *
+ * Request k of an endpoint (k = 0, 1, ...) is due k / rate seconds after
+ * fl_traffic_start(). A loop that was late sends every request that fell
+ * due meanwhile, none skipped; each record keeps both the due time and the
+ * actual start, so lateness is visible. Connections are kept and reused;
+ * when every open one is busy a request opens another rather than wait.
+ */
+#ifndef FL_TRAFFIC_H
+#define FL_TRAFFIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* Transport failures, by class. */
+enum fl_xfer_error {
+  FL_XFER_OK = 0,
+  FL_XFER_REFUSED, /* connection refused */
+  FL_XFER_RESET,   /* connection reset / closed before a response */
+  FL_XFER_TIMEOUT, /* the endpoint's timeout expired */
+  FL_XFER_DNS,
+  FL_XFER_OTHER,
+};
+const char *fl_xfer_error_name(int e); /* "refused", "reset", "timeout"... */
+
+/* Slots of fl_request.headers. */
+#define FL_TRAFFIC_HEADERS 4
+
+struct fl_request {
+  double sched;   /* scheduled start, seconds since fl_traffic_start() */
+  double start;   /* actual start, same clock */
+  double latency; /* seconds from actual start to completion or failure;
+                     negative while the request is still in flight */
+  int status;     /* HTTP status; 0 on a transport error (or in flight) */
+  int error;      /* enum fl_xfer_error */
+  /* Values of the endpoint's captured headers (Retry-After first), NULL
+   * when absent; trimmed of surrounding blanks; owned by the traffic
+   * object. See fl_traffic_header_slot(). */
+  char *headers[FL_TRAFFIC_HEADERS];
+};
+
+struct fl_endpoint_spec {
+  const char *name;
+  const char *method;         /* GET, POST, ...; NULL: GET */
+  const char *path;           /* "/api/items" */
+  const char *body;           /* NULL: none */
+  const char *const *headers; /* "Name: value", NULL-terminated; may be NULL */
+  double rate;                /* requests per second, > 0 */
+  double timeout;             /* seconds, > 0 */
+  /* Response headers to record (case-insensitive), NULL-terminated, may
+   * be NULL. "Retry-After" is always recorded as headers[0]; the others
+   * fill headers[1..3] in the order given, so at most 3 besides
+   * Retry-After (naming Retry-After here is allowed and changes nothing). */
+  const char *const *capture;
+};
+
+typedef struct fl_traffic fl_traffic_t;
+
+/* base_url: "http://127.0.0.1:PORT"; each request goes to base_url + path.
+ * Returns 0 or a negative code (nothing allocated then). */
+int fl_traffic_new(uv_loop_t *loop, const char *base_url, fl_traffic_t **out);
+/* Adds an endpoint (copied); returns its index >= 0 or a negative code:
+ * -EINVAL for a bad spec (rate or timeout not > 0, no path, more than 3
+ * captured headers besides Retry-After), -EBUSY once started. */
+int fl_traffic_add(fl_traffic_t *t, const struct fl_endpoint_spec *e);
+/* Starts every endpoint's schedule now; time 0 for the records. Returns
+ * 0, or -EBUSY when already started or stopped. */
+int fl_traffic_start(fl_traffic_t *t);
+/* Sends every request already due (a late loop catches up first, so the
+ * records hold the whole schedule up to now), then stops scheduling;
+ * requests in flight complete (or time out). done is called once none is
+ * left in flight, always from the loop, never from inside this call: so
+ * also when nothing was in flight or the traffic never started. It is not
+ * called if fl_traffic_free() comes first. */
+void fl_traffic_stop(fl_traffic_t *t, void (*done)(void *arg), void *arg);
+/* Seconds since fl_traffic_start(), on the records' clock (0 before). */
+double fl_traffic_now(const fl_traffic_t *t);
+/* The records of endpoint i so far, in schedule order; 0 and NULL for an
+ * unknown index. The array moves when records are added: do not keep the
+ * pointer across a turn of the loop. */
+size_t fl_traffic_records(const fl_traffic_t *t, int endpoint,
+                          const struct fl_request **out);
+/* Which fl_request.headers slot holds response header `name` of endpoint
+ * i (case-insensitive): 0 for Retry-After, 1..3 for the captured ones;
+ * -ENOENT when it is not captured. */
+int fl_traffic_header_slot(const fl_traffic_t *t, int endpoint,
+                           const char *name);
+/* Requests sent and not yet complete, over all endpoints. */
+int fl_traffic_in_flight(const fl_traffic_t *t);
+/* Frees everything (after stop's done, or at any time to abort: in-flight
+ * transfers are cancelled). Its libuv handles close asynchronously; done
+ * (may be NULL) is called when the last one has, after which the loop
+ * holds nothing of the traffic's. */
+void fl_traffic_free(fl_traffic_t *t, void (*done)(void *arg), void *arg);
+
+/* One GET for readiness probes, on its own connection. cb(status, arg)
+ * with the HTTP status, or a negative code: -ECONNREFUSED, -ECONNRESET,
+ * -ETIMEDOUT (timeout seconds expired), -EHOSTUNREACH (name not
+ * resolved), -EIO (any other transport failure). cb is called once, after
+ * the probe's libuv handles have all closed. Returns 0, or a negative
+ * code and cb is never called. */
+int fl_http_probe(uv_loop_t *loop, const char *url, double timeout,
+                  void (*cb)(int status, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,106 @@
+"""The fragile example service: the same API as resilient/, written the
+naive way, as a service often looks before its first incident.
+
+What is missing on purpose (each one is what some scenario should catch):
+- liveness (/health) queries the database, so a database outage makes the
+  process look dead, and readiness is the same check;
+- no timeout anywhere: a hung connect or a slow query holds the request for
+  as long as the dependency does;
+- every dependency error is an unhandled exception, which FastAPI turns into
+  a bare 500 with no Retry-After;
+- the pool is created once at start-up: with the database down the process
+  does not start, and nothing ever rebuilds the pool;
+- Redis is required: its errors are 500s, even though the database has the
+  data;
+- uploads are written in place, so a full disk leaves a partial file behind.
+
+Run with Debian's interpreter (it sees python3-fastapi and friends):
+  DATABASE_URL=... REDIS_URL=... DATA_DIR=... \
+    /usr/bin/python3 -m uvicorn app:app --port 8000
+"""
+
+import json
+import os
+import uuid
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+DATABASE_URL = os.environ.get(
+    "DATABASE_URL", "postgresql://faultline:faultline@127.0.0.1:5432/faultline")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+DATA_DIR = os.environ.get("DATA_DIR", ".")
+
+app = FastAPI(title="fragile")
+
+
+@app.on_event("startup")
+async def startup():
+    # If this raises, uvicorn reports "Application startup failed" and exits.
+    app.state.pool = await asyncpg.create_pool(DATABASE_URL)
+    await app.state.pool.execute(
+        "CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text NOT NULL)")
+    app.state.redis = aioredis.from_url(REDIS_URL, decode_responses=True)
+
+
+@app.get("/health")
+async def health():
+    await app.state.pool.fetchval("SELECT 1")
+    return {"status": "ok"}
+
+
+@app.get("/health/ready")
+async def ready():
+    await app.state.pool.fetchval("SELECT 1")
+    return {"status": "ready"}
+
+
+@app.get("/api/static")
+async def static():
+    return {"message": "static content, no dependency"}
+
+
+class NewItem(BaseModel):
+    name: str
+
+
+@app.get("/api/items")
+async def list_items():
+    rows = await app.state.pool.fetch(
+        "SELECT id, name FROM items ORDER BY id DESC LIMIT 100")
+    return [dict(r) for r in rows]
+
+
+@app.post("/api/items", status_code=201)
+async def create_item(item: NewItem):
+    row = await app.state.pool.fetchrow(
+        "INSERT INTO items (name) VALUES ($1) RETURNING id, name", item.name)
+    return dict(row)
+
+
+@app.get("/api/profile/{profile_id}")
+async def profile(profile_id: int):
+    key = f"profile:{profile_id}"
+    cached = await app.state.redis.get(key)
+    if cached is not None:
+        return JSONResponse(json.loads(cached), headers={"X-Cache": "redis"})
+    row = await app.state.pool.fetchrow(
+        "SELECT $1::int AS id, (SELECT name FROM items WHERE id = $1) AS name",
+        profile_id)
+    body = {"id": row["id"], "name": row["name"]}
+    await app.state.redis.set(key, json.dumps(body), ex=30)
+    return JSONResponse(body, headers={"X-Cache": "miss"})
+
+
+@app.post("/api/upload", status_code=201)
+async def upload(request: Request):
+    body = await request.body()
+    folder = os.path.join(DATA_DIR, "uploads")
+    os.makedirs(folder, exist_ok=True)
+    name = uuid.uuid4().hex
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(body)
+    return {"name": name, "size": len(body)}

@@ -1,0 +1,315 @@
+/* faultline run and validate, from the outside: real files, a real target
+ * (python3's http.server under the shim), real redis-server. Bad files are
+ * refused with their place; every ending (pass, inconclusive, a target that
+ * dies at start, SIGINT, SIGTERM) leaves no process and no file behind. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support.h"
+
+static char dir[256], tmp[300], out[300];
+
+static void setup(void) {
+  cr_assert_eq(t_mkdtemp(dir), 0);
+  snprintf(tmp, sizeof(tmp), "%s/tmp", dir);
+  snprintf(out, sizeof(out), "%s/out", dir);
+  cr_assert_eq(mkdir(tmp, 0755), 0);
+}
+
+static void teardown(void) { t_rmtree(dir); }
+
+TestSuite(run, .init = setup, .fini = teardown);
+
+static void write_file(const char *name, const char *text) {
+  char path[400];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* Entries left in our private TMPDIR: the runner must leave none. */
+static int leftovers(void) {
+  DIR *d = opendir(tmp);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+    n += e->d_name[0] != '.';
+  if (d)
+    closedir(d);
+  return n;
+}
+
+static int alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+static void run(struct t_run *r, const char *file, int timeout_ms) {
+  char path[400], tmpenv[320];
+  snprintf(path, sizeof(path), "%s/%s", dir, file);
+  snprintf(tmpenv, sizeof(tmpenv), "TMPDIR=%s", tmp);
+  char *argv[] = {T_FAULTLINE, "run", "--out", out, path, NULL};
+  char *env[] = {tmpenv, NULL};
+  cr_assert_eq(t_run(argv, env, NULL, timeout_ms, r), 0);
+}
+
+/* A static file server that needs no dependency. */
+static const char *web_service =
+    "service: web\n"
+    "command: [/usr/bin/python3, -m, http.server, --bind, 127.0.0.1, "
+    "\"${PORT}\"]\n"
+    "ready: { tcp: true, timeout: 10s }\n";
+
+static const char *web_scenario =
+    "scenario: web\n"
+    "service: web.yaml\n"
+    "traffic:\n"
+    "  root: { request: GET /, rate: 20, timeout: 2s }\n"
+    "timeline:\n"
+    "  - phase: a\n"
+    "    duration: 1s\n"
+    "  - phase: b\n"
+    "    duration: 1s\n"
+    "    faults:\n"
+    "      - { refuse: \"127.0.0.1:9\" }\n"
+    "expect:\n"
+    "  a:\n"
+    "    root: [ \"rate(200) >= 95%\", \"requests >= 15\" ]\n"
+    "  always:\n"
+    "    - alive\n";
+
+Test(run, undelivered_fault_is_inconclusive, .timeout = 60) {
+  write_file("web.yaml", web_service);
+  write_file("s.yaml", web_scenario);
+  struct t_run r;
+  run(&r, "s.yaml", 45000);
+  cr_expect_eq(r.status, 1, "exit %d\n%s%s", r.status, r.out, r.err);
+  cr_expect(strstr(r.out, "INCONCLUSIVE") != NULL, "%s", r.out);
+  cr_expect(strstr(r.out, "fault never delivered: refuse 127.0.0.1:9") != NULL,
+            "%s", r.out);
+  char res[400];
+  snprintf(res, sizeof(res), "%s/result.json", out);
+  cr_expect_eq(access(res, R_OK), 0, "no %s", res);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  t_run_free(&r);
+}
+
+Test(run, target_dying_at_start_is_an_error, .timeout = 60) {
+  write_file("web.yaml", "service: web\n"
+                         "command: \"echo starting; exit 3\"\n"
+                         "ready: { tcp: true, timeout: 10s }\n");
+  write_file("s.yaml", web_scenario);
+  struct t_run r;
+  run(&r, "s.yaml", 45000);
+  cr_expect_eq(r.status, 3, "exit %d\n%s%s", r.status, r.out, r.err);
+  cr_expect(strstr(r.out, "ERROR") != NULL, "%s", r.out);
+  cr_expect(strstr(r.out, "the target exited with status 3 while starting") !=
+                NULL,
+            "%s", r.out);
+  char log[400];
+  snprintf(log, sizeof(log), "%s/web/target.log", out);
+  FILE *f = fopen(log, "r");
+  cr_assert_not_null(f, "no target log at %s", log);
+  char line[64] = "";
+  cr_expect_not_null(fgets(line, sizeof(line), f));
+  fclose(f);
+  cr_expect_str_eq(line, "starting\n");
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  t_run_free(&r);
+}
+
+/* Killed by a signal halfway: faultline ends the target and redis, removes
+ * its files, still writes what it saw, and exits 130. */
+static void interrupted(int sig) {
+  write_file("svc.yaml", "service: web\n"
+                         "command: [/usr/bin/python3, -m, http.server, --bind, "
+                         "127.0.0.1, \"${PORT}\"]\n"
+                         "ready: { tcp: true }\n"
+                         "dependencies:\n"
+                         "  cache: { type: redis }\n");
+  write_file("long.yaml", "scenario: long\n"
+                          "service: svc.yaml\n"
+                          "traffic:\n"
+                          "  root: { request: GET /, rate: 5 }\n"
+                          "timeline:\n"
+                          "  - phase: a\n"
+                          "    duration: 60s\n"
+                          "    faults: [ { kill: cache } ]\n");
+  char path[400], tmpenv[320];
+  snprintf(path, sizeof(path), "%s/long.yaml", dir);
+  snprintf(tmpenv, sizeof(tmpenv), "TMPDIR=%s", tmp);
+  char *argv[] = {T_FAULTLINE, "run", "--out", out, path, NULL};
+  char *env[] = {tmpenv, NULL};
+  struct t_proc p;
+  cr_assert_eq(t_spawn(&p, argv, env, 1), 0);
+  char line[512];
+  cr_assert_eq(t_expect(&p, "target pid", line, sizeof(line), 30000), 0,
+               "the target never started");
+  pid_t target = atoi(strstr(line, "target pid") + 11);
+  cr_assert_eq(t_expect(&p, "traffic for", NULL, 0, 30000), 0);
+  cr_assert(alive(target));
+  kill(p.pid, sig);
+  int st = t_finish(&p, 20000);
+  cr_expect_eq(st, 130, "faultline exited %d after signal %d", st, sig);
+  long long end = t_now_ms() + 5000;
+  while (alive(target) && t_now_ms() < end)
+    usleep(10000);
+  cr_expect(!alive(target), "the target (pid %d) outlived faultline", target);
+  struct t_run r;
+  char *pg[] = {"pgrep", "-f", tmp, NULL};
+  cr_assert_eq(t_run(pg, NULL, NULL, 5000, &r), 0);
+  cr_expect_str_eq(r.out, "", "processes left running from %s", tmp);
+  t_run_free(&r);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  char res[400];
+  snprintf(res, sizeof(res), "%s/result.json", out);
+  cr_expect_eq(access(res, R_OK), 0, "no %s after the signal", res);
+}
+
+Test(run, sigterm_cleans_up, .timeout = 90) { interrupted(SIGTERM); }
+Test(run, sigint_cleans_up, .timeout = 90) { interrupted(SIGINT); }
+
+/* ---- validate ---- */
+
+struct bad_case {
+  const char *text;
+  const char *message; /* after "FILE:" */
+};
+
+static const struct bad_case bad_scenarios[] = {
+    {"scenario: x\nservice: web.yaml\ntraffik: {}\n",
+     "3:1: unknown key 'traffik' in a scenario file (allowed: scenario, "
+     "description, service, seed, traffic, timeline, expect)"},
+    {"scenario: x\ntraffic:\n  a: { request: GET /, rate: 10 }\n"
+     "timeline:\n  - phase: p\n    duration: 3x\n",
+     "6:15: bad duration '3x' for duration (allowed: a number with ms, s or "
+     "m, e.g. 250ms, 2s, 1m)"},
+    {"scenario: x\ntraffic:\n  a: { request: GET /, rate: 10 }\n"
+     "timeline:\n  - phase: p\n    duration: 1s\n"
+     "    faults: [ { refuze: postgres } ]\n",
+     "7:17: unknown fault 'refuze'"},
+    {"scenario: x\ntraffic:\n  a: { request: GET /, rate: 10 }\n"
+     "timeline:\n  - phase: p\n    duration: 1s\n"
+     "expect:\n  q:\n    a: [ \"rate(2xx) >= 9%\" ]\n",
+     "8:3: expectations for phase 'q', which the timeline does not define"},
+    {"scenario: x\ntraffic:\n  a: { request: GET /, rate: 10 }\n"
+     "timeline:\n  - phase: p\n    duration: 1s\n"
+     "expect:\n  p:\n    a: [ \"rate(2xx) >= 105%\" ]\n",
+     "9:24: bad percentage '105%'"},
+    {"scenario: x\ntraffic:\n  a: { request: FETCH /, rate: 10 }\n",
+     "3:17: unknown method 'FETCH'"},
+    {"scenario: x\ntraffic:\n  a: { request: GET /, rate: -1 }\n",
+     "3:30: bad rate '-1' (allowed: a number above 0, e.g. 50)"},
+    {"scenario: [x\n", "not valid YAML"},
+};
+
+Test(run, validate_reports_place_and_reason) {
+  write_file("web.yaml", web_service);
+  for (size_t i = 0; i < sizeof(bad_scenarios) / sizeof(bad_scenarios[0]);
+       i++) {
+    write_file("bad.yaml", bad_scenarios[i].text);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/bad.yaml", dir);
+    char *argv[] = {T_FAULTLINE, "validate", path, NULL};
+    struct t_run r;
+    cr_assert_eq(t_run(argv, NULL, NULL, 10000, &r), 0);
+    cr_expect_eq(r.status, 2, "case %zu: exit %d", i, r.status);
+    cr_expect(strncmp(r.err, path, strlen(path)) == 0 &&
+                  strstr(r.err, bad_scenarios[i].message) != NULL,
+              "case %zu: expected '%s: ...%s', got '%s'", i, path,
+              bad_scenarios[i].message, r.err);
+    t_run_free(&r);
+  }
+}
+
+Test(run, bad_file_runs_nothing) {
+  write_file("web.yaml", web_service);
+  write_file("bad.yaml", "scenario: x\nservice: web.yaml\ntraffic:\n"
+                         "  a: { request: GET /, rate: 10 }\ntimeline:\n"
+                         "  - phase: p\n    duration: 1s\n"
+                         "    faults: [ { kill: nothere } ]\n");
+  struct t_run r;
+  run(&r, "bad.yaml", 10000);
+  cr_expect_eq(r.status, 2);
+  cr_expect(strstr(r.err, "kill needs a managed dependency of service 'web', "
+                          "found 'nothere'") != NULL,
+            "%s", r.err);
+  cr_expect_eq(access(out, F_OK), -1, "an output folder was created");
+  cr_expect_eq(leftovers(), 0);
+  t_run_free(&r);
+}
+
+Test(run, library_validates) {
+  char cmd[2048];
+  snprintf(cmd, sizeof(cmd),
+           "%s validate %s/scenarios/*.yaml %s/scenarios/services/*.yaml",
+           T_FAULTLINE, FL_TEST_SOURCE_DIR, FL_TEST_SOURCE_DIR);
+  char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+  struct t_run r;
+  cr_assert_eq(t_run(argv, NULL, NULL, 20000, &r), 0);
+  cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+  t_run_free(&r);
+}
+
+/* A target that never becomes ready: ERROR at its deadline, and nothing of
+ * the run left behind. */
+Test(run, readiness_deadline_is_an_error, .timeout = 60) {
+  write_file("web.yaml", "service: web\n"
+                         "command: \"exec sleep 600\"\n"
+                         "ready: { tcp: true, timeout: 1s }\n");
+  write_file("s.yaml", web_scenario);
+  struct t_run r;
+  long long t0 = t_now_ms();
+  run(&r, "s.yaml", 45000);
+  cr_expect_eq(r.status, 3, "exit %d\n%s%s", r.status, r.out, r.err);
+  cr_expect(strstr(r.out, "the target was not ready within 1s") != NULL, "%s",
+            r.out);
+  cr_expect_lt(t_now_ms() - t0, 20000, "the deadline was not kept");
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  char *pg[] = {"pgrep", "-x", "-f", "sleep 600", NULL};
+  struct t_run left;
+  cr_assert_eq(t_run(pg, NULL, NULL, 5000, &left), 0);
+  cr_expect_str_eq(left.out, "", "the target outlived the run");
+  t_run_free(&left);
+  t_run_free(&r);
+}
+
+/* A dependency that cannot start (no redis-server on this PATH): ERROR
+ * naming it, the target never started, nothing left behind. */
+Test(run, dependency_failure_is_an_error, .timeout = 60) {
+  write_file("svc.yaml", "service: web\n"
+                         "command: [/usr/bin/python3, -m, http.server, "
+                         "\"${PORT}\"]\n"
+                         "dependencies:\n"
+                         "  cache: { type: redis }\n");
+  write_file("s.yaml", "scenario: s\nservice: svc.yaml\ntraffic:\n"
+                       "  a: { request: GET /, rate: 5 }\ntimeline:\n"
+                       "  - phase: p\n    duration: 1s\n");
+  char path[400], tmpenv[320];
+  snprintf(path, sizeof(path), "%s/s.yaml", dir);
+  snprintf(tmpenv, sizeof(tmpenv), "TMPDIR=%s", tmp);
+  char *argv[] = {T_FAULTLINE, "run", "--out", out, path, NULL};
+  /* setpriv is there (the runner needs it), redis-server is not. */
+  char bin[300], link[320], pathenv[320];
+  snprintf(bin, sizeof(bin), "%s/bin", dir);
+  snprintf(link, sizeof(link), "%s/setpriv", bin);
+  snprintf(pathenv, sizeof(pathenv), "PATH=%s", bin);
+  cr_assert_eq(mkdir(bin, 0755), 0);
+  cr_assert_eq(symlink("/usr/bin/setpriv", link), 0);
+  char *env[] = {tmpenv, pathenv, NULL};
+  struct t_run r;
+  cr_assert_eq(t_run(argv, env, NULL, 30000, &r), 0);
+  cr_expect_eq(r.status, 3, "exit %d\n%s%s", r.status, r.out, r.err);
+  cr_expect(strstr(r.out, "dependency cache did not start") != NULL &&
+                strstr(r.out, "redis-server") != NULL,
+            "%s", r.out);
+  cr_expect(strstr(r.err, "target pid") == NULL, "the target was started");
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  t_run_free(&r);
+}
