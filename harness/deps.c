@@ -117,6 +117,7 @@ struct fl_dep {
   uint64_t deadline;
   uint64_t next_poll;
   int first_start; /* initdb, port retries and setup only then */
+  int removing; /* its folder is being removed off the loop */
   int port_tries;
   int restarting; /* stopping, then start */
   int forced;     /* a graceful stop ran out of time */
@@ -978,6 +979,14 @@ static void dep_freed(uv_handle_t *h) {
     done(arg);
 }
 
+static void dir_removed(void *arg) {
+  struct fl_dep *d = arg;
+  if (d->log_fd >= 0)
+    close(d->log_fd);
+  d->log_fd = -1;
+  uv_close((uv_handle_t *)&d->tick, dep_freed);
+}
+
 static void tick_freeing(struct fl_dep *d, uint64_t now) {
   signal_group(&d->helper_pgid, SIGKILL);
   signal_group(&d->server_pgid, SIGKILL);
@@ -985,13 +994,12 @@ static void tick_freeing(struct fl_dep *d, uint64_t now) {
     return;
   if ((d->helper_pgid != 0 || d->server_pgid != 0) && now < d->deadline)
     return;
+  if (d->removing)
+    return;
+  d->removing = 1;
   if (d->type == FL_DEP_POSTGRES && d->dir[0] != '\0')
     remove_pg_shm(d);
-  fl_rm_tree(d->dir);
-  if (d->log_fd >= 0)
-    close(d->log_fd);
-  d->log_fd = -1;
-  uv_close((uv_handle_t *)&d->tick, dep_freed);
+  fl_rm_tree_async(d->loop, d->dir, dir_removed, d);
 }
 
 static void on_tick(uv_timer_t *t) {

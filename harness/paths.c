@@ -159,3 +159,48 @@ void fl_rm_tree(const char *dir) {
   if (dir[0] != '\0')
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+struct rm_job {
+  uv_work_t work;
+  void (*done)(void *);
+  void *arg;
+  char dir[];
+};
+
+static void rm_job_run(uv_work_t *w) {
+  struct rm_job *j = w->data;
+  fl_rm_tree(j->dir);
+}
+
+static void rm_job_done(uv_work_t *w, int status) {
+  struct rm_job *j = w->data;
+  if (status == UV_ECANCELED)
+    fl_rm_tree(j->dir);
+  if (j->done != NULL)
+    j->done(j->arg);
+  free(j);
+}
+
+int fl_rm_tree_async(uv_loop_t *loop, const char *dir, void (*done)(void *),
+                     void *arg) {
+  size_t len = strlen(dir);
+  struct rm_job *j = malloc(sizeof(*j) + len + 1);
+  if (j == NULL) {
+    fl_rm_tree(dir);
+    if (done != NULL)
+      done(arg);
+    return -ENOMEM;
+  }
+  memcpy(j->dir, dir, len + 1);
+  j->done = done;
+  j->arg = arg;
+  j->work.data = j;
+  int rc = uv_queue_work(loop, &j->work, rm_job_run, rm_job_done);
+  if (rc < 0) {
+    fl_rm_tree(j->dir);
+    if (done != NULL)
+      done(arg);
+    free(j);
+  }
+  return rc;
+}

@@ -3,6 +3,7 @@
 #define FL_PATHS_H
 
 #include <stddef.h>
+#include <uv.h>
 
 /* The shim: $FAULTLINE_PRELOAD, else beside the faultline binary, else in
  * ../lib/faultline/ from it. 0, or FL_ENOSHIM. */
@@ -26,5 +27,13 @@ int fl_free_port(void);
 /* Removes dir and everything under it, without following links; "" is a
  * no-op. Errors are ignored: it is cleanup. */
 void fl_rm_tree(const char *dir);
+
+/* fl_rm_tree on libuv's thread pool, so removing a PostgreSQL cluster (a
+ * thousand files) never stalls the loop that times another scenario's
+ * requests. done(arg), if set, runs on the loop afterwards; the loop stays
+ * alive until then. If the work cannot be queued the tree is removed at
+ * once and done runs before this returns. 0, or -errno. */
+int fl_rm_tree_async(uv_loop_t *loop, const char *dir, void (*done)(void *),
+                     void *arg);
 
 #endif

@@ -799,7 +799,7 @@ static void finish(struct srun *r) {
   if (r->log_fd >= 0)
     close(r->log_fd);
   r->log_fd = -1;
-  fl_rm_tree(r->workdir);
+  fl_rm_tree_async(&r->suite->loop, r->workdir, NULL, NULL);
   if (r->t_end_ns == 0)
     r->t_end_ns = uv_hrtime();
   if (r->result == NULL)

@@ -43,13 +43,13 @@ static const struct expected_failure fragile[] = {
     {"pool-limit", {"outage / items: header(Retry-After) on 503", NULL}},
     {"pool-saturated", {"outage / items: header(Retry-After) on 503", NULL}},
     {"redis-killed", {"outage / profile: rate(2xx) >= 95%", NULL}},
-    {"redis-paused", {"outage / profile: p(99) < 1s", NULL}},
+    {"redis-paused", {"outage / profile: p(99) < 1.5s", NULL}},
     {"fd-exhaustion", {"outage / items: rate(503) >= 50%", NULL}},
     {"disk-full", {"outage / upload: rate(507) >= 95%", NULL}},
     {"db-slow",
-     {"slow / items: p(99) < 1.5s", "slow / items: header(Retry-After) on 503",
+     {"slow / items: p(99) < 2s", "slow / items: header(Retry-After) on 503",
       NULL}},
-    {"redis-stall", {"outage / profile: p(99) < 1s", NULL}},
+    {"redis-stall", {"outage / profile: p(99) < 1.5s", NULL}},
 };
 
 static char dir[256];
