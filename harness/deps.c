@@ -117,7 +117,7 @@ struct fl_dep {
   uint64_t deadline;
   uint64_t next_poll;
   int first_start; /* initdb, port retries and setup only then */
-  int removing; /* its folder is being removed off the loop */
+  int removing;    /* its folder is being removed off the loop */
   int port_tries;
   int restarting; /* stopping, then start */
   int forced;     /* a graceful stop ran out of time */
