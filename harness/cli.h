@@ -6,7 +6,6 @@ int fl_cmd_exec(int argc, char **argv);
 int fl_cmd_inject(int argc, char **argv);
 int fl_cmd_clear(int argc, char **argv);
 int fl_cmd_status(int argc, char **argv);
-int fl_cmd_help(int argc, char **argv);
 int fl_cmd_run(int argc, char **argv);
 int fl_cmd_validate(int argc, char **argv);
 int fl_cmd_report(int argc, char **argv);

@@ -155,12 +155,14 @@ int fl_cmd_status(int argc, char **argv) {
   if (n == 0)
     printf("no active rules\n");
   else
-    printf("%-5s %-10s %-10s %-6s %s\n", "RULE", "MATCHED", "INJECTED", "OPEN",
-           "SPEC");
+    printf("%-5s %-10s %-10s %-6s %-12s %s\n", "RULE", "MATCHED", "INJECTED",
+           "OPEN", "BYTES", "SPEC");
+  /* BYTES: what the proxy held back (latency, bandwidth, slicer, stall). */
   for (int i = 0; i < n; i++)
-    printf("%-5" PRIu32 " %-10" PRIu64 " %-10" PRIu64 " %-6" PRId32 " %s\n",
+    printf("%-5" PRIu32 " %-10" PRIu64 " %-10" PRIu64 " %-6" PRId32
+           " %-12" PRIu64 " %s\n",
            views[i].rule.id, views[i].matched, views[i].injected, views[i].open,
-           views[i].rule.spec);
+           views[i].bytes, views[i].rule.spec);
   if (events > 0) {
     static struct fl_event_view ev[FL_RING_SIZE];
     uint64_t since = 0;

@@ -188,25 +188,3 @@ void fl_usage(const char *cmd) {
     text = faults_help;
   fputs(text, stdout);
 }
-
-int fl_cmd_help(int argc, char **argv) {
-  if (argc < 2) {
-    fl_usage(NULL);
-    return FL_EXIT_OK;
-  }
-  if (strcmp(argv[1], "report") == 0) {
-    char *args[] = {"report", "--help", NULL};
-    return fl_cmd_report(2, args);
-  }
-  const char *topics[] = {"run",   "validate", "exec",  "inject",
-                          "clear", "status",   "faults"};
-  for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
-    if (strcmp(argv[1], topics[i]) == 0) {
-      fl_usage(topics[i]);
-      return FL_EXIT_OK;
-    }
-  fl_say("help: unknown topic '%s' (allowed: run, validate, report, exec, "
-         "inject, clear, status, faults)",
-         argv[1]);
-  return FL_EXIT_USAGE;
-}

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "errors.h"
 
@@ -23,6 +24,27 @@ static int is_file(const char *p) {
   return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+int fl_find_beside(const char *name, char *out, size_t size) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0)
+    return -ENOENT;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash == NULL)
+    return -ENOENT;
+  *slash = '\0';
+  const char *where[] = {"%s/%s", "%s/../lib/faultline/%s"};
+  for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+    char cand[PATH_MAX], real[PATH_MAX];
+    snprintf(cand, sizeof(cand), where[i], exe, name);
+    if (is_file(cand) && realpath(cand, real) != NULL &&
+        (size_t)snprintf(out, size, "%s", real) < size)
+      return 0;
+  }
+  return -ENOENT;
+}
+
 int fl_find_shim(char *out, size_t size) {
   const char *env = getenv("FAULTLINE_PRELOAD");
   if (env != NULL && env[0] != '\0') {
@@ -30,23 +52,7 @@ int fl_find_shim(char *out, size_t size) {
       return FL_ENOSHIM;
     return 0;
   }
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n <= 0)
-    return FL_ENOSHIM;
-  exe[n] = '\0';
-  char *slash = strrchr(exe, '/');
-  if (slash == NULL)
-    return FL_ENOSHIM;
-  *slash = '\0';
-  const char *where[] = {"%s/" SHIM_NAME, "%s/../lib/faultline/" SHIM_NAME};
-  for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
-    char cand[PATH_MAX];
-    snprintf(cand, sizeof(cand), where[i], exe);
-    if (is_file(cand) && realpath(cand, out) != NULL && strlen(out) < size)
-      return 0;
-  }
-  return FL_ENOSHIM;
+  return fl_find_beside(SHIM_NAME, out, size) == 0 ? 0 : FL_ENOSHIM;
 }
 
 int fl_find_program(const char *cmd, char *out, size_t size) {

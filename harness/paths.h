@@ -3,11 +3,16 @@
 #define FL_PATHS_H
 
 #include <stddef.h>
-#include <uv.h>
+
+struct uv_loop_s;
 
 /* The shim: $FAULTLINE_PRELOAD, else beside the faultline binary, else in
  * ../lib/faultline/ from it. 0, or FL_ENOSHIM. */
 int fl_find_shim(char *out, size_t size);
+
+/* A file of ours installed with the faultline binary: beside the running
+ * executable, else in ../lib/faultline/ from it. 0, or -ENOENT. */
+int fl_find_beside(const char *name, char *out, size_t size);
 
 /* `cmd` as execvp would find it. 0, or -ENOENT. */
 int fl_find_program(const char *cmd, char *out, size_t size);
@@ -33,7 +38,7 @@ void fl_rm_tree(const char *dir);
  * requests. done(arg), if set, runs on the loop afterwards; the loop stays
  * alive until then. If the work cannot be queued the tree is removed at
  * once and done runs before this returns. 0, or -errno. */
-int fl_rm_tree_async(uv_loop_t *loop, const char *dir, void (*done)(void *),
-                     void *arg);
+int fl_rm_tree_async(struct uv_loop_s *loop, const char *dir,
+                     void (*done)(void *), void *arg);
 
 #endif

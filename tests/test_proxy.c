@@ -216,6 +216,25 @@ Test(proxy, latency_asyncio) {
                (unsigned long)v.injected);
   cr_expect_geq(v.bytes, 6 * 7, "bytes delayed: %lu, want 6 +PONG replies",
                 (unsigned long)v.bytes);
+  /* `faultline status` shows the same counts, BYTES among them. */
+  char *st[] = {T_FAULTLINE, "status", "--control", ctl, "--events", "0", NULL};
+  struct t_run r;
+  cr_assert_eq(t_run(st, NULL, NULL, STEP_MS, &r), 0);
+  cr_assert(strstr(r.out, "BYTES") != NULL, "%s", r.out);
+  unsigned long matched = 0, injected = 0, bytes = 0;
+  int open = 0, found = 0;
+  for (char *line = strtok(r.out, "\n"); line != NULL;
+       line = strtok(NULL, "\n")) {
+    int rid;
+    if (sscanf(line, "%d %lu %lu %d %lu", &rid, &matched, &injected, &open,
+               &bytes) == 5 &&
+        rid == id)
+      found = 1;
+  }
+  t_run_free(&r);
+  cr_assert(found, "rule %d is not in faultline status", id);
+  cr_expect_eq(injected, 2);
+  cr_expect_geq(bytes, 6 * 7, "status BYTES %lu", bytes);
   clear(id);
   double after = ok_ms(ask("ping a"), "ping a after clear");
   cr_expect_lt(after, ms / 2, "PING took %.1f ms after the latency was cleared",

@@ -514,7 +514,8 @@ static char *status_output(void) {
   return out;
 }
 
-/* The MATCHED, INJECTED and OPEN columns of the rule whose spec is `spec`. */
+/* The MATCHED, INJECTED and OPEN columns of the rule whose spec is `spec`
+ * (BYTES, the proxy's, is skipped). */
 static void status_counts(const char *out, const char *spec, long *matched,
                           long *injected, long *open) {
   const char *p = out;
@@ -524,7 +525,7 @@ static void status_counts(const char *out, const char *spec, long *matched,
     char line[512], s[300];
     long id;
     snprintf(line, sizeof(line), "%.*s", (int)n, p);
-    if (sscanf(line, "%ld %ld %ld %ld %299s", &id, matched, injected, open,
+    if (sscanf(line, "%ld %ld %ld %ld %*d %299s", &id, matched, injected, open,
                s) == 5 &&
         strcmp(s, spec) == 0)
       return;
