@@ -6,6 +6,7 @@ int fl_cmd_exec(int argc, char **argv);
 int fl_cmd_inject(int argc, char **argv);
 int fl_cmd_clear(int argc, char **argv);
 int fl_cmd_status(int argc, char **argv);
+int fl_cmd_list(int argc, char **argv);
 int fl_cmd_run(int argc, char **argv);
 int fl_cmd_validate(int argc, char **argv);
 int fl_cmd_report(int argc, char **argv);

@@ -18,10 +18,8 @@
 #include "run.h"
 #include "scenario.h"
 
-static int write_one(const char *out_dir, const char *name, json_t *result,
-                     int (*render)(const json_t *, FILE *)) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/%s", out_dir, name);
+static int write_file(const char *path, json_t *result,
+                      int (*render)(const json_t *, FILE *)) {
   FILE *f = fopen(path, "w");
   if (f == NULL) {
     fl_say("cannot write %s: %s", path, strerror(errno));
@@ -30,6 +28,42 @@ static int write_one(const char *out_dir, const char *name, json_t *result,
   int rc = render(result, f);
   if (fclose(f) != 0 || rc != 0) {
     fl_say("cannot write %s", path);
+    return -1;
+  }
+  return 0;
+}
+
+static int write_one(const char *out_dir, const char *name, json_t *result,
+                     int (*render)(const json_t *, FILE *)) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/%s", out_dir, name);
+  return write_file(path, result, render);
+}
+
+/* --json and --junit are checked before the run, not after minutes of it:
+ * their folder must exist and be writable. */
+static int check_writable(const char *flag, const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == dir)
+    slash[1] = '\0';
+  else
+    *slash = '\0';
+  struct stat st;
+  if (path[0] == '\0' || path[strlen(path) - 1] == '/') {
+    fl_say("bad %s '%s' (allowed: a file path)", flag, path);
+    return -1;
+  }
+  const char *why = NULL;
+  if (stat(dir, &st) != 0 || access(dir, W_OK) != 0)
+    why = strerror(errno);
+  else if (!S_ISDIR(st.st_mode))
+    why = strerror(ENOTDIR);
+  if (why != NULL) {
+    fl_say("cannot write %s %s: %s", flag, path, why);
     return -1;
   }
   return 0;
@@ -58,6 +92,20 @@ static int write_result(const char *out_dir, json_t *result) {
   return bad ? -1 : 0;
 }
 
+/* The copies asked for with --json and --junit. */
+static int write_extra(const char *json, const char *junit, json_t *result) {
+  int bad = 0;
+  if (json != NULL && (bad |= write_file(json, result, dump_json)) == 0)
+    fprintf(stderr, "faultline: wrote %s\n", json);
+  if (junit != NULL) {
+    int rc = write_file(junit, result, fl_report_junit);
+    if (rc == 0)
+      fprintf(stderr, "faultline: wrote %s\n", junit);
+    bad |= rc;
+  }
+  return bad ? -1 : 0;
+}
+
 int fl_cmd_run(int argc, char **argv) {
   static const struct option longs[] = {
       {"out", required_argument, NULL, 'o'},
@@ -65,9 +113,12 @@ int fl_cmd_run(int argc, char **argv) {
       {"jobs", required_argument, NULL, 'j'},
       {"seed", required_argument, NULL, 'S'},
       {"quiet", no_argument, NULL, 'q'},
+      {"json", required_argument, NULL, 'J'},
+      {"junit", required_argument, NULL, 'U'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   struct fl_run_opts o = {.out_dir = "out", .jobs = 1};
+  const char *json = NULL, *junit = NULL;
   opterr = 0;
   optind = 1;
   int c;
@@ -99,6 +150,16 @@ int fl_cmd_run(int argc, char **argv) {
     case 'q':
       o.quiet = 1;
       break;
+    case 'J':
+      json = optarg;
+      if (check_writable("--json", json) != 0)
+        return FL_EXIT_USAGE;
+      break;
+    case 'U':
+      junit = optarg;
+      if (check_writable("--junit", junit) != 0)
+        return FL_EXIT_USAGE;
+      break;
     case 'h':
       fl_usage("run");
       return FL_EXIT_OK;
@@ -122,7 +183,8 @@ int fl_cmd_run(int argc, char **argv) {
     return rc == FL_EBADSCENARIO || rc == -ENOENT ? FL_EXIT_USAGE : FL_EXIT_ENV;
   }
   int status = FL_EXIT_OK;
-  if (write_result(o.out_dir, result) != 0)
+  if (write_result(o.out_dir, result) != 0 ||
+      write_extra(json, junit, result) != 0)
     status = FL_EXIT_ENV;
   const char *nc = getenv("NO_COLOR");
   fl_report_summary(result, stdout,

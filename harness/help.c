@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "errors.h"
+#include "faultline/control.h"
 
 static const char general[] =
     "usage: faultline COMMAND [OPTIONS]\n"
@@ -17,6 +18,7 @@ static const char general[] =
     "  inject   add faults to a running exec\n"
     "  clear    remove faults from a running exec\n"
     "  status   show faults, their counters and recent injections\n"
+    "  list     every fault and expectation form, one line each\n"
     "  help     this text; 'faultline help faults' for the fault grammar\n"
     "\n"
     "Exit status: 0 success, 1 failed expectation, 2 bad usage or input,\n"
@@ -24,8 +26,9 @@ static const char general[] =
     "the command's own status (128+N when killed by signal N).\n";
 
 static const char run_usage[] =
-    "usage: faultline run [--service FILE] [--out DIR] [--jobs N] [--seed N]\n"
-    "                     [--quiet] SCENARIO.yaml...\n"
+    "usage: faultline run [--service FILE] [--out DIR] [--json FILE]\n"
+    "                     [--junit FILE] [--jobs N] [--seed N] [--quiet]\n"
+    "                     SCENARIO.yaml...\n"
     "\n"
     "Starts each scenario's dependencies (a throwaway PostgreSQL, a Redis)\n"
     "and its target under the shim, sends the scenario's traffic through its\n"
@@ -37,6 +40,8 @@ static const char run_usage[] =
     "\n"
     "  --service FILE  run every scenario against this service file\n"
     "  --out DIR       where results go (default: out)\n"
+    "  --json FILE     also write the result (result.json) to FILE\n"
+    "  --junit FILE    also write the JUnit XML (junit.xml) to FILE\n"
     "  --jobs N        scenarios run at once (default 1)\n"
     "  --seed N        seed for p= decisions (default: each scenario's own)\n"
     "  --quiet         no progress lines, only the summary\n";
@@ -187,4 +192,83 @@ void fl_usage(const char *cmd) {
   else if (strcmp(cmd, "faults") == 0)
     text = faults_help;
   fputs(text, stdout);
+}
+
+/* What each shim and proxy action is aimed at, for `faultline list`. */
+static const char *target_kind(const char *action) {
+  static const struct {
+    const char *action, *target;
+  } kinds[] = {
+      {"dns", "host name (glob)"}, {"exhaust", "sockets|files|fds"},
+      {"enospc", "path glob"},     {"eio", "path glob"},
+      {"redirect", NULL}, /* the runner's own plumbing, not a fault */
+  };
+  for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+    if (strcmp(action, kinds[i].action) == 0)
+      return kinds[i].target;
+  return "dependency or host:port";
+}
+
+int fl_cmd_list(int argc, char **argv) {
+  (void)argv;
+  if (argc > 1) {
+    fl_say("list takes no arguments (see faultline help)");
+    return FL_EXIT_USAGE;
+  }
+  static const struct {
+    const char *name, *text;
+  } actions[] = {
+#define FL_X_LIST(name, text, help) {text, help},
+      FL_ACTIONS(FL_X_LIST)
+#undef FL_X_LIST
+  };
+  puts("Faults: in a scenario '{ ACTION: TARGET, option: value }'; with "
+       "'faultline inject' ACTION@TARGET,option=value ('faultline help "
+       "faults')");
+  for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+    const char *kind = target_kind(actions[i].name);
+    if (kind != NULL)
+      printf("  %-11s %-24s %s\n", actions[i].name, kind, actions[i].text);
+  }
+  puts("Process faults: in a scenario only, on a managed dependency");
+  static const char *const process[][2] = {
+      {"kill", "SIGKILL the server; started again when the fault ends"},
+      {"stop", "stop it cleanly; started again when the fault ends"},
+      {"pause", "SIGSTOP (a real hang); SIGCONT when the fault ends"},
+      {"restart", "stop it cleanly and start it again"},
+      {"saturate", "postgres: hold every connection slot; released at the end"},
+  };
+  for (size_t i = 0; i < sizeof(process) / sizeof(process[0]); i++)
+    printf("  %-11s %-24s %s\n", process[i][0], "dependency", process[i][1]);
+  puts("Fault timing: at: DURATION|start, until: DURATION, every: DURATION");
+  puts("");
+  puts("Expectations: under a phase name or 'always' (scenarios/README.md)");
+  puts("  per endpoint:");
+  static const char *const endpoint[][2] = {
+      {"rate(CLASS) OP N%", "share of the requests in CLASS"},
+      {"header(NAME) on CLASS", "every CLASS response has a valid NAME"},
+      {"p(N) OP DURATION", "latency percentile (nearest rank)"},
+      {"max OP DURATION", "the slowest request"},
+      {"within timeout", "no request outlived its timeout"},
+      {"requests OP N", "how many were sent"},
+      {"recovers(rate(CLASS) OP N%) within DURATION",
+       "the rate holds every second from then on"},
+  };
+  for (size_t i = 0; i < sizeof(endpoint) / sizeof(endpoint[0]); i++)
+    printf("    %-45s %s\n", endpoint[i][0], endpoint[i][1]);
+  puts("  for the target:");
+  static const char *const target[][2] = {
+      {"alive", "running to the end"},
+      {"no crash", "not killed by a signal"},
+      {"no restart", "the same process throughout"},
+      {"fds <= baseline + N", "open fds against the first phase's mean"},
+      {"rss <= baseline + NMB", "resident memory, likewise"},
+      {"fault(NAME) hit >= N", "a fault delivered (NAME: action, target or "
+                               "both)"},
+  };
+  for (size_t i = 0; i < sizeof(target) / sizeof(target[0]); i++)
+    printf("    %-45s %s\n", target[i][0], target[i][1]);
+  puts("  CLASS: 503, 2xx, 5xx, error, refused, reset, timeout; "
+       "OP: < <= > >= == !=");
+  return FL_EXIT_OK;
 }

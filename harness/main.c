@@ -59,7 +59,7 @@ static const struct {
 } commands[] = {
     {"exec", fl_cmd_exec},   {"inject", fl_cmd_inject},
     {"clear", fl_cmd_clear}, {"status", fl_cmd_status},
-    {"help", help},
+    {"list", fl_cmd_list},   {"help", help},
 };
 
 static const char *const runner_commands[] = {"run", "validate", "report"};
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, runner_commands[i]) == 0)
       return exec_runner(argv);
   fl_say("unknown command '%s' (allowed: run, validate, report, exec, inject, "
-         "clear, status, help)",
+         "clear, status, list, help)",
          cmd);
   return FL_EXIT_USAGE;
 }

@@ -100,6 +100,131 @@ Test(run, undelivered_fault_is_inconclusive, .timeout = 60) {
   t_run_free(&r);
 }
 
+/* --json and --junit: copies where CI wants them, beside the usual ones;
+ * a path that cannot be written is refused before anything runs. */
+Test(run, json_and_junit_copies, .timeout = 60) {
+  write_file("web.yaml", web_service);
+  write_file("s.yaml", web_scenario);
+  char path[400], json[400], junit[400], tmpenv[320];
+  snprintf(path, sizeof(path), "%s/s.yaml", dir);
+  snprintf(json, sizeof(json), "%s/ci-result.json", dir);
+  snprintf(junit, sizeof(junit), "%s/ci-junit.xml", dir);
+  snprintf(tmpenv, sizeof(tmpenv), "TMPDIR=%s", tmp);
+  char *env[] = {tmpenv, NULL};
+  char *bad[] = {T_FAULTLINE,           "run", "--out", out, "--json",
+                 "/nonexistent/r.json", path,  NULL};
+  struct t_run r;
+  cr_assert_eq(t_run(bad, env, NULL, 10000, &r), 0);
+  cr_expect_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+  cr_expect(strstr(r.err, "cannot write --json /nonexistent/r.json: No such "
+                          "file or directory") != NULL,
+            "%s", r.err);
+  cr_expect_eq(access(out, F_OK), -1, "it ran anyway");
+  t_run_free(&r);
+
+  char *argv[] = {T_FAULTLINE, "run",     "--out", out,  "--json",
+                  json,        "--junit", junit,   path, NULL};
+  cr_assert_eq(t_run(argv, env, NULL, 45000, &r), 0);
+  cr_expect_eq(r.status, 1, "exit %d\n%s%s", r.status, r.out, r.err);
+  t_run_free(&r);
+  /* The copies are the same documents as those in the output folder. */
+  const char *pairs[][2] = {{json, "result.json"}, {junit, "junit.xml"}};
+  for (size_t i = 0; i < 2; i++) {
+    char theirs[450], cmd[1000];
+    snprintf(theirs, sizeof(theirs), "%s/%s", out, pairs[i][1]);
+    snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", pairs[i][0], theirs);
+    cr_expect_eq(system(cmd), 0, "%s differs from %s", pairs[i][0], theirs);
+  }
+  FILE *f = fopen(junit, "r");
+  cr_assert_not_null(f);
+  char head[256] = "";
+  cr_expect_gt(fread(head, 1, sizeof(head) - 1, f), 0);
+  fclose(f);
+  cr_expect(strstr(head, "<testsuites") != NULL, "%s", head);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+}
+
+/* Every form `faultline list` shows, filled in, is a valid expectation. */
+Test(run, list_forms_validate) {
+  char *argv[] = {T_FAULTLINE, "list", NULL};
+  struct t_run r;
+  cr_assert_eq(t_run(argv, NULL, NULL, 10000, &r), 0);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  static const char *const actions[] = {"refuse",   "latency", "down",  "kill",
+                                        "saturate", "dns",     "enospc"};
+  for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+    char needle[32];
+    snprintf(needle, sizeof(needle), "\n  %s ", actions[i]);
+    cr_expect(strstr(r.out, needle) != NULL, "no %s in:\n%s", actions[i],
+              r.out);
+  }
+  /* Endpoint forms, then target forms: "    FORM   what it means". */
+  char endpoint[2048] = "", target[2048] = "";
+  char *section = NULL;
+  int forms = 0;
+  for (char *line = strtok(r.out, "\n"); line != NULL;
+       line = strtok(NULL, "\n")) {
+    if (strstr(line, "per endpoint:") != NULL)
+      section = endpoint;
+    else if (strstr(line, "for the target:") != NULL)
+      section = target;
+    if (section == NULL || strncmp(line, "    ", 4) != 0)
+      continue;
+    char form[128], filled[160] = "";
+    size_t len = 0;
+    char *gap = strstr(line + 4, "  ");
+    snprintf(form, sizeof(form), "%.*s", gap ? (int)(gap - line - 4) : 100,
+             line + 4);
+    /* Placeholders, longest first so N does not eat N% or NMB. */
+    static const char *const subst[][2] = {
+        {"header(NAME)", "header(Retry-After)"},
+        {"fault(NAME)", "fault(refuse)"},
+        {"CLASS", "503"},
+        {"OP", ">="},
+        {"DURATION", "2s"},
+        {"N%", "50%"},
+        {"NMB", "50MB"},
+        {"p(N)", "p(99)"},
+        {"N", "1"}};
+    for (char *p = form; *p != '\0';) {
+      size_t k = 0;
+      while (k < sizeof(subst) / sizeof(subst[0]) &&
+             strncmp(p, subst[k][0], strlen(subst[k][0])) != 0)
+        k++;
+      if (k < sizeof(subst) / sizeof(subst[0])) {
+        len += (size_t)snprintf(filled + len, sizeof(filled) - len, "%s",
+                                subst[k][1]);
+        p += strlen(subst[k][0]);
+      } else {
+        filled[len++] = *p++;
+        filled[len] = '\0';
+      }
+    }
+    snprintf(section + strlen(section), 2048 - strlen(section),
+             section == endpoint ? "      - \"%s\"\n" : "    - \"%s\"\n",
+             filled);
+    forms++;
+  }
+  t_run_free(&r);
+  cr_assert_eq(forms, 13, "found %d forms", forms);
+  char scenario[6000];
+  snprintf(scenario, sizeof(scenario),
+           "scenario: forms\nservice: web.yaml\ntraffic:\n"
+           "  root: { request: GET /, rate: 5 }\n"
+           "timeline:\n  - phase: a\n    duration: 1s\n"
+           "    faults: [ { refuse: \"127.0.0.1:9\" } ]\n"
+           "expect:\n  a:\n    root:\n%s  always:\n%s",
+           endpoint, target);
+  write_file("web.yaml", web_service);
+  write_file("forms.yaml", scenario);
+  char path[400];
+  snprintf(path, sizeof(path), "%s/forms.yaml", dir);
+  char *val[] = {T_FAULTLINE, "validate", path, NULL};
+  cr_assert_eq(t_run(val, NULL, NULL, 10000, &r), 0);
+  cr_expect_eq(r.status, 0, "%s\n%s", scenario, r.err);
+  t_run_free(&r);
+}
+
 Test(run, target_dying_at_start_is_an_error, .timeout = 60) {
   write_file("web.yaml", "service: web\n"
                          "command: \"echo starting; exit 3\"\n"
