@@ -541,3 +541,19 @@ Test(cli, help_faults_mentions_every_action, .timeout = 30) {
   ASSERT_STATUS(2);
   ASSERT_ERR_HAS("unknown command 'explode'");
 }
+
+/* faultline alone (faultline-run not installed beside it): the scenario
+ * commands say what is missing instead of failing obscurely. */
+Test(cli, runner_missing_is_named, .timeout = 30) {
+  char copy[300], cmd[700];
+  in_dir(copy, sizeof(copy), "faultline");
+  snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", T_FAULTLINE, copy);
+  cr_assert_eq(system(cmd), 0);
+  char *argv[] = {copy, "validate", "x.yaml", NULL};
+  run_env(NULL, argv);
+  ASSERT_STATUS(3);
+  ASSERT_ERR_HAS("cannot find faultline-run beside the faultline program");
+  char *list[] = {copy, "list", NULL};
+  run_env(NULL, list);
+  ASSERT_STATUS(0); /* the light commands need nothing else */
+}
