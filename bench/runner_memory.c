@@ -559,30 +559,15 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long runs = -1, conns = 1000;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-    int rc = 0;
-    if (ch == 'q')
-      o->quick = 1;
-    else if (ch == 'c')
-      rc = bench_parse_long(optarg, "--conns", 20, 10000, &conns);
-    else if (ch == 'r')
-      rc = bench_parse_long(optarg, "--runs", 1, MAX_RUNS, &runs);
-    else if (ch == 'o')
-      o->out = optarg;
-    else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
-      return -1;
-    }
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) >
+         0) {
+    int rc = ch == 'c' ? bench_parse_long(optarg, "--conns", 20, 10000, &conns)
+                       : bench_parse_long(optarg, "--runs", 1, MAX_RUNS, &runs);
     if (rc != 0)
       return -1;
   }
-  if (optind < argc) {
-    bench_say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->conns = (int)conns;
   o->runs = (int)(runs > 0 ? runs : o->quick ? 1 : 5);
   return 0;

@@ -453,28 +453,15 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long runs = -1;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-    if (ch == 'q') {
-      o->quick = 1;
-    } else if (ch == 'r') {
-      if (bench_parse_long(optarg, "--runs", 1, MAX_RUNS, &runs) != 0)
-        return -1;
-    } else if (ch == 's') {
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) >
+         0) {
+    if (ch == 's')
       o->service = optarg;
-    } else if (ch == 'o') {
-      o->out = optarg;
-    } else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
+    else if (bench_parse_long(optarg, "--runs", 1, MAX_RUNS, &runs) != 0)
       return -1;
-    }
   }
-  if (optind < argc) {
-    bench_say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->runs = (int)(runs > 0 ? runs : o->quick ? 1 : 5);
   return 0;
 }

@@ -999,11 +999,10 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long rounds = -1, requests = -1, iters = -1, py = -1;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) >
+         0) {
     int rc = 0;
-    if (ch == 'q')
-      o->quick = 1;
-    else if (ch == 'r')
+    if (ch == 'r')
       rc = bench_parse_long(optarg, "--rounds", 1, MAX_ROUNDS, &rounds);
     else if (ch == 'n')
       rc = bench_parse_long(optarg, "--requests", 1000, 100000000, &requests);
@@ -1011,22 +1010,11 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
       rc = bench_parse_long(optarg, "--micro-iters", 1000, 1000000000, &iters);
     else if (ch == 'p')
       rc = bench_parse_long(optarg, "--py-requests", 1000, 100000000, &py);
-    else if (ch == 'o')
-      o->out = optarg;
-    else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
-      return -1;
-    }
     if (rc != 0)
       return -1;
   }
-  if (optind < argc) {
-    bench_say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->rounds = (int)(rounds > 0 ? rounds : o->quick ? 1 : 5);
   o->requests = requests > 0 ? requests : o->quick ? 10000 : 100000;
   o->micro_iters = iters > 0 ? iters : o->quick ? 20000 : 200000;

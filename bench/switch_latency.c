@@ -592,26 +592,11 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long switches = -1;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-    if (ch == 'q') {
-      o->quick = 1;
-    } else if (ch == 's') {
-      if (bench_parse_long(optarg, "--switches", 1, MAX_SWITCHES, &switches))
-        return -1;
-    } else if (ch == 'o') {
-      o->out = optarg;
-    } else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) > 0)
+    if (bench_parse_long(optarg, "--switches", 1, MAX_SWITCHES, &switches))
       return -1;
-    }
-  }
-  if (optind < argc) {
-    bench_say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->switches = (int)(switches > 0 ? switches : o->quick ? 20 : 200);
   return 0;
 }

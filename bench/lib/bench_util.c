@@ -50,6 +50,31 @@ void bench_cmdline(int argc, char **argv, char *out, size_t size) {
                             i == 0 ? prog : argv[i]);
 }
 
+int bench_getopt(int argc, char **argv, const struct option *longs,
+                 void (*usage)(FILE *f), int *quick, const char **out) {
+  for (;;) {
+    int ch = getopt_long(argc, argv, "", longs, NULL);
+    if (ch == 'q') {
+      *quick = 1;
+    } else if (ch == 'o') {
+      *out = optarg;
+    } else if (ch == 'h') {
+      usage(stdout);
+      exit(0);
+    } else if (ch == '?' || ch == ':') {
+      usage(stderr);
+      return -EINVAL;
+    } else if (ch != -1) {
+      return ch;
+    } else if (optind < argc) {
+      bench_say("unexpected argument '%s'", argv[optind]);
+      return -EINVAL;
+    } else {
+      return 0;
+    }
+  }
+}
+
 int bench_parse_long(const char *arg, const char *opt, long min, long max,
                      long *out) {
   char *end;

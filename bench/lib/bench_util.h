@@ -5,11 +5,13 @@
  *
  * It is not part of faultline's API (hence bench_, not fl_): only the
  * fl-bench-* programs link it. Functions that return int return 0 or a
- * negative errno unless they say otherwise; none of them exits.
+ * negative errno unless they say otherwise; only bench_getopt() exits (on
+ * --help).
  */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -27,6 +29,14 @@ void bench_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The command line as the report shows it: the program's name, then its
  * arguments (argv[0] is left out: the build folder is not of interest). */
 void bench_cmdline(int argc, char **argv, char *out, size_t size);
+
+/* getopt_long() over the options in longs, doing what every benchmark's
+ * options share: 'q' (--quick) sets *quick, 'o' (--out FILE) sets *out,
+ * 'h' (--help) prints usage to stdout and exits 0, an unknown option or a
+ * missing argument prints usage to stderr, an operand is refused. Returns
+ * the caller's next option (its val, > 0), 0 at the end, or -EINVAL. */
+int bench_getopt(int argc, char **argv, const struct option *longs,
+                 void (*usage)(FILE *f), int *quick, const char **out);
 
 /* A whole decimal number from min to max in *out; otherwise says
  * "OPT wants a number from MIN to MAX, not 'ARG'" and returns -EINVAL. */
