@@ -237,33 +237,6 @@ static int socat_argv(int port, char *buf, const char **argv) {
 
 /* ---- the workload ------------------------------------------------- */
 
-/* "SET","rps","avg","min","p50","p95","p99","max" lines of --csv. */
-static int parse_csv(const char *out, double fig[TEST_COUNT][FIG_COUNT]) {
-  int found = 0;
-  for (const char *line = out; line != NULL && *line != '\0';) {
-    char name[16];
-    double rps, avg, min, p50, p95, p99;
-    if (sscanf(line,
-               "\"%15[^\"]\",\"%lf\",\"%lf\",\"%lf\",\"%lf\",\"%lf\",\"%lf\"",
-               name, &rps, &avg, &min, &p50, &p95, &p99) == 7 &&
-        rps > 0)
-      for (int t = 0; t < TEST_COUNT; t++)
-        if (strcmp(name, test_names[t]) == 0) {
-          fig[t][FIG_RPS] = rps;
-          fig[t][FIG_P50] = p50;
-          fig[t][FIG_P99] = p99;
-          found |= 1 << t;
-        }
-    line = strchr(line, '\n');
-    line = line != NULL ? line + 1 : NULL;
-  }
-  if (found != (1 << TEST_COUNT) - 1) {
-    bench_say("redis-benchmark printed no SET and GET figures:\n%s", out);
-    return -1;
-  }
-  return 0;
-}
-
 static int bench_run(enum cfg c, int mode, long requests, int round) {
   char port[16], n[32], pipeline[8], out[4096];
   snprintf(port, sizeof(port), "%d", g.port[c]);
@@ -274,14 +247,16 @@ static int bench_run(enum cfg c, int mode, long requests, int round) {
                         "-t", "set,get", "-n", n, "-c", CLIENTS,
                         "-P", pipeline, "--csv", NULL};
   // clang-format on
-  double fig[TEST_COUNT][FIG_COUNT];
+  struct bench_redis_fig fig[TEST_COUNT];
   int timeout = 60 + (int)(TEST_COUNT * requests / 2000);
   if (run_capture(argv, out, sizeof(out), timeout) != 0 ||
-      parse_csv(out, fig) != 0)
+      bench_redis_csv(out, test_names, TEST_COUNT, 1, fig) != 0)
     return -1;
-  for (int t = 0; t < TEST_COUNT; t++)
-    for (int f = 0; f < FIG_COUNT; f++)
-      samples[mode][t][c][f][round] = fig[t][f];
+  for (int t = 0; t < TEST_COUNT; t++) {
+    samples[mode][t][c][FIG_RPS][round] = fig[t].rps;
+    samples[mode][t][c][FIG_P50][round] = fig[t].p50;
+    samples[mode][t][c][FIG_P99][round] = fig[t].p99;
+  }
   return 0;
 }
 

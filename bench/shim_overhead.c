@@ -438,28 +438,6 @@ static int start_redis(void) {
 
 /* ---- the redis workload ------------------------------------------ */
 
-/* Reads "SET","12345.67",... lines of redis-benchmark --csv. */
-static int parse_csv(const char *out, double rps[TEST_COUNT]) {
-  int found = 0;
-  for (const char *line = out; line != NULL && *line != '\0';) {
-    char name[16];
-    double v;
-    if (sscanf(line, "\"%15[^\"]\",\"%lf\"", name, &v) == 2 && v > 0)
-      for (int t = 0; t < TEST_COUNT; t++)
-        if (strcmp(name, test_names[t]) == 0) {
-          rps[t] = v;
-          found |= 1 << t;
-        }
-    line = strchr(line, '\n');
-    line = line != NULL ? line + 1 : NULL;
-  }
-  if (found != (1 << TEST_COUNT) - 1) {
-    bench_say("redis-benchmark printed no SET and GET figures:\n%s", out);
-    return -1;
-  }
-  return 0;
-}
-
 /* One redis-benchmark run of SET then GET in configuration c: the
  * throughput of each and the client's CPU seconds for the whole run. */
 static int redis_run(enum cfg c, int mode, long requests,
@@ -487,7 +465,12 @@ static int redis_run(enum cfg c, int mode, long requests,
   int timeout = 60 + (int)(TEST_COUNT * requests / 5000);
   if (run_capture(argv, g.env[c], out, sizeof(out), timeout, cpu_s) != 0)
     return -1;
-  return parse_csv(out, rps);
+  struct bench_redis_fig fig[TEST_COUNT];
+  if (bench_redis_csv(out, test_names, TEST_COUNT, 0, fig) != 0)
+    return -1;
+  for (int t = 0; t < TEST_COUNT; t++)
+    rps[t] = fig[t].rps;
+  return 0;
 }
 
 static void redis_version(void) {

@@ -446,6 +446,33 @@ int bench_redis_pong(int port) {
   return ok;
 }
 
+int bench_redis_csv(const char *out, const char *const names[], int n,
+                    int latency, struct bench_redis_fig fig[]) {
+  unsigned found = 0;
+  for (const char *line = out; line != NULL && *line != '\0';) {
+    char name[16];
+    double rps, avg, min, p50 = NAN, p95, p99 = NAN;
+    int got = sscanf(
+        line, "\"%15[^\"]\",\"%lf\",\"%lf\",\"%lf\",\"%lf\",\"%lf\",\"%lf\"",
+        name, &rps, &avg, &min, &p50, &p95, &p99);
+    if (got >= (latency ? 7 : 2) && rps > 0)
+      for (int t = 0; t < n; t++)
+        if (strcmp(name, names[t]) == 0) {
+          fig[t].rps = rps;
+          fig[t].p50 = got == 7 ? p50 : NAN;
+          fig[t].p99 = got == 7 ? p99 : NAN;
+          found |= 1u << t;
+        }
+    line = strchr(line, '\n');
+    line = line != NULL ? line + 1 : NULL;
+  }
+  if (found != (1u << n) - 1) {
+    bench_say("redis-benchmark printed no SET and GET figures:\n%s", out);
+    return -ENOENT;
+  }
+  return 0;
+}
+
 /* ---- what else the machine was doing -------------------------------- */
 
 /* CPU seconds of a running process (utime + stime), 0 when unknown. */

@@ -165,6 +165,19 @@ int bench_connect_loopback(int port);
  * answers PING, else 0. */
 int bench_redis_pong(int port);
 
+/* One test's figures in redis-benchmark --csv output:
+ * "TEST","rps","avg","min","p50","p95","p99","max" (ms). */
+struct bench_redis_fig {
+  double rps, p50, p99;
+};
+
+/* Fills fig[i] from the line of test names[i] ("SET", "GET"), for each of
+ * the n; with latency, only a line with the percentiles counts (else they
+ * are NAN: redis-benchmark before 6.2 printed only req/s). 0, or -ENOENT
+ * after saying that the output lacked one. */
+int bench_redis_csv(const char *out, const char *const names[], int n,
+                    int latency, struct bench_redis_fig fig[]);
+
 /* ---- what else the machine was doing -------------------------------- */
 
 /* CPU seconds since boot, all cores: busy (user, nice, system, irq,
