@@ -1,7 +1,8 @@
 /*
- * What the benchmark programs in bench/ share: their messages, clocks,
- * signal handling, child processes, temporary files, the machine-load
- * figure and the median (min – max) summaries of their tables.
+ * What the benchmark programs in bench/ share: their messages and common
+ * options, clocks, signal handling, child processes, temporary files,
+ * reading redis-benchmark's figures, the machine-load figure and the
+ * median (min – max) summaries of their tables.
  *
  * It is not part of faultline's API (hence bench_, not fl_): only the
  * fl-bench-* programs link it. Functions that return int return 0 or a
@@ -129,8 +130,8 @@ struct bench_lines {
 int bench_next_line(struct bench_lines *l, char *out, size_t size,
                     long long deadline_ns);
 
-/* Prints the last max (at most 4096) bytes of a log to stderr under
- * "--- LOG ---", for a failure report. */
+/* Prints the end of a log (under max bytes, at most 4 KiB) to stderr
+ * under "--- LOG ---", for a failure report. */
 void bench_show_tail(const char *log, size_t max);
 
 /* Our environment without any preload of its own (LD_PRELOAD,
