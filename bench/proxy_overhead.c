@@ -20,26 +20,19 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "bench_util.h"
 #include "control.h"
 #include "errors.h"
 #include "paths.h"
@@ -68,8 +61,8 @@ struct opts {
 /* [mode][test][cfg][figure][round] */
 static double samples[MODE_COUNT][TEST_COUNT][CFG_COUNT][FIG_COUNT][MAX_ROUNDS];
 
-/* Everything cleanup() undoes; the signal handler touches only the
- * sig_atomic_t fields. */
+/* Everything cleanup() undoes; the signal handler touches only
+ * bench_stop and bench_child. */
 static struct {
   char dir[PATH_MAX];
   fl_control_t *ctl;
@@ -83,29 +76,6 @@ static struct {
   int thread_running;
   char version[128];
 } g;
-static volatile sig_atomic_t g_stop;
-static volatile sig_atomic_t g_child;
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("fl-bench-proxy: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-static long long now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&t, NULL);
-}
 
 /* ---- the proxy, on a loop thread of ours ------------------------- */
 
@@ -125,7 +95,7 @@ static int start_proxy(void) {
   snprintf(path, sizeof(path), "%s/control", g.dir);
   int rc = fl_control_create(path, 1, &g.ctl);
   if (rc != 0) {
-    say("cannot create control segment %s: %s", path, fl_strerror(rc));
+    bench_say("cannot create control segment %s: %s", path, fl_strerror(rc));
     return -1;
   }
   struct sockaddr_in up = {.sin_family = AF_INET,
@@ -135,12 +105,12 @@ static int start_proxy(void) {
       (rc = fl_proxy_start(&g.loop, g.ctl, (struct sockaddr *)&up, &g.proxy)) !=
           0 ||
       (rc = uv_async_init(&g.loop, &g.stop, on_stop)) != 0) {
-    say("cannot start the proxy: %s", uv_strerror(rc));
+    bench_say("cannot start the proxy: %s", uv_strerror(rc));
     return -1;
   }
   g.port[CFG_PROXY] = fl_proxy_port(g.proxy);
   if (pthread_create(&g.thread, NULL, loop_main, NULL) != 0) {
-    say("cannot start the proxy's thread");
+    bench_say("cannot start the proxy's thread");
     return -1;
   }
   g.thread_running = 1;
@@ -158,208 +128,48 @@ static void stop_proxy(void) {
 
 /* ---- cleanup, on every exit path ---------------------------------- */
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  if (flag == FTW_DP)
-    rmdir(path);
-  else
-    unlink(path);
-  return 0;
-}
-
-/* Stops a child (and its process group: socat's per-connection
+/* Stops a server (and its process group: socat's per-connection
  * children), waiting at most 3 s before SIGKILL. */
-static void stop_child(pid_t *pid) {
-  if (*pid <= 0)
-    return;
-  kill(-*pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-      *pid = 0;
-      return;
-    }
-    sleep_ms(10);
-  }
-  kill(-*pid, SIGKILL);
-  waitpid(*pid, NULL, 0);
-  *pid = 0;
-}
+static void stop_server(pid_t *pid) { bench_stop_child(pid, 1, 3000); }
 
 static void cleanup(void) {
-  stop_child(&g.socat);
+  stop_server(&g.socat);
   stop_proxy();
-  stop_child(&g.redis);
+  stop_server(&g.redis);
   if (g.ctl != NULL)
     fl_control_remove(g.ctl);
   g.ctl = NULL;
-  for (size_t i = 0; g.env != NULL && g.env[i] != NULL; i++)
-    free(g.env[i]);
-  free(g.env);
+  bench_env_free(g.env);
   g.env = NULL;
-  if (g.dir[0] != '\0')
-    nftw(g.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+  fl_rm_tree(g.dir);
   g.dir[0] = '\0';
-}
-
-static void on_signal(int sig) {
-  (void)sig;
-  g_stop = 1;
-  if (g_child > 0)
-    kill((pid_t)g_child, SIGTERM);
-}
-
-static void install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal; /* no SA_RESTART: poll() must wake up */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ---- processes ---------------------------------------------------- */
 
-/* Our environment without any preload: no configuration is faulted. */
-static char **make_env(void) {
-  extern char **environ;
-  size_t n = 0, k = 0;
-  while (environ[n] != NULL)
-    n++;
-  char **env = calloc(n + 1, sizeof(*env));
-  for (size_t i = 0; env != NULL && i < n; i++) {
-    if (strncmp(environ[i], "LD_PRELOAD=", 11) == 0 ||
-        strncmp(environ[i], FL_CTL_ENV "=", sizeof(FL_CTL_ENV)) == 0)
-      continue;
-    if ((env[k++] = strdup(environ[i])) == NULL) {
-      for (size_t j = 0; j < k; j++)
-        free(env[j]);
-      free(env);
-      return NULL;
-    }
-  }
-  return env;
-}
-
-/* Starts argv in a process group of its own (so its children can be
- * stopped with it), stdout to out_fd (-1: the log), stderr to log. It
- * dies with us. */
-static pid_t spawn(const char *const argv[], int out_fd, const char *log) {
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid != 0)
-    return pid;
-  setpgid(0, 0);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent)
-    _exit(127);
-  int in = open("/dev/null", O_RDONLY);
-  int err = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-  if (in < 0 || err < 0)
-    _exit(127);
-  dup2(in, 0);
-  dup2(out_fd >= 0 ? out_fd : err, 1);
-  dup2(err, 2);
-  execvpe(argv[0], (char *const *)argv, g.env);
-  dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-  _exit(127);
-}
-
-static void show_log(const char *log) {
-  char buf[2048];
-  int fd = open(log, O_RDONLY);
-  if (fd < 0)
-    return;
-  off_t size = lseek(fd, 0, SEEK_END);
-  off_t from =
-      size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
-  ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
-  close(fd);
-  if (n > 0) {
-    buf[n] = '\0';
-    fprintf(stderr, "--- %s ---\n%s", log, buf);
-  }
-}
-
-/* Runs argv to completion with its stdout in out, within timeout_s. */
+/* Runs argv to completion with its stdout in out, within timeout_s; in a
+ * process group of its own, so its children can be stopped with it. */
 static int run_capture(const char *const argv[], char *out, size_t size,
                        int timeout_s) {
   char log[PATH_MAX + 16];
   snprintf(log, sizeof(log), "%s/client.log", g.dir);
-  unlink(log);
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0)
+  int err = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (err < 0)
     return -1;
-  pid_t pid = spawn(argv, p[1], log);
-  close(p[1]);
-  if (pid < 0) {
-    close(p[0]);
+  struct bench_spawn s = {
+      (char *const *)argv, g.env, {BENCH_FD_NULL, BENCH_FD_KEEP, err}, 1};
+  int status = 0;
+  int rc = bench_capture(&s, out, size, timeout_s, &status, NULL);
+  close(err);
+  if (bench_stop)
     return -1;
-  }
-  g_child = pid;
-  size_t len = 0;
-  long long end = now_ms() + timeout_s * 1000LL;
-  int eof = 0;
-  while (!eof && !g_stop && now_ms() < end) {
-    struct pollfd pf = {p[0], POLLIN, 0};
-    if (poll(&pf, 1, 200) <= 0)
-      continue;
-    char scratch[512];
-    int keep = len + 1 < size;
-    ssize_t n = read(p[0], keep ? out + len : scratch,
-                     keep ? size - 1 - len : sizeof(scratch));
-    if (n == 0 || (n < 0 && errno != EINTR))
-      eof = 1;
-    else if (n > 0 && keep)
-      len += (size_t)n;
-  }
-  out[len] = '\0';
-  close(p[0]);
-  if (!eof)
-    kill(-pid, SIGKILL);
-  int ws = 0;
-  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-    ;
-  g_child = 0;
-  if (g_stop)
-    return -1;
-  if (!eof || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-    say("%s %s", argv[0], eof ? "failed" : "did not finish in time");
-    show_log(log);
+  if (rc != 0 || status != 0) {
+    bench_say("%s %s", argv[0],
+              rc == -ETIMEDOUT ? "did not finish in time" : "failed");
+    bench_show_tail(log, 2048);
     return -1;
   }
   return 0;
-}
-
-static int free_port(void) {
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof(a);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int port = -1;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-    port = ntohs(a.sin_port);
-  if (fd >= 0)
-    close(fd);
-  return port;
-}
-
-/* Does a server at port answer PING (through whatever relays it)? */
-static int pong(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  char buf[16] = "";
-  int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-           write(fd, "PING\r\n", 6) == 6 && read(fd, buf, 7) > 0 &&
-           strncmp(buf, "+PONG", 5) == 0;
-  if (fd >= 0)
-    close(fd);
-  return ok;
 }
 
 /* Starts a server process on a free port until one answers PING. */
@@ -367,28 +177,35 @@ static int start_server(pid_t *pid, int *port, const char *what,
                         int (*argv_for)(int, char *, const char **)) {
   char log[PATH_MAX + 32], buf[256];
   snprintf(log, sizeof(log), "%s/%s.log", g.dir, what);
-  for (int attempt = 0; attempt < 3 && !g_stop; attempt++) {
+  int err = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  for (int attempt = 0; err >= 0 && attempt < 3 && !bench_stop; attempt++) {
     const char *argv[24];
-    *port = free_port();
+    *port = fl_free_port();
     argv_for(*port, buf, argv);
-    *pid = spawn(argv, -1, log);
-    if (*pid < 0) {
+    struct bench_spawn s = {
+        (char *const *)argv, g.env, {BENCH_FD_NULL, err, err}, 1};
+    if (bench_spawn(&s, pid) != 0) {
       *pid = 0;
+      close(err);
       return -1;
     }
-    for (long long end = now_ms() + 5000; now_ms() < end && !g_stop;) {
+    for (double end = bench_now_s() + 5; bench_now_s() < end && !bench_stop;) {
       if (waitpid(*pid, NULL, WNOHANG) == *pid) {
         *pid = 0;
         break;
       }
-      if (pong(*port))
+      if (bench_redis_pong(*port)) {
+        close(err);
         return 0;
-      sleep_ms(20);
+      }
+      bench_sleep_ms(20);
     }
-    stop_child(pid);
+    stop_server(pid);
   }
-  say("%s would not start on 127.0.0.1", what);
-  show_log(log);
+  if (err >= 0)
+    close(err);
+  bench_say("%s would not start on 127.0.0.1", what);
+  bench_show_tail(log, 2048);
   return -1;
 }
 
@@ -420,33 +237,6 @@ static int socat_argv(int port, char *buf, const char **argv) {
 
 /* ---- the workload ------------------------------------------------- */
 
-/* "SET","rps","avg","min","p50","p95","p99","max" lines of --csv. */
-static int parse_csv(const char *out, double fig[TEST_COUNT][FIG_COUNT]) {
-  int found = 0;
-  for (const char *line = out; line != NULL && *line != '\0';) {
-    char name[16];
-    double rps, avg, min, p50, p95, p99;
-    if (sscanf(line,
-               "\"%15[^\"]\",\"%lf\",\"%lf\",\"%lf\",\"%lf\",\"%lf\",\"%lf\"",
-               name, &rps, &avg, &min, &p50, &p95, &p99) == 7 &&
-        rps > 0)
-      for (int t = 0; t < TEST_COUNT; t++)
-        if (strcmp(name, test_names[t]) == 0) {
-          fig[t][FIG_RPS] = rps;
-          fig[t][FIG_P50] = p50;
-          fig[t][FIG_P99] = p99;
-          found |= 1 << t;
-        }
-    line = strchr(line, '\n');
-    line = line != NULL ? line + 1 : NULL;
-  }
-  if (found != (1 << TEST_COUNT) - 1) {
-    say("redis-benchmark printed no SET and GET figures:\n%s", out);
-    return -1;
-  }
-  return 0;
-}
-
 static int bench_run(enum cfg c, int mode, long requests, int round) {
   char port[16], n[32], pipeline[8], out[4096];
   snprintf(port, sizeof(port), "%d", g.port[c]);
@@ -457,14 +247,16 @@ static int bench_run(enum cfg c, int mode, long requests, int round) {
                         "-t", "set,get", "-n", n, "-c", CLIENTS,
                         "-P", pipeline, "--csv", NULL};
   // clang-format on
-  double fig[TEST_COUNT][FIG_COUNT];
+  struct bench_redis_fig fig[TEST_COUNT];
   int timeout = 60 + (int)(TEST_COUNT * requests / 2000);
   if (run_capture(argv, out, sizeof(out), timeout) != 0 ||
-      parse_csv(out, fig) != 0)
+      bench_redis_csv(out, test_names, TEST_COUNT, 1, fig) != 0)
     return -1;
-  for (int t = 0; t < TEST_COUNT; t++)
-    for (int f = 0; f < FIG_COUNT; f++)
-      samples[mode][t][c][f][round] = fig[t][f];
+  for (int t = 0; t < TEST_COUNT; t++) {
+    samples[mode][t][c][FIG_RPS][round] = fig[t].rps;
+    samples[mode][t][c][FIG_P50][round] = fig[t].p50;
+    samples[mode][t][c][FIG_P99][round] = fig[t].p99;
+  }
   return 0;
 }
 
@@ -474,16 +266,16 @@ static int run_rounds(const struct opts *o) {
       long n = o->requests * (m == MODE_P16 ? PIPELINED_SCALE : 1);
       for (int k = 0; k < CFG_COUNT; k++) {
         enum cfg c = (enum cfg)((k + r) % CFG_COUNT);
-        say("round %d/%d, -P %d, %s", r + 1, o->rounds, mode_pipeline[m],
-            cfg_names[c]);
+        bench_say("round %d/%d, -P %d, %s", r + 1, o->rounds, mode_pipeline[m],
+                  cfg_names[c]);
         if (bench_run(c, m, n, r) == 0)
           continue;
         /* A loaded machine can stall one run (socat's, most often): one
          * more try before the whole benchmark gives up. */
-        if (g_stop)
+        if (bench_stop)
           return -1;
-        say("round %d/%d, %s failed once: running it again", r + 1, o->rounds,
-            cfg_names[c]);
+        bench_say("round %d/%d, %s failed once: running it again", r + 1,
+                  o->rounds, cfg_names[c]);
         if (bench_run(c, m, n, r) != 0)
           return -1;
       }
@@ -494,16 +286,10 @@ static int run_rounds(const struct opts *o) {
 
 /* ---- the report --------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 static double median(const double *v, int n) {
-  double s[MAX_ROUNDS];
-  memcpy(s, v, (size_t)n * sizeof(double));
-  qsort(s, (size_t)n, sizeof(double), cmp_double);
-  return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  struct bench_summary s;
+  bench_summarize(v, (size_t)n, &s);
+  return s.median;
 }
 
 struct tally {
@@ -511,16 +297,17 @@ struct tally {
   double worst;
 };
 
-static void report(FILE *f, const struct opts *o, const char *cmdline) {
-  struct utsname u;
-  char when[64];
-  time_t now = time(NULL);
-  strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", localtime(&now));
-  uname(&u);
+struct report_args {
+  const struct opts *o;
+  const char *cmdline;
+};
+
+static void report(FILE *f, const void *arg) {
+  const struct opts *o = ((const struct report_args *)arg)->o;
   int rounds = o->rounds;
   fprintf(f, "## faultline proxy overhead\n\n");
-  fprintf(f, "`%s` — %s, %s %s, %ld CPUs\n\n", cmdline, when, u.sysname,
-          u.release, sysconf(_SC_NPROCESSORS_ONLN));
+  bench_print_context(f, ((const struct report_args *)arg)->cmdline);
+  fprintf(f, "\n\n");
   fprintf(f,
           "%s against a private redis-server on 127.0.0.1: `-t set,get -c "
           "%s`, `-n %ld` unpipelined and `-n %ld` with `-P 16`; directly, "
@@ -589,24 +376,6 @@ static void report(FILE *f, const struct opts *o, const char *cmdline) {
           socat.met, socat.checked, socat.worst);
 }
 
-static int emit_report(const struct opts *o, const char *cmdline) {
-  report(stdout, o, cmdline);
-  fflush(stdout);
-  if (o->out == NULL)
-    return 0;
-  FILE *f = fopen(o->out, "w");
-  if (f == NULL) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  report(f, o, cmdline);
-  if (fclose(f) != 0) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  return 0;
-}
-
 /* ---- options and main -------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -623,19 +392,6 @@ static void usage(FILE *f) {
              "  --out FILE      also write the table to FILE\n");
 }
 
-static int parse_long(const char *arg, const char *opt, long min, long max,
-                      long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(arg, &end, 10);
-  if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
-    say("%s wants a number from %ld to %ld, not '%s'", opt, min, max, arg);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o) {
   static const struct option longs[] = {
       {"quick", no_argument, NULL, 'q'},
@@ -647,61 +403,38 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long rounds = -1, requests = -1;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-    int rc = 0;
-    if (ch == 'q')
-      o->quick = 1;
-    else if (ch == 'r')
-      rc = parse_long(optarg, "--rounds", 1, MAX_ROUNDS, &rounds);
-    else if (ch == 'n')
-      rc = parse_long(optarg, "--requests", 1000, 100000000, &requests);
-    else if (ch == 'o')
-      o->out = optarg;
-    else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
-      return -1;
-    }
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) >
+         0) {
+    int rc = ch == 'r'
+                 ? bench_parse_long(optarg, "--rounds", 1, MAX_ROUNDS, &rounds)
+                 : bench_parse_long(optarg, "--requests", 1000, 100000000,
+                                    &requests);
     if (rc != 0)
       return -1;
   }
-  if (optind < argc) {
-    say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->rounds = (int)(rounds > 0 ? rounds : o->quick ? 1 : 5);
   o->requests = requests > 0 ? requests : o->quick ? 10000 : 100000;
   return 0;
 }
 
 static int check_tools(void) {
-  static const char *const need[][2] = {{"redis-server", "redis-server"},
-                                        {"redis-benchmark", "redis-tools"},
-                                        {"socat", "socat"}};
-  char path[PATH_MAX];
-  int rc = 0;
-  for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-    if (fl_find_program(need[i][0], path, sizeof(path)) != 0) {
-      say("%s not found: install it with 'apt-get install %s'", need[i][0],
-          need[i][1]);
-      rc = -1;
-    }
-  return rc;
+  int rc = bench_need_program("redis-server", "redis-server");
+  rc |= bench_need_program("redis-benchmark", "redis-tools");
+  return rc | bench_need_program("socat", "socat");
 }
 
 static int setup(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(g.dir, sizeof(g.dir), "%s/fl-bench-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  if (mkdtemp(g.dir) == NULL) {
-    say("cannot make a temporary folder %s: %s", g.dir, strerror(errno));
+  int rc = bench_tmpdir(g.dir, sizeof(g.dir), "fl-bench");
+  if (rc != 0) {
+    bench_say("cannot make a temporary folder %s: %s", g.dir, strerror(-rc));
     g.dir[0] = '\0';
     return -1;
   }
-  if ((g.env = make_env()) == NULL) {
-    say("out of memory");
+  /* No preload in any configuration: the proxy is what is measured. */
+  if ((g.env = bench_env(NULL, NULL)) == NULL) {
+    bench_say("out of memory");
     return -1;
   }
   if (start_server(&g.redis, &g.port[CFG_DIRECT], "redis-server", redis_argv) !=
@@ -709,8 +442,8 @@ static int setup(void) {
       start_proxy() != 0 ||
       start_server(&g.socat, &g.port[CFG_SOCAT], "socat", socat_argv) != 0)
     return -1;
-  if (!pong(g.port[CFG_PROXY])) {
-    say("no PONG through the proxy");
+  if (!bench_redis_pong(g.port[CFG_PROXY])) {
+    bench_say("no PONG through the proxy");
     return -1;
   }
   const char *argv[] = {"redis-benchmark", "--version", NULL};
@@ -724,21 +457,21 @@ static int setup(void) {
 }
 
 int main(int argc, char **argv) {
+  bench_init("fl-bench-proxy");
   struct opts o;
   if (parse_opts(argc, argv, &o) != 0)
     return FL_EXIT_USAGE;
   if (check_tools() != 0)
     return FL_EXIT_ENV;
-  char cmdline[1024] = "fl-bench-proxy";
-  for (int i = 1, len = 14; i < argc && len < (int)sizeof(cmdline); i++)
-    len +=
-        snprintf(cmdline + len, sizeof(cmdline) - (size_t)len, " %s", argv[i]);
+  char cmdline[1024];
+  bench_cmdline(argc, argv, cmdline, sizeof(cmdline));
   atexit(cleanup);
-  install_signals();
+  bench_catch_signals(SIGTERM, SIGTERM);
   if (setup() != 0 || run_rounds(&o) != 0) {
-    if (g_stop)
-      say("interrupted; cleaned up");
-    return g_stop ? 130 : FL_EXIT_ENV;
+    if (bench_stop)
+      bench_say("interrupted; cleaned up");
+    return bench_stop ? 130 : FL_EXIT_ENV;
   }
-  return emit_report(&o, cmdline) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
+  struct report_args ra = {&o, cmdline};
+  return bench_emit(o.out, report, &ra) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
 }

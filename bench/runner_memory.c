@@ -27,23 +27,18 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <math.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "bench_util.h"
 #include "errors.h"
 #include "traffic.h"
 
@@ -90,26 +85,8 @@ static struct {
   char self[PATH_MAX];
   struct server srv;
   pid_t child;
-  double foreign_cores, steal_cores;
+  struct bench_other other;
 } g = {.child = 0};
-static volatile sig_atomic_t g_stop;
-static volatile sig_atomic_t g_child;
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("fl-bench-runner-memory: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static void on_conn_closed(uv_handle_t *h) {
   struct conn *c = h->data;
@@ -373,32 +350,9 @@ static int runner_child(const char *n_arg, const char *port_arg) {
 
 /* ---- the parent: one run --------------------------------------------- */
 
-static void on_signal(int sig) {
-  (void)sig;
-  g_stop = 1;
-  if (g_child > 0)
-    kill((pid_t)g_child, SIGKILL);
-}
-
-static void install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal; /* no SA_RESTART: poll() must wake up */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-}
-
 static void reap_child(void) {
-  if (g.child <= 0)
-    return;
-  kill(g.child, SIGKILL);
-  while (waitpid(g.child, NULL, 0) < 0 && errno == EINTR)
-    ;
-  g.child = 0;
-  g_child = 0;
+  bench_stop_child(&g.child, 0, 0);
+  bench_child = 0;
 }
 
 static void cleanup(void) {
@@ -406,33 +360,9 @@ static void cleanup(void) {
   server_stop(&g.srv);
 }
 
-/* One line from fd before the deadline; 0, or -1. */
-static int read_line(int fd, char *out, size_t size, double deadline) {
-  size_t len = 0;
-  while (len + 1 < size) {
-    double left = deadline - now_s();
-    if (g_stop || left <= 0)
-      return -1;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, left > 1 ? 1000 : (int)(left * 1000) + 1) <= 0)
-      continue;
-    ssize_t n = read(fd, out + len, 1); /* short lines, rarely: bytewise */
-    if (n == 0)
-      return -1;
-    if (n < 0)
-      continue;
-    if (out[len] == '\n') {
-      out[len] = '\0';
-      return 0;
-    }
-    len++;
-  }
-  return -1;
-}
-
 /* Waits until the server's count `what` reaches (or, down, falls to) v. */
-static int wait_count(atomic_int *what, int v, int down, double deadline) {
-  while (!g_stop && now_s() < deadline) {
+static int wait_count(atomic_int *what, int v, int down, long long deadline) {
+  while (!bench_stop && bench_now_ns() < deadline) {
     int now = atomic_load(what);
     if (down ? now <= v : now >= v)
       return 0;
@@ -445,11 +375,11 @@ static int wait_count(atomic_int *what, int v, int down, double deadline) {
 static int one_run(int n, int level, int run) {
   int in[2], out[2];
   if (pipe2(in, O_CLOEXEC) != 0) {
-    say("pipe: %s", strerror(errno));
+    bench_say("pipe: %s", strerror(errno));
     return -1;
   }
   if (pipe2(out, O_CLOEXEC) != 0) {
-    say("pipe: %s", strerror(errno));
+    bench_say("pipe: %s", strerror(errno));
     close(in[0]);
     close(in[1]);
     return -1;
@@ -458,48 +388,45 @@ static int one_run(int n, int level, int run) {
   snprintf(n_arg, sizeof(n_arg), "%d", n);
   snprintf(port_arg, sizeof(port_arg), "%d", g.srv.port);
   char *const argv[] = {g.self, "--runner-child", n_arg, port_arg, NULL};
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
-      _exit(127);
-    execv(argv[0], argv);
-    _exit(127);
-  }
+  struct bench_spawn s = {argv, NULL, {in[0], out[1], BENCH_FD_KEEP}, 0};
+  pid_t pid;
+  int rc = bench_spawn(&s, &pid);
   close(in[0]);
   close(out[1]);
-  if (pid < 0) {
-    say("fork: %s", strerror(errno));
+  if (rc != 0) {
+    bench_say("fork: %s", strerror(-rc));
     close(in[1]);
     close(out[0]);
     return -1;
   }
   g.child = pid;
-  g_child = pid;
+  bench_child = pid;
+  static struct bench_lines lines;
+  lines.fd = out[0];
+  lines.len = 0;
   char line[256];
-  int sent = 0, rc = -1;
+  int sent = 0;
   long v[4];
   int inflight, sockets;
-  double deadline = now_s() + FILL_WAIT_S;
-  if (read_line(out[0], line, sizeof(line), deadline) != 0 ||
+  long long deadline = bench_now_ns() + FILL_WAIT_S * 1000000000LL;
+  rc = -1;
+  if (bench_next_line(&lines, line, sizeof(line), deadline) != 0 ||
       sscanf(line, "sent %d", &sent) != 1) {
-    if (!g_stop)
-      say("the runner did not finish sending %d requests", n);
+    if (!bench_stop)
+      bench_say("the runner did not finish sending %d requests", n);
   } else if (wait_count(&g.srv.held, sent, 0, deadline) != 0) {
-    if (!g_stop)
-      say("the server holds %d of the %d requests sent",
-          atomic_load(&g.srv.held), sent);
+    if (!bench_stop)
+      bench_say("the server holds %d of the %d requests sent",
+                atomic_load(&g.srv.held), sent);
   } else {
     int held = atomic_load(&g.srv.held);
     if (write(in[1], "go\n", 3) != 3 ||
-        read_line(out[0], line, sizeof(line), now_s() + 10) != 0 ||
+        bench_next_line(&lines, line, sizeof(line),
+                        bench_now_ns() + 10000000000LL) != 0 ||
         sscanf(line, "result %ld %ld %ld %ld %d %d", &v[0], &v[1], &v[2], &v[3],
                &inflight, &sockets) != 6) {
-      if (!g_stop)
-        say("the runner did not report its memory");
+      if (!bench_stop)
+        bench_say("the runner did not report its memory");
     } else {
       double *r[V_COUNT];
       for (int k = 0; k < V_COUNT; k++)
@@ -516,22 +443,21 @@ static int one_run(int n, int level, int run) {
   }
   close(in[1]);
   close(out[0]);
-  int ws = 0;
-  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-    if (g_stop)
-      kill(pid, SIGKILL);
+  int status = 0;
+  int wrc = bench_wait(pid, &status, NULL);
   g.child = 0;
-  g_child = 0;
-  if (rc == 0 && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
-    say("the runner ended with status %d",
-        WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+  bench_child = 0;
+  if (rc == 0 && (wrc != 0 || status != 0)) {
+    bench_say("the runner ended with status %d", status);
     rc = -1;
   }
   /* The next run starts with the server empty. */
-  if (rc == 0 && wait_count(&g.srv.open, 0, 1, now_s() + DRAIN_WAIT_S) != 0 &&
-      !g_stop) {
-    say("%d connections still open at the server after the runner ended",
-        atomic_load(&g.srv.open));
+  if (rc == 0 &&
+      wait_count(&g.srv.open, 0, 1,
+                 bench_now_ns() + DRAIN_WAIT_S * 1000000000LL) != 0 &&
+      !bench_stop) {
+    bench_say("%d connections still open at the server after the runner ended",
+              atomic_load(&g.srv.open));
     rc = -1;
   }
   return rc;
@@ -539,93 +465,29 @@ static int one_run(int n, int level, int run) {
 
 /* ---- what else the machine was doing -------------------------------- */
 
-static int machine_cpu(double *busy, double *steal) {
-  unsigned long long v[8];
-  FILE *f = fopen("/proc/stat", "r");
-  int n = f != NULL
-              ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
-                       &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7])
-              : 0;
-  if (f != NULL)
-    fclose(f);
-  if (n != 8)
-    return -1;
-  double tck = (double)sysconf(_SC_CLK_TCK);
-  *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / tck;
-  *steal = (double)v[7] / tck;
-  return 0;
-}
-
-static double own_cpu(void) {
-  struct rusage self, kids;
-  getrusage(RUSAGE_SELF, &self);
-  getrusage(RUSAGE_CHILDREN, &kids);
-  double t = 0;
-  const struct rusage *ru[2] = {&self, &kids};
-  for (int i = 0; i < 2; i++)
-    t += (double)(ru[i]->ru_utime.tv_sec + ru[i]->ru_stime.tv_sec) +
-         (double)(ru[i]->ru_utime.tv_usec + ru[i]->ru_stime.tv_usec) / 1e6;
-  return t;
-}
-
-struct load_mark {
-  double wall, busy, steal, own;
-  int ok;
-};
-
-static struct load_mark load_mark(void) {
-  struct load_mark m = {.wall = now_s()};
-  m.ok = machine_cpu(&m.busy, &m.steal) == 0;
-  m.own = own_cpu();
-  return m;
-}
-
-static void load_between(const struct load_mark *a, const struct load_mark *b) {
-  double wall = b->wall - a->wall;
-  g.foreign_cores = g.steal_cores = -1;
-  if (!a->ok || !b->ok || wall <= 0)
-    return;
-  double foreign = (b->busy - a->busy) - (b->own - a->own);
-  g.foreign_cores = foreign > 0 ? foreign / wall : 0;
-  g.steal_cores = (b->steal - a->steal) / wall;
-}
-
 /* ---- the report ----------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+struct report_args {
+  const struct opts *o;
+  const int *n; /* [LEVELS] */
+  const char *cmdline;
+};
 
-/* "median (min – max)" with fmt, or the median alone for one run. */
-static void cell(char *out, size_t size, const double *v, int n,
+/* "median (min – max)" of the runs with fmt, or the median alone. */
+static void cell(char *out, size_t size, const double *v, size_t runs,
                  const char *fmt) {
-  double s[MAX_RUNS];
-  memcpy(s, v, (size_t)n * sizeof(*v));
-  qsort(s, (size_t)n, sizeof(*s), cmp_double);
-  double med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  char a[24], lo[24], hi[24];
-  snprintf(a, sizeof(a), fmt, med);
-  if (n == 1) {
-    snprintf(out, size, "%s", a);
-    return;
-  }
-  snprintf(lo, sizeof(lo), fmt, s[0]);
-  snprintf(hi, sizeof(hi), fmt, s[n - 1]);
-  snprintf(out, size, "%s (%s – %s)", a, lo, hi);
+  bench_cell(out, size, v, runs, 1, fmt);
 }
 
-static void report(FILE *f, const struct opts *o, const int n[LEVELS],
-                   const char *cmdline) {
-  struct utsname u;
-  char when[64], c[8][96];
+static void report(FILE *f, const void *arg) {
+  const struct report_args *a = arg;
+  const struct opts *o = a->o;
+  const int *n = a->n;
+  char c[8][96];
   double v[MAX_RUNS];
-  time_t now = time(NULL);
-  strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", localtime(&now));
-  uname(&u);
   fprintf(f, "## Runner memory (fl-bench-runner-memory)\n\n");
-  fprintf(f, "`%s` — %s, %s %s, %ld CPUs; libcurl %s, libuv %s\n\n", cmdline,
-          when, u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN),
+  bench_print_context(f, a->cmdline);
+  fprintf(f, "; libcurl %s, libuv %s\n\n",
           curl_version_info(CURLVERSION_NOW)->version, uv_version_string());
   fprintf(f,
           "A runner process drives faultline's traffic (libcurl on libuv, "
@@ -640,61 +502,37 @@ static void report(FILE *f, const struct opts *o, const int n[LEVELS],
           "repetition.\n\n",
           RATE, n[1], n[0], o->runs, o->runs == 1 ? "" : "s", n[1], n[0],
           n[1] - n[0]);
-  if (g.foreign_cores >= 0)
-    fprintf(f,
-            "Other work on the machine meanwhile: %.2f of %ld cores busy "
-            "on average outside this benchmark, %.2f stolen by the "
-            "hypervisor.\n\n",
-            g.foreign_cores, sysconf(_SC_NPROCESSORS_ONLN), g.steal_cores);
+  bench_print_other(f, &g.other, "meanwhile", "", "");
   fprintf(f, "| in flight | held by the server | sockets open | baseline "
              "VmHWM | peak VmHWM | growth | per connection |\n"
              "|--:|--:|--:|--:|--:|--:|--:|\n");
   for (int l = LEVELS - 1; l >= 0; l--) {
-    cell(c[0], sizeof(c[0]), res[l][V_INFLIGHT], o->runs, "%.0f");
-    cell(c[1], sizeof(c[1]), res[l][V_HELD], o->runs, "%.0f");
-    cell(c[2], sizeof(c[2]), res[l][V_SOCKETS], o->runs, "%.0f");
-    cell(c[3], sizeof(c[3]), res[l][V_BASE], o->runs, "%.0f kB");
-    cell(c[4], sizeof(c[4]), res[l][V_HWM], o->runs, "%.0f kB");
+    cell(c[0], sizeof(c[0]), res[l][V_INFLIGHT], (size_t)o->runs, "%.0f");
+    cell(c[1], sizeof(c[1]), res[l][V_HELD], (size_t)o->runs, "%.0f");
+    cell(c[2], sizeof(c[2]), res[l][V_SOCKETS], (size_t)o->runs, "%.0f");
+    cell(c[3], sizeof(c[3]), res[l][V_BASE], (size_t)o->runs, "%.0f kB");
+    cell(c[4], sizeof(c[4]), res[l][V_HWM], (size_t)o->runs, "%.0f kB");
     for (int r = 0; r < o->runs; r++)
       v[r] = res[l][V_HWM][r] - res[l][V_BASE][r];
-    cell(c[5], sizeof(c[5]), v, o->runs, "%.0f kB");
+    cell(c[5], sizeof(c[5]), v, (size_t)o->runs, "%.0f kB");
     for (int r = 0; r < o->runs; r++)
       v[r] = (res[l][V_HWM][r] - res[l][V_BASE][r]) / res[l][V_INFLIGHT][r];
-    cell(c[6], sizeof(c[6]), v, o->runs, "%.1f kB");
+    cell(c[6], sizeof(c[6]), v, (size_t)o->runs, "%.1f kB");
     fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", c[0], c[1], c[2], c[3],
             c[4], c[5], c[6]);
   }
   for (int r = 0; r < o->runs; r++)
     v[r] = (res[1][V_HWM][r] - res[0][V_HWM][r]) /
            (res[1][V_INFLIGHT][r] - res[0][V_INFLIGHT][r]);
-  cell(c[0], sizeof(c[0]), v, o->runs, "%.1f kB");
+  cell(c[0], sizeof(c[0]), v, (size_t)o->runs, "%.1f kB");
   fprintf(f, "| marginal, %d vs %d | | | | | | %s |\n", n[1], n[0], c[0]);
-  cell(c[0], sizeof(c[0]), res[1][V_EXEC], o->runs, "%.0f kB");
+  cell(c[0], sizeof(c[0]), res[1][V_EXEC], (size_t)o->runs, "%.0f kB");
   fprintf(f,
           "\nThe runner at exec, before making its loop: VmHWM %s. Peak "
           "RSS with %d in flight, all told: ",
           c[0], n[1]);
-  cell(c[0], sizeof(c[0]), res[1][V_HWM], o->runs, "%.0f kB");
+  cell(c[0], sizeof(c[0]), res[1][V_HWM], (size_t)o->runs, "%.0f kB");
   fprintf(f, "%s.\n", c[0]);
-}
-
-static int emit_report(const struct opts *o, const int n[LEVELS],
-                       const char *cmdline) {
-  report(stdout, o, n, cmdline);
-  fflush(stdout);
-  if (o->out == NULL)
-    return 0;
-  FILE *f = fopen(o->out, "w");
-  if (f == NULL) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  report(f, o, n, cmdline);
-  if (fclose(f) != 0) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  return 0;
 }
 
 /* ---- options and main ----------------------------------------------- */
@@ -711,19 +549,6 @@ static void usage(FILE *f) {
              "  --out FILE  also write the table to FILE\n");
 }
 
-static int parse_num(const char *arg, const char *opt, long min, long max,
-                     long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(arg, &end, 10);
-  if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
-    say("%s wants a number from %ld to %ld, not '%s'", opt, min, max, arg);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o) {
   static const struct option longs[] = {{"quick", no_argument, NULL, 'q'},
                                         {"conns", required_argument, NULL, 'c'},
@@ -734,79 +559,59 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long runs = -1, conns = 1000;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-    int rc = 0;
-    if (ch == 'q')
-      o->quick = 1;
-    else if (ch == 'c')
-      rc = parse_num(optarg, "--conns", 20, 10000, &conns);
-    else if (ch == 'r')
-      rc = parse_num(optarg, "--runs", 1, MAX_RUNS, &runs);
-    else if (ch == 'o')
-      o->out = optarg;
-    else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
-      return -1;
-    }
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) >
+         0) {
+    int rc = ch == 'c' ? bench_parse_long(optarg, "--conns", 20, 10000, &conns)
+                       : bench_parse_long(optarg, "--runs", 1, MAX_RUNS, &runs);
     if (rc != 0)
       return -1;
   }
-  if (optind < argc) {
-    say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->conns = (int)conns;
   o->runs = (int)(runs > 0 ? runs : o->quick ? 1 : 5);
   return 0;
 }
 
-static void join_args(int argc, char **argv, char *out, size_t size) {
-  size_t len = 0;
-  out[0] = '\0';
-  for (int i = 0; i < argc && len < size; i++)
-    len += (size_t)snprintf(out + len, size - len, "%s%s", i ? " " : "",
-                            i == 0 ? "fl-bench-runner-memory" : argv[i]);
-}
-
 int main(int argc, char **argv) {
+  bench_init("fl-bench-runner-memory");
   if (argc == 4 && strcmp(argv[1], "--runner-child") == 0)
     return runner_child(argv[2], argv[3]);
   struct opts o;
   if (parse_opts(argc, argv, &o) != 0)
     return FL_EXIT_USAGE;
-  ssize_t len = readlink("/proc/self/exe", g.self, sizeof(g.self) - 1);
-  if (len <= 0) {
-    say("cannot find this program in /proc/self/exe: %s", strerror(errno));
+  int rc = bench_self(g.self, sizeof(g.self));
+  if (rc != 0) {
+    bench_say("cannot find this program in /proc/self/exe: %s", strerror(-rc));
     return FL_EXIT_ENV;
   }
-  g.self[len] = '\0';
   char cmdline[1024];
-  join_args(argc, argv, cmdline, sizeof(cmdline));
+  bench_cmdline(argc, argv, cmdline, sizeof(cmdline));
   /* The server holds every connection: room for all of them. */
   raise_nofile(2 * o.conns + 256);
-  install_signals();
+  bench_catch_signals(SIGKILL, SIGKILL);
+  signal(SIGPIPE, SIG_IGN);
   atexit(cleanup);
-  int rc = server_start(&g.srv);
+  rc = server_start(&g.srv);
   if (rc != 0) {
-    say("cannot start the server: %s", uv_strerror(rc));
+    bench_say("cannot start the server: %s", uv_strerror(rc));
     return FL_EXIT_ENV;
   }
   int n[LEVELS] = {o.conns / 10, o.conns};
-  struct load_mark start = load_mark();
+  struct bench_load start, end;
+  bench_load_mark(&start, 0);
   for (int r = 0; r < o.runs; r++)
     for (int k = 0; k < LEVELS; k++) {
       int l = (k + r) % LEVELS; /* alternate which level goes first */
-      say("run %d/%d: %d requests in flight", r + 1, o.runs, n[l]);
-      if (g_stop || one_run(n[l], l, r) != 0) {
-        if (g_stop)
-          say("interrupted; cleaned up");
-        return g_stop ? 130 : FL_EXIT_ENV;
+      bench_say("run %d/%d: %d requests in flight", r + 1, o.runs, n[l]);
+      if (bench_stop || one_run(n[l], l, r) != 0) {
+        if (bench_stop)
+          bench_say("interrupted; cleaned up");
+        return bench_stop ? 130 : FL_EXIT_ENV;
       }
     }
-  struct load_mark end = load_mark();
-  load_between(&start, &end);
-  return emit_report(&o, n, cmdline) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
+  bench_load_mark(&end, 0);
+  g.other = bench_load_between(&start, &end);
+  struct report_args ra = {&o, n, cmdline};
+  return bench_emit(o.out, report, &ra) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
 }

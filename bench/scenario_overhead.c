@@ -28,26 +28,20 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "errors.h"
+#include "paths.h"
 
 #define MAX_RUNS 51
 #define PHASE_S 2
@@ -79,8 +73,8 @@ struct opts {
 static double fig[F_COUNT][MAX_RUNS];
 static char verdicts[MAX_RUNS][16];
 
-/* Everything cleanup() must undo; the signal handler touches only the
- * sig_atomic_t variables. */
+/* Everything cleanup() must undo; the signal handler touches only
+ * bench_stop and bench_child. */
 static struct {
   char dir[PATH_MAX]; /* our temporary folder; "" when none */
   char faultline[PATH_MAX];
@@ -88,81 +82,24 @@ static struct {
   char scenario[PATH_MAX + 16];
   char log[PATH_MAX + 16]; /* faultline's stdout and stderr, for failures */
   double phases;           /* seconds, the sum of the phase durations */
-  double foreign_cores, steal_cores;
+  struct bench_other other;
 } g;
-static volatile sig_atomic_t g_stop;
-static volatile sig_atomic_t g_child; /* the faultline run going on */
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("fl-bench-scenario: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* ---- cleanup, on every exit path ------------------------------------ */
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  if (flag == FTW_DP)
-    rmdir(path);
-  else
-    unlink(path);
-  return 0;
-}
-
 static void cleanup(void) {
-  if (g.dir[0] != '\0')
-    nftw(g.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+  fl_rm_tree(g.dir);
   g.dir[0] = '\0';
 }
 
 /* faultline run ends everything it started on SIGTERM; we wait for it.
  * A second signal kills it (what it started dies with it: PDEATHSIG). */
-static void on_signal(int sig) {
-  (void)sig;
-  if (g_child > 0)
-    kill((pid_t)g_child, g_stop ? SIGKILL : SIGTERM);
-  g_stop = 1;
-}
-
-static void install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal; /* no SA_RESTART: poll() must wake up */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
+static void catch_signals(void) {
+  bench_catch_signals(SIGTERM, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
 }
 
 /* ---- set-up --------------------------------------------------------- */
-
-/* dir of this program + "/" + name into out. */
-static int beside_self(const char *name, char *out, size_t size) {
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n <= 0)
-    return -1;
-  exe[n] = '\0';
-  char *slash = strrchr(exe, '/');
-  if (slash == NULL)
-    return -1;
-  *slash = '\0';
-  return (size_t)snprintf(out, size, "%s/%s", exe, name) < size ? 0 : -1;
-}
 
 /* The example service: --service, else the source tree this program was
  * built from (its path is in __FILE__), else ../scenarios from the build
@@ -172,7 +109,7 @@ static int find_service(const char *given) {
   char cand[PATH_MAX];
   if (given != NULL) {
     if (realpath(given, g.service) == NULL) {
-      say("%s: %s", given, strerror(errno));
+      bench_say("%s: %s", given, strerror(errno));
       return -1;
     }
     return 0;
@@ -184,33 +121,32 @@ static int find_service(const char *given) {
     if (realpath(cand, g.service) != NULL)
       return 0;
   }
-  if (beside_self("../", cand, sizeof(cand)) == 0 &&
+  if (bench_beside_self("../", cand, sizeof(cand)) == 0 &&
       strlen(cand) + sizeof(rel) < sizeof(cand)) {
     strcat(cand, rel);
     if (realpath(cand, g.service) != NULL)
       return 0;
   }
-  say("%s not found from %s or beside this program: give --service FILE", rel,
-      __FILE__);
+  bench_say("%s not found from %s or beside this program: give --service FILE",
+            rel, __FILE__);
   return -1;
 }
 
 static int check_tools(const struct opts *o) {
   int rc = find_service(o->service);
-  if (beside_self("faultline", g.faultline, sizeof(g.faultline)) != 0 ||
+  if (bench_beside_self("faultline", g.faultline, sizeof(g.faultline)) != 0 ||
       access(g.faultline, X_OK) != 0) {
-    say("faultline not found beside this program: build it (cmake --build)");
+    bench_say(
+        "faultline not found beside this program: build it (cmake --build)");
     rc = -1;
   }
   return rc;
 }
 
 static int setup(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(g.dir, sizeof(g.dir), "%s/fl-bench-scenario-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  if (mkdtemp(g.dir) == NULL) {
-    say("cannot make a temporary folder %s: %s", g.dir, strerror(errno));
+  int rc = bench_tmpdir(g.dir, sizeof(g.dir), "fl-bench-scenario");
+  if (rc != 0) {
+    bench_say("cannot make a temporary folder %s: %s", g.dir, strerror(-rc));
     g.dir[0] = '\0';
     return -1;
   }
@@ -218,7 +154,7 @@ static int setup(void) {
   snprintf(g.log, sizeof(g.log), "%s/run.log", g.dir);
   FILE *f = fopen(g.scenario, "w");
   if (f == NULL) {
-    say("cannot write %s: %s", g.scenario, strerror(errno));
+    bench_say("cannot write %s: %s", g.scenario, strerror(errno));
     return -1;
   }
   fprintf(f,
@@ -242,7 +178,7 @@ static int setup(void) {
           "    - alive\n",
           g.service, PHASE_S, PHASE_S);
   if (fclose(f) != 0) {
-    say("cannot write %s: %s", g.scenario, strerror(errno));
+    bench_say("cannot write %s: %s", g.scenario, strerror(errno));
     return -1;
   }
   g.phases = 2 * PHASE_S;
@@ -250,23 +186,6 @@ static int setup(void) {
 }
 
 /* ---- one run -------------------------------------------------------- */
-
-static void show_tail(const char *log) {
-  char buf[4096];
-  int fd = open(log, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return;
-  off_t size = lseek(fd, 0, SEEK_END);
-  off_t from =
-      size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
-  ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
-  close(fd);
-  if (n > 0) {
-    buf[n] = '\0';
-    fprintf(stderr, "--- %s ---\n%s%s", log, buf,
-            buf[n - 1] == '\n' ? "" : "\n");
-  }
-}
 
 /* When the runner's progress lines arrived, seconds after the spawn. */
 struct marks {
@@ -298,9 +217,10 @@ static void follow(pid_t pid, int fd, int log, double t0, struct marks *m) {
   size_t len = 0;
   int termed = 0, killed = 0;
   for (;;) {
-    double now = now_s();
+    double now = bench_now_s();
     if (!termed && now - t0 > RUN_DEADLINE_S) {
-      say("faultline run still going after %d s: stopping it", RUN_DEADLINE_S);
+      bench_say("faultline run still going after %d s: stopping it",
+                RUN_DEADLINE_S);
       kill(pid, SIGTERM);
       termed = 1;
     }
@@ -311,7 +231,7 @@ static void follow(pid_t pid, int fd, int log, double t0, struct marks *m) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 500) <= 0)
       continue; /* a slice, or a signal (forwarded by on_signal) */
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
       break;
@@ -350,21 +270,21 @@ static int read_result(const char *out_dir, int r, double wall,
   json_t *sc = json_array_get(json_object_get(root, "scenarios"), 0);
   const char *verdict = json_string_value(json_object_get(sc, "verdict"));
   if (root == NULL || sc == NULL || verdict == NULL) {
-    say("%s: %s", path, root == NULL ? jerr.text : "no scenario in it");
+    bench_say("%s: %s", path, root == NULL ? jerr.text : "no scenario in it");
     json_decref(root);
     return -1;
   }
   snprintf(verdicts[r], sizeof(verdicts[r]), "%s", verdict);
   if (strcmp(verdict, "ERROR") == 0) {
     const char *why = json_string_value(json_object_get(sc, "reason"));
-    say("the scenario ended in ERROR: %s", why != NULL ? why : "?");
+    bench_say("the scenario ended in ERROR: %s", why != NULL ? why : "?");
     json_decref(root);
     return -1;
   }
   double setup = jnum(sc, "setup"), duration = jnum(sc, "duration");
   json_decref(root);
   if (isnan(setup) || isnan(duration)) {
-    say("%s: no setup or duration", path);
+    bench_say("%s: no setup or duration", path);
     return -1;
   }
   /* The runner's duration runs from the scenario's start to "traffic
@@ -389,56 +309,44 @@ static int one_run(int r) {
   int log = open(g.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int p[2];
   if (log < 0 || pipe2(p, O_CLOEXEC) != 0) {
-    say("cannot set up the run's output: %s", strerror(errno));
+    bench_say("cannot set up the run's output: %s", strerror(errno));
     if (log >= 0)
       close(log);
     return -1;
   }
   char *const argv[] = {g.faultline, "run", "--out", out_dir, g.scenario, NULL};
-  pid_t parent = getpid();
-  double t0 = now_s();
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    setpgid(0, 0); /* a terminal's Ctrl-C reaches it through us, once */
-    int in = open("/dev/null", O_RDONLY);
-    if (in < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 || dup2(p[1], 2) < 0)
-      _exit(127);
-    execv(argv[0], argv);
-    dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
+  /* A group of its own: a terminal's Ctrl-C reaches it through us, once. */
+  struct bench_spawn s = {argv, NULL, {BENCH_FD_NULL, log, p[1]}, 1};
+  double t0 = bench_now_s();
+  pid_t pid;
+  int rc = bench_spawn(&s, &pid);
   close(p[1]);
-  if (pid < 0) {
-    say("fork: %s", strerror(errno));
+  if (rc != 0) {
+    bench_say("fork: %s", strerror(-rc));
     close(p[0]);
     close(log);
     return -1;
   }
-  g_child = pid;
-  if (g_stop) /* a signal between fork and here */
+  bench_child = pid;
+  if (bench_stop) /* a signal between fork and here */
     kill(pid, SIGTERM);
   struct marks m = {NAN, NAN, NAN};
   follow(pid, p[0], log, t0, &m);
   close(p[0]);
   close(log);
-  int ws;
-  while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-    ;
-  double wall = now_s() - t0;
-  g_child = 0;
-  if (g_stop)
+  int status = 0;
+  rc = bench_wait(pid, &status, NULL);
+  double wall = bench_now_s() - t0;
+  bench_child = 0;
+  if (bench_stop || rc != 0)
     return -1;
-  int status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   if (status != FL_EXIT_OK && status != FL_EXIT_FAILED) {
-    say("faultline run exited with status %d", status);
-    show_tail(g.log);
+    bench_say("faultline run exited with status %d", status);
+    bench_show_tail(g.log, 4096);
     return -1;
   }
   if (read_result(out_dir, r, wall, &m) != 0) {
-    show_tail(g.log);
+    bench_show_tail(g.log, 4096);
     return -1;
   }
   return 0;
@@ -446,87 +354,32 @@ static int one_run(int r) {
 
 /* ---- what else the machine was doing -------------------------------- */
 
-static int machine_cpu(double *busy, double *steal) {
-  unsigned long long v[8];
-  FILE *f = fopen("/proc/stat", "r");
-  int n = f != NULL
-              ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
-                       &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7])
-              : 0;
-  if (f != NULL)
-    fclose(f);
-  if (n != 8)
-    return -1;
-  double tck = (double)sysconf(_SC_CLK_TCK);
-  *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / tck;
-  *steal = (double)v[7] / tck;
-  return 0;
-}
-
-/* CPU seconds of this program and its reaped children: each faultline
- * run, with the servers and the target it reaped. */
-static double own_cpu(void) {
-  struct rusage self, kids;
-  getrusage(RUSAGE_SELF, &self);
-  getrusage(RUSAGE_CHILDREN, &kids);
-  double t = 0;
-  const struct rusage *ru[2] = {&self, &kids};
-  for (int i = 0; i < 2; i++)
-    t += (double)(ru[i]->ru_utime.tv_sec + ru[i]->ru_stime.tv_sec) +
-         (double)(ru[i]->ru_utime.tv_usec + ru[i]->ru_stime.tv_usec) / 1e6;
-  return t;
-}
-
-struct load_mark {
-  double wall, busy, steal, own;
-  int ok;
-};
-
-static struct load_mark load_mark(void) {
-  struct load_mark m = {.wall = now_s()};
-  m.ok = machine_cpu(&m.busy, &m.steal) == 0;
-  m.own = own_cpu();
-  return m;
-}
-
-static void load_between(const struct load_mark *a, const struct load_mark *b) {
-  double wall = b->wall - a->wall;
-  g.foreign_cores = g.steal_cores = -1;
-  if (!a->ok || !b->ok || wall <= 0)
-    return;
-  double foreign = (b->busy - a->busy) - (b->own - a->own);
-  g.foreign_cores = foreign > 0 ? foreign / wall : 0;
-  g.steal_cores = (b->steal - a->steal) / wall;
-}
-
 /* ---- the report ----------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 /* "median (min – max)" in seconds over the runs, "—" when a run lacked
  * the figure; the median alone for one run. Returns the median. */
 static double cell(char *out, size_t size, const double *v, int n) {
-  double s[MAX_RUNS];
-  for (int i = 0; i < n; i++) {
+  struct bench_summary s;
+  for (int i = 0; i < n; i++)
     if (isnan(v[i])) {
       snprintf(out, size, "—");
       return NAN;
     }
-    s[i] = v[i];
-  }
-  qsort(s, (size_t)n, sizeof(*s), cmp_double);
-  double med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  bench_summarize(v, (size_t)n, &s);
   if (n == 1)
-    snprintf(out, size, "%.3f s", med);
+    snprintf(out, size, "%.3f s", s.median);
   else
-    snprintf(out, size, "%.3f s (%.3f – %.3f)", med, s[0], s[n - 1]);
-  return med;
+    snprintf(out, size, "%.3f s (%.3f – %.3f)", s.median, s.min, s.max);
+  return s.median;
 }
 
-static void report(FILE *f, const struct opts *o, const char *cmdline) {
+struct report_args {
+  const struct opts *o;
+  const char *cmdline;
+};
+
+static void report(FILE *f, const void *arg) {
+  const struct opts *o = ((const struct report_args *)arg)->o;
   static const struct {
     enum fig fig;
     const char *name, *what;
@@ -542,14 +395,10 @@ static void report(FILE *f, const struct opts *o, const char *cmdline) {
       {F_TEARDOWN, "  teardown", "target and servers ended, files removed"},
       {F_REPORTS, "  reports", "result.json, HTML, Markdown, JUnit; exit"},
   };
-  struct utsname u;
-  char when[64], c[128], name[64];
-  time_t now = time(NULL);
-  strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", localtime(&now));
-  uname(&u);
+  char c[128], name[64];
   fprintf(f, "## Scenario overhead (fl-bench-scenario)\n\n");
-  fprintf(f, "`%s` — %s, %s %s, %ld CPUs; %s\n\n", cmdline, when, u.sysname,
-          u.release, sysconf(_SC_NPROCESSORS_ONLN), g.faultline);
+  bench_print_context(f, ((const struct report_args *)arg)->cmdline);
+  fprintf(f, "; %s\n\n", g.faultline);
   fprintf(f,
           "`faultline run` on a scenario of two %d s phases (traffic 25 "
           "req/s on two endpoints; `reset` on postgres in the second) "
@@ -562,12 +411,7 @@ static void report(FILE *f, const struct opts *o, const char *cmdline) {
   for (int r = 0; r < o->runs; r++)
     fprintf(f, "%s%s", r ? ", " : "", verdicts[r]);
   fprintf(f, ".\n\n");
-  if (g.foreign_cores >= 0)
-    fprintf(f,
-            "Other work on the machine meanwhile: %.2f of %ld cores busy on "
-            "average outside this benchmark, %.2f stolen by the "
-            "hypervisor.\n\n",
-            g.foreign_cores, sysconf(_SC_NPROCESSORS_ONLN), g.steal_cores);
+  bench_print_other(f, &g.other, "meanwhile", "", "");
   fprintf(f, "| part | what | time |\n|---|---|--:|\n");
   fprintf(f, "| phases | the timeline, %d × %d s | %.3f s |\n", 2, PHASE_S,
           g.phases);
@@ -579,24 +423,6 @@ static void report(FILE *f, const struct opts *o, const char *cmdline) {
       snprintf(name, sizeof(name), "↳ %s", rows[i].name + 2);
     fprintf(f, "| %s | %s | %s |\n", name, rows[i].what, c);
   }
-}
-
-static int emit_report(const struct opts *o, const char *cmdline) {
-  report(stdout, o, cmdline);
-  fflush(stdout);
-  if (o->out == NULL)
-    return 0;
-  FILE *f = fopen(o->out, "w");
-  if (f == NULL) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  report(f, o, cmdline);
-  if (fclose(f) != 0) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  return 0;
 }
 
 /* ---- options and main ----------------------------------------------- */
@@ -627,69 +453,45 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long runs = -1;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-    if (ch == 'q') {
-      o->quick = 1;
-    } else if (ch == 'r') {
-      char *end;
-      errno = 0;
-      runs = strtol(optarg, &end, 10);
-      if (errno != 0 || end == optarg || *end != '\0' || runs < 1 ||
-          runs > MAX_RUNS) {
-        say("--runs wants a number from 1 to %d, not '%s'", MAX_RUNS, optarg);
-        return -1;
-      }
-    } else if (ch == 's') {
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) >
+         0) {
+    if (ch == 's')
       o->service = optarg;
-    } else if (ch == 'o') {
-      o->out = optarg;
-    } else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
+    else if (bench_parse_long(optarg, "--runs", 1, MAX_RUNS, &runs) != 0)
       return -1;
-    }
   }
-  if (optind < argc) {
-    say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->runs = (int)(runs > 0 ? runs : o->quick ? 1 : 5);
   return 0;
 }
 
-static void join_args(int argc, char **argv, char *out, size_t size) {
-  size_t len = 0;
-  out[0] = '\0';
-  for (int i = 0; i < argc && len < size; i++)
-    len += (size_t)snprintf(out + len, size - len, "%s%s", i ? " " : "",
-                            i == 0 ? "fl-bench-scenario" : argv[i]);
-}
-
 int main(int argc, char **argv) {
+  bench_init("fl-bench-scenario");
   struct opts o;
   if (parse_opts(argc, argv, &o) != 0)
     return FL_EXIT_USAGE;
   if (check_tools(&o) != 0)
     return FL_EXIT_ENV;
   char cmdline[1024];
-  join_args(argc, argv, cmdline, sizeof(cmdline));
+  bench_cmdline(argc, argv, cmdline, sizeof(cmdline));
   atexit(cleanup);
-  install_signals();
+  catch_signals();
   if (setup() != 0)
-    return g_stop ? 130 : FL_EXIT_ENV;
-  struct load_mark start = load_mark();
+    return bench_stop ? 130 : FL_EXIT_ENV;
+  struct bench_load start, end;
+  bench_load_mark(&start, 0);
   for (int r = 0; r < o.runs; r++) {
-    say("run %d/%d: faultline run (%d s of phases)", r + 1, o.runs,
-        (int)g.phases);
-    if (g_stop || one_run(r) != 0) {
-      if (g_stop)
-        say("interrupted; cleaned up");
-      return g_stop ? 130 : FL_EXIT_ENV;
+    bench_say("run %d/%d: faultline run (%d s of phases)", r + 1, o.runs,
+              (int)g.phases);
+    if (bench_stop || one_run(r) != 0) {
+      if (bench_stop)
+        bench_say("interrupted; cleaned up");
+      return bench_stop ? 130 : FL_EXIT_ENV;
     }
   }
-  struct load_mark end = load_mark();
-  load_between(&start, &end);
-  return emit_report(&o, cmdline) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
+  bench_load_mark(&end, 0);
+  g.other = bench_load_between(&start, &end);
+  struct report_args ra = {&o, cmdline};
+  return bench_emit(o.out, report, &ra) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
 }

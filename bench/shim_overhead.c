@@ -32,26 +32,21 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "control.h"
 #include "errors.h"
 #include "faultspec.h"
@@ -169,7 +164,7 @@ struct samples {
 };
 
 /* Everything cleanup() must undo, global so that it also runs from
- * atexit(). The signal handler touches only the two sig_atomic_t fields. */
+ * atexit(). The signal handler touches only bench_stop and bench_child. */
 static struct {
   char dir[PATH_MAX]; /* our temporary folder; "" when none */
   char self[PATH_MAX];
@@ -184,70 +179,14 @@ static struct {
   int port;
   char redis_version[256];
   char py_version[64];
-  /* Other work on the machine during the rounds, in cores busy on
-   * average; -1 when /proc did not tell. */
-  double foreign_cores, steal_cores;
+  struct bench_other other; /* other work on the machine in the rounds */
 } g;
-static volatile sig_atomic_t g_stop;
-static volatile sig_atomic_t g_child; /* pid being waited for, or 0 */
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("fl-bench-shim: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-static long long now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&t, NULL);
-}
 
 /* ---- cleanup, on every exit path ---------------------------------- */
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  if (flag == FTW_DP)
-    rmdir(path);
-  else
-    unlink(path);
-  return 0;
-}
-
-static void stop_redis(void) {
-  if (g.redis <= 0)
-    return;
-  kill(g.redis, SIGTERM);
-  /* redis-server exits within milliseconds of SIGTERM when it has
-   * nothing to save; do not let a wedged one hold us up. */
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(g.redis, NULL, WNOHANG) == g.redis) {
-      g.redis = 0;
-      return;
-    }
-    sleep_ms(10);
-  }
-  kill(g.redis, SIGKILL);
-  waitpid(g.redis, NULL, 0);
-  g.redis = 0;
-}
-
-static void free_env(char **env) {
-  for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-    free(env[i]);
-  free(env);
-}
+/* redis-server exits within milliseconds of SIGTERM when it has nothing
+ * to save; do not let a wedged one hold us up. */
+static void stop_redis(void) { bench_stop_child(&g.redis, 0, 3000); }
 
 static void cleanup(void) {
   stop_redis();
@@ -257,67 +196,14 @@ static void cleanup(void) {
     g.ctl[i] = NULL;
   }
   for (int c = 0; c < CFG_COUNT; c++) {
-    free_env(g.env[c]);
+    bench_env_free(g.env[c]);
     g.env[c] = NULL;
   }
-  if (g.dir[0] != '\0')
-    nftw(g.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+  fl_rm_tree(g.dir);
   g.dir[0] = '\0';
 }
 
-/* Only async-signal-safe work here: the child we wait for is stopped, and
- * the main flow notices g_stop, unwinds and cleans up. */
-static void on_signal(int sig) {
-  (void)sig;
-  g_stop = 1;
-  if (g_child > 0)
-    kill((pid_t)g_child, SIGTERM);
-}
-
-static void install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal; /* no SA_RESTART: poll() must wake up */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-}
-
 /* ---- environments and processes ---------------------------------- */
-
-static int is_ours(const char *entry) {
-  static const char *const drop[] = {"LD_PRELOAD=", FL_CTL_ENV "=",
-                                     "FIU_ENABLE=", "FIU_CTRL_FIFO="};
-  for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-    if (strncmp(entry, drop[i], strlen(drop[i])) == 0)
-      return 1;
-  return 0;
-}
-
-/* Our environment without any preload of its own, plus LD_PRELOAD=shim
- * and FAULTLINE_CONTROL=ctl when ctl is given. NULL on no memory. */
-static char **make_env(const char *ctl) {
-  extern char **environ;
-  size_t n = 0, k = 0;
-  while (environ[n] != NULL)
-    n++;
-  char **env = calloc(n + 3, sizeof(*env));
-  if (env == NULL)
-    return NULL;
-  for (size_t i = 0; i < n; i++)
-    if (!is_ours(environ[i]) && (env[k++] = strdup(environ[i])) == NULL)
-      goto fail;
-  if (ctl != NULL && (asprintf(&env[k++], "LD_PRELOAD=%s", g.shim) < 0 ||
-                      asprintf(&env[k++], "%s=%s", FL_CTL_ENV, ctl) < 0)) {
-    env[--k] = NULL; /* asprintf leaves it undefined on failure */
-    goto fail;
-  }
-  return env;
-fail:
-  free_env(env);
-  return NULL;
-}
 
 /* Puts fiu-run's own arguments at the front of argv; returns how many. */
 static int fiu_prefix(enum cfg c, const char *argv[]) {
@@ -328,89 +214,6 @@ static int fiu_prefix(enum cfg c, const char *argv[]) {
   argv[2] = "-f";
   argv[3] = g.fifo;
   return 4;
-}
-
-/* Starts argv with envp: stdout to out_fd (-1: to the log too), stderr to
- * the file log. The child dies with us, so a killed benchmark leaves no
- * client or server behind. */
-static pid_t spawn(const char *const argv[], char **envp, int out_fd,
-                   const char *log) {
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid != 0)
-    return pid;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent)
-    _exit(127);
-  int in = open("/dev/null", O_RDONLY);
-  int err = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (in < 0 || err < 0)
-    _exit(127);
-  dup2(in, 0);
-  dup2(out_fd >= 0 ? out_fd : err, 1);
-  dup2(err, 2);
-  execvpe(argv[0], (char *const *)argv, envp);
-  dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-  _exit(127);
-}
-
-/* Prints the last lines of a log file to stderr, for a failure report. */
-static void show_tail(const char *log) {
-  char buf[2048];
-  int fd = open(log, O_RDONLY);
-  if (fd < 0)
-    return;
-  off_t size = lseek(fd, 0, SEEK_END);
-  off_t from =
-      size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
-  ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
-  close(fd);
-  if (n > 0) {
-    buf[n] = '\0';
-    fprintf(stderr, "--- %s ---\n%s%s", log, buf,
-            buf[n - 1] == '\n' ? "" : "\n");
-  }
-}
-
-/* Reads fd to end of file into out (truncating quietly) before deadline.
- * 0 at end of file, -1 on deadline or interruption by a signal. */
-static int read_all(int fd, char *out, size_t size, long long deadline) {
-  size_t len = 0;
-  for (;;) {
-    long long left_ms = (deadline - now_ns()) / 1000000;
-    if (g_stop || left_ms <= 0)
-      return -1;
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r = poll(&p, 1, left_ms > 1000 ? 1000 : (int)left_ms);
-    if (r <= 0)
-      continue; /* timeout slice or EINTR: re-check the deadline */
-    char scratch[512];
-    char *to = len + 1 < size ? out + len : scratch;
-    size_t room = len + 1 < size ? size - 1 - len : sizeof(scratch);
-    ssize_t n = read(fd, to, room);
-    if (n == 0)
-      break;
-    if (n < 0 && errno != EINTR)
-      return -1;
-    if (n > 0 && to != scratch)
-      len += (size_t)n;
-  }
-  out[len] = '\0';
-  return 0;
-}
-
-/* Reaps pid; *cpu_s gets the user+system CPU time it used. On a kernel
- * with paravirt steal accounting that time excludes steal, so it is the
- * one client figure that a busy host cannot inflate. */
-static int wait_child(pid_t pid, double *cpu_s) {
-  int ws;
-  struct rusage ru;
-  while (wait4(pid, &ws, 0, &ru) < 0)
-    if (errno != EINTR)
-      return -1;
-  *cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-  return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
 /* A preload that did not take is a measurement of the wrong thing: refuse
@@ -434,37 +237,31 @@ static int run_capture(const char *const argv[], char **envp, char *out,
                        size_t size, int timeout_s, double *cpu_s) {
   char log[PATH_MAX + 16];
   snprintf(log, sizeof(log), "%s/stderr.log", g.dir);
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) {
-    say("pipe: %s", strerror(errno));
+  int err = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (err < 0) {
+    bench_say("%s: %s", log, strerror(errno));
     return -1;
   }
-  pid_t pid = spawn(argv, envp, p[1], log);
-  close(p[1]);
-  if (pid < 0) {
-    close(p[0]);
-    say("fork: %s", strerror(errno));
+  struct bench_spawn s = {
+      (char *const *)argv, envp, {BENCH_FD_NULL, BENCH_FD_KEEP, err}, 0};
+  int status = 0;
+  int rc = bench_capture(&s, out, size, timeout_s, &status, cpu_s);
+  close(err);
+  if (bench_stop)
+    return -1;
+  if (rc != 0 && rc != -ETIMEDOUT) {
+    bench_say("cannot run %s: %s", argv[0], strerror(-rc));
     return -1;
   }
-  g_child = pid;
-  int timed_out =
-      read_all(p[0], out, size, now_ns() + timeout_s * 1000000000LL) != 0;
-  close(p[0]);
-  if (timed_out)
-    kill(pid, SIGKILL);
-  int status = wait_child(pid, cpu_s);
-  g_child = 0;
-  if (g_stop)
-    return -1;
-  if (timed_out || status != 0) {
-    say("%s %s (exit status %d)", argv[0],
-        timed_out ? "did not finish in time" : "failed", status);
-    show_tail(log);
+  if (rc != 0 || status != 0) {
+    bench_say("%s %s (exit status %d)", argv[0],
+              rc != 0 ? "did not finish in time" : "failed", status);
+    bench_show_tail(log, 2048);
     return -1;
   }
   if (preload_failed(log)) {
-    say("%s ran, but its preload did not take", argv[0]);
-    show_tail(log);
+    bench_say("%s ran, but its preload did not take", argv[0]);
+    bench_show_tail(log, 2048);
     return -1;
   }
   return 0;
@@ -474,30 +271,22 @@ static int run_capture(const char *const argv[], char **envp, char *out,
 
 /* Names the Debian package of each missing tool in one sentence. */
 static int check_tools(void) {
-  static const char *const need[][2] = {{"redis-server", "redis-server"},
-                                        {"redis-benchmark", "redis-tools"},
-                                        {"fiu-run", "fiu-utils"}};
-  char path[PATH_MAX];
-  int rc = 0;
-  for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
-    if (fl_find_program(need[i][0], path, sizeof(path)) != 0) {
-      say("%s not found: install it with 'apt-get install %s'", need[i][0],
-          need[i][1]);
-      rc = -1;
-    }
-  }
+  int rc = bench_need_program("redis-server", "redis-server");
+  rc |= bench_need_program("redis-benchmark", "redis-tools");
+  rc |= bench_need_program("fiu-run", "fiu-utils");
   if (access(PYTHON, X_OK) != 0) {
-    say("%s not found: install it with 'apt-get install python3'", PYTHON);
+    bench_say("%s not found: install it with 'apt-get install python3'",
+              PYTHON);
     rc = -1;
   }
   if (access("/usr/lib/fiu/fiu_posix_preload.so", R_OK) != 0) {
-    say("/usr/lib/fiu/fiu_posix_preload.so not found: install it with "
-        "'apt-get install libfiu0'");
+    bench_say("/usr/lib/fiu/fiu_posix_preload.so not found: install it with "
+              "'apt-get install libfiu0'");
     rc = -1;
   }
   if (fl_find_shim(g.shim_src, sizeof(g.shim_src)) != 0) {
-    say("libfaultline-preload.so not found beside fl-bench-shim; build "
-        "it, or set FAULTLINE_PRELOAD to its path");
+    bench_say("libfaultline-preload.so not found beside fl-bench-shim; build "
+              "it, or set FAULTLINE_PRELOAD to its path");
     rc = -1;
   }
   return rc;
@@ -515,47 +304,16 @@ static int add_decoy_rules(fl_control_t *c, int n) {
     snprintf(spec, sizeof(spec), "%s@10.9.%d.%d:1234",
              i % 2 == 0 ? "refuse" : "reset", i / 200, i % 200 + 1);
     if (fl_spec_parse(spec, &rule, err, sizeof(err)) != 0) {
-      say("decoy rule %s: %s", spec, err);
+      bench_say("decoy rule %s: %s", spec, err);
       return -1;
     }
     int rc = fl_control_add(c, &rule, &id);
     if (rc != 0) {
-      say("cannot add decoy rule %s: %s", spec, fl_strerror(rc));
+      bench_say("cannot add decoy rule %s: %s", spec, fl_strerror(rc));
       return -1;
     }
   }
   return 0;
-}
-
-/* Copies src to dst (mode 0755). */
-static int copy_file(const char *src, const char *dst) {
-  int in = open(src, O_RDONLY | O_CLOEXEC);
-  int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-  char buf[65536];
-  ssize_t n = 0;
-  while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
-    if (write(out, buf, (size_t)n) != n) {
-      n = -1;
-      break;
-    }
-  int rc = in >= 0 && out >= 0 && n == 0 ? 0 : -1;
-  if (in >= 0)
-    close(in);
-  if (out >= 0 && close(out) != 0)
-    rc = -1;
-  return rc;
-}
-
-/* Writes text to a new file (mode 0600). */
-static int write_file(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return -1;
-  size_t len = strlen(text);
-  int rc = write(fd, text, len) == (ssize_t)len ? 0 : -1;
-  if (close(fd) != 0)
-    rc = -1;
-  return rc;
 }
 
 /* Clients preload a private copy of the shim: the build's copy may be
@@ -564,8 +322,11 @@ static int write_file(const char *path, const char *text) {
 static int copy_shim(void) {
   struct stat st;
   snprintf(g.shim, sizeof(g.shim), "%s/libfaultline-preload.so", g.dir);
-  if (stat(g.shim_src, &st) != 0 || copy_file(g.shim_src, g.shim) != 0) {
-    say("cannot copy %s to %s: %s", g.shim_src, g.shim, strerror(errno));
+  int rc = stat(g.shim_src, &st) != 0
+               ? -errno
+               : bench_copy_file(g.shim_src, g.shim, 0755);
+  if (rc != 0) {
+    bench_say("cannot copy %s to %s: %s", g.shim_src, g.shim, strerror(-rc));
     return -1;
   }
   strftime(g.shim_built, sizeof(g.shim_built), "%Y-%m-%d %H:%M",
@@ -578,43 +339,39 @@ static int make_segment(int which, const char *name, int rules) {
   snprintf(path, sizeof(path), "%s/%s", g.dir, name);
   int rc = fl_control_create(path, 0x5eed, &g.ctl[which]);
   if (rc != 0) {
-    say("cannot create control segment %s: %s", path, fl_strerror(rc));
+    bench_say("cannot create control segment %s: %s", path, fl_strerror(rc));
     return -1;
   }
   return add_decoy_rules(g.ctl[which], rules);
 }
 
 static int setup(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(g.dir, sizeof(g.dir), "%s/fl-bench-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  if (mkdtemp(g.dir) == NULL) {
-    say("cannot make a temporary folder %s: %s", g.dir, strerror(errno));
+  int rc = bench_tmpdir(g.dir, sizeof(g.dir), "fl-bench");
+  if (rc != 0) {
+    bench_say("cannot make a temporary folder %s: %s", g.dir, strerror(-rc));
     g.dir[0] = '\0';
     return -1;
   }
   snprintf(g.fifo, sizeof(g.fifo), "%s/fiu-ctrl", g.dir);
   snprintf(g.py, sizeof(g.py), "%s/asyncio_client.py", g.dir);
-  if (write_file(g.py, py_client) != 0) {
-    say("cannot write %s: %s", g.py, strerror(errno));
+  if ((rc = bench_write_file(g.py, py_client)) != 0) {
+    bench_say("cannot write %s: %s", g.py, strerror(-rc));
     return -1;
   }
-  ssize_t n = readlink("/proc/self/exe", g.self, sizeof(g.self) - 1);
-  if (n <= 0) {
-    say("cannot find this program in /proc/self/exe: %s", strerror(errno));
+  if ((rc = bench_self(g.self, sizeof(g.self))) != 0) {
+    bench_say("cannot find this program in /proc/self/exe: %s", strerror(-rc));
     return -1;
   }
-  g.self[n] = '\0';
   if (copy_shim() != 0 || make_segment(0, "control-idle", 0) != 0 ||
       make_segment(1, "control-rules", DECOY_RULES) != 0)
     return -1;
-  g.env[CFG_PLAIN] = make_env(NULL);
-  g.env[CFG_SHIM] = make_env(fl_control_path(g.ctl[0]));
-  g.env[CFG_SHIM32] = make_env(fl_control_path(g.ctl[1]));
-  g.env[CFG_FIU] = make_env(NULL); /* fiu-run sets its own LD_PRELOAD */
+  g.env[CFG_PLAIN] = bench_env(NULL, NULL);
+  g.env[CFG_SHIM] = bench_env(g.shim, fl_control_path(g.ctl[0]));
+  g.env[CFG_SHIM32] = bench_env(g.shim, fl_control_path(g.ctl[1]));
+  g.env[CFG_FIU] = bench_env(NULL, NULL); /* fiu-run sets its own LD_PRELOAD */
   for (int c = 0; c < CFG_COUNT; c++)
     if (g.env[c] == NULL) {
-      say("out of memory");
+      bench_say("out of memory");
       return -1;
     }
   return 0;
@@ -622,47 +379,18 @@ static int setup(void) {
 
 /* ---- the redis server -------------------------------------------- */
 
-/* A loopback port free a moment ago; redis may still lose a race for it,
- * which start_redis() answers by trying another. */
-static int free_port(void) {
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof(a);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int port = -1;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-    port = ntohs(a.sin_port);
-  if (fd >= 0)
-    close(fd);
-  return port;
-}
-
-/* Does the server at port answer PING? */
-static int redis_pong(int port) {
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  char buf[16] = "";
-  int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-           write(fd, "PING\r\n", 6) == 6 && read(fd, buf, 7) > 0 &&
-           strncmp(buf, "+PONG", 5) == 0;
-  if (fd >= 0)
-    close(fd);
-  return ok;
-}
-
+/* redis may still lose the race for a port free a moment ago, which
+ * start_redis() answers by trying another. */
 static int wait_redis(int port, int timeout_ms) {
-  long long end = now_ns() + timeout_ms * 1000000LL;
-  while (now_ns() < end && !g_stop) {
+  long long end = bench_now_ns() + timeout_ms * 1000000LL;
+  while (bench_now_ns() < end && !bench_stop) {
     if (waitpid(g.redis, NULL, WNOHANG) == g.redis) {
       g.redis = 0; /* exited: the port was taken, or a bad option */
       return -1;
     }
-    if (redis_pong(port))
+    if (bench_redis_pong(port))
       return 0;
-    sleep_ms(20);
+    bench_sleep_ms(20);
   }
   return -1;
 }
@@ -672,8 +400,8 @@ static int wait_redis(int port, int timeout_ms) {
 static int start_redis(void) {
   char log[PATH_MAX + 16], port[16];
   snprintf(log, sizeof(log), "%s/redis.log", g.dir);
-  for (int attempt = 0; attempt < 3 && !g_stop; attempt++) {
-    g.port = free_port();
+  for (int attempt = 0; attempt < 3 && !bench_stop; attempt++) {
+    g.port = fl_free_port();
     snprintf(port, sizeof(port), "%d", g.port);
     /* No persistence, logs to stdout (our log file), in the foreground;
      * one option and its value per line. */
@@ -688,44 +416,27 @@ static int start_redis(void) {
                           "--daemonize", "no",
                           NULL};
     // clang-format on
-    g.redis = spawn(argv, g.env[CFG_PLAIN], -1, log);
-    if (g.redis < 0) {
+    int err = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    struct bench_spawn s = {
+        (char *const *)argv, g.env[CFG_PLAIN], {BENCH_FD_NULL, err, err}, 0};
+    int rc = err < 0 ? -errno : bench_spawn(&s, &g.redis);
+    if (err >= 0)
+      close(err);
+    if (rc != 0) {
       g.redis = 0;
-      say("fork: %s", strerror(errno));
+      bench_say("cannot run redis-server: %s", strerror(-rc));
       return -1;
     }
     if (wait_redis(g.port, 5000) == 0)
       return 0;
     stop_redis();
   }
-  say("redis-server would not start on 127.0.0.1");
-  show_tail(log);
+  bench_say("redis-server would not start on 127.0.0.1");
+  bench_show_tail(log, 2048);
   return -1;
 }
 
 /* ---- the redis workload ------------------------------------------ */
-
-/* Reads "SET","12345.67",... lines of redis-benchmark --csv. */
-static int parse_csv(const char *out, double rps[TEST_COUNT]) {
-  int found = 0;
-  for (const char *line = out; line != NULL && *line != '\0';) {
-    char name[16];
-    double v;
-    if (sscanf(line, "\"%15[^\"]\",\"%lf\"", name, &v) == 2 && v > 0)
-      for (int t = 0; t < TEST_COUNT; t++)
-        if (strcmp(name, test_names[t]) == 0) {
-          rps[t] = v;
-          found |= 1 << t;
-        }
-    line = strchr(line, '\n');
-    line = line != NULL ? line + 1 : NULL;
-  }
-  if (found != (1 << TEST_COUNT) - 1) {
-    say("redis-benchmark printed no SET and GET figures:\n%s", out);
-    return -1;
-  }
-  return 0;
-}
 
 /* One redis-benchmark run of SET then GET in configuration c: the
  * throughput of each and the client's CPU seconds for the whole run. */
@@ -754,7 +465,12 @@ static int redis_run(enum cfg c, int mode, long requests,
   int timeout = 60 + (int)(TEST_COUNT * requests / 5000);
   if (run_capture(argv, g.env[c], out, sizeof(out), timeout, cpu_s) != 0)
     return -1;
-  return parse_csv(out, rps);
+  struct bench_redis_fig fig[TEST_COUNT];
+  if (bench_redis_csv(out, test_names, TEST_COUNT, 0, fig) != 0)
+    return -1;
+  for (int t = 0; t < TEST_COUNT; t++)
+    rps[t] = fig[t].rps;
+  return 0;
 }
 
 static void redis_version(void) {
@@ -793,8 +509,8 @@ static int py_run(enum cfg c, long requests, double *rps, double *cpu_us) {
     return -1;
   if (sscanf(out, "%lf %lf %31s", rps, cpu_us, preload) != 3 || *rps <= 0 ||
       strcmp(preload, cfg_preload[c]) != 0) {
-    say("asyncio client under %s: expected preload %s, it said: %s",
-        cfg_names[c], cfg_preload[c], out);
+    bench_say("asyncio client under %s: expected preload %s, it said: %s",
+              cfg_names[c], cfg_preload[c], out);
     return -1;
   }
   return 0;
@@ -917,12 +633,12 @@ static int micro_child(const char *iters_arg) {
     fprintf(stderr, "micro benchmark set-up failed: %s\n", strerror(errno));
     return 1;
   }
-  long long t0 = now_ns();
+  long long t0 = bench_now_ns();
   if (best_batch(ping_pong, client, server, iters, &rt) != 0) {
     fprintf(stderr, "round trip failed: %s\n", strerror(errno));
     return 1;
   }
-  double wall = (double)(now_ns() - t0) / (double)iters;
+  double wall = (double)(bench_now_ns() - t0) / (double)iters;
   if (best_batch(eagain_loop, client, server, iters, &eagain) != 0) {
     fprintf(stderr, "recv on an empty socket did not fail with EAGAIN\n");
     return 1;
@@ -950,86 +666,14 @@ static int micro_run(enum cfg c, long iters, double *wall,
   if (sscanf(out, "%lf %lf %lf %31s", wall, &cpu[MICRO_RT], &cpu[MICRO_EAGAIN],
              preload) != 4 ||
       strcmp(preload, cfg_preload[c]) != 0) {
-    say("micro benchmark under %s: expected preload %s, child said: %s",
-        cfg_names[c], cfg_preload[c], out);
+    bench_say("micro benchmark under %s: expected preload %s, child said: %s",
+              cfg_names[c], cfg_preload[c], out);
     return -1;
   }
   return 0;
 }
 
 /* ---- what else the machine was doing ------------------------------ */
-
-/* CPU seconds the whole machine spent busy (steal apart), from
- * /proc/stat. */
-static int machine_cpu(double *busy, double *steal) {
-  unsigned long long v[8];
-  FILE *f = fopen("/proc/stat", "r");
-  int n = f != NULL
-              ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
-                       &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7])
-              : 0;
-  if (f != NULL)
-    fclose(f);
-  if (n != 8)
-    return -1;
-  double tck = (double)sysconf(_SC_CLK_TCK);
-  /* user nice system idle iowait irq softirq steal */
-  *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / tck;
-  *steal = (double)v[7] / tck;
-  return 0;
-}
-
-/* CPU seconds used by this program, its reaped children (every client)
- * and the redis-server still running. */
-static double own_cpu(void) {
-  struct rusage self, kids;
-  getrusage(RUSAGE_SELF, &self);
-  getrusage(RUSAGE_CHILDREN, &kids);
-  double t = 0;
-  const struct rusage *ru[2] = {&self, &kids};
-  for (int i = 0; i < 2; i++)
-    t += (double)(ru[i]->ru_utime.tv_sec + ru[i]->ru_stime.tv_sec) +
-         (double)(ru[i]->ru_utime.tv_usec + ru[i]->ru_stime.tv_usec) / 1e6;
-  char path[64], buf[1024];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)g.redis);
-  FILE *f = g.redis > 0 ? fopen(path, "r") : NULL;
-  if (f != NULL && fgets(buf, sizeof(buf), f) != NULL) {
-    /* Fields 14 and 15 (utime, stime) follow the ")" that ends comm. */
-    const char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    if (p != NULL &&
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-               &ut, &st) == 2)
-      t += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-  }
-  if (f != NULL)
-    fclose(f);
-  return t;
-}
-
-struct load_mark {
-  long long wall_ns;
-  double busy, steal, own;
-  int ok;
-};
-
-static struct load_mark load_mark(void) {
-  struct load_mark m = {.wall_ns = now_ns()};
-  m.ok = machine_cpu(&m.busy, &m.steal) == 0;
-  m.own = own_cpu();
-  return m;
-}
-
-/* Cores kept busy by others (and stolen) between two marks. */
-static void load_between(const struct load_mark *a, const struct load_mark *b) {
-  double wall = (double)(b->wall_ns - a->wall_ns) / 1e9;
-  g.foreign_cores = g.steal_cores = -1;
-  if (!a->ok || !b->ok || wall <= 0)
-    return;
-  double foreign = (b->busy - a->busy) - (b->own - a->own);
-  g.foreign_cores = foreign > 0 ? foreign / wall : 0;
-  g.steal_cores = (b->steal - a->steal) / wall;
-}
 
 /* ---- rounds ------------------------------------------------------ */
 
@@ -1092,36 +736,19 @@ static int micro_round(const struct opts *o, int r, struct samples *s) {
 
 static int run_rounds(const struct opts *o, struct samples *s) {
   s->rounds = o->rounds;
-  struct load_mark start = load_mark();
+  /* The running redis-server's CPU is ours too, not other work. */
+  struct bench_load start, end;
+  bench_load_mark(&start, g.redis);
   for (int r = 0; r < o->rounds; r++)
     if (redis_round(o, r, s) != 0 || py_round(o, r, s) != 0 ||
         micro_round(o, r, s) != 0)
       return -1;
-  struct load_mark end = load_mark();
-  load_between(&start, &end);
+  bench_load_mark(&end, g.redis);
+  g.other = bench_load_between(&start, &end);
   return 0;
 }
 
 /* ---- the report -------------------------------------------------- */
-
-struct summary {
-  double median, min, max;
-};
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static struct summary summarize(const double *v, int n) {
-  double sorted[MAX_ROUNDS];
-  memcpy(sorted, v, (size_t)n * sizeof(*v));
-  qsort(sorted, (size_t)n, sizeof(*sorted), cmp_double);
-  struct summary s = {sorted[n / 2], sorted[0], sorted[n - 1]};
-  if (n % 2 == 0)
-    s.median = (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-  return s;
-}
 
 /* Every ratio in the report is speed relative to plain, above 1 when
  * faster, so one set of goals reads the same in every table: config ÷
@@ -1131,14 +758,14 @@ static struct summary summarize(const double *v, int n) {
  * rounds cancels out of it, where it would not out of a ratio of
  * medians. */
 static void ratios(const double *v0, size_t stride, int n, int is_cost,
-                   struct summary ratio[CFG_COUNT]) {
+                   struct bench_summary ratio[CFG_COUNT]) {
   const double *plain = v0 + (size_t)CFG_PLAIN * stride;
   for (int c = 0; c < CFG_COUNT; c++) {
     const double *v = v0 + (size_t)c * stride;
     double per[MAX_ROUNDS];
     for (int r = 0; r < n; r++)
       per[r] = is_cost ? plain[r] / v[r] : v[r] / plain[r];
-    ratio[c] = summarize(per, n);
+    bench_summarize(per, (size_t)n, &ratio[c]);
   }
 }
 
@@ -1179,10 +806,10 @@ static void goal_cell(FILE *f, enum cfg c, const double ratio[CFG_COUNT],
  * > 0 the time added per intercepted call, then the goal. */
 static void rows(FILE *f, const char *workload, const double *v0, size_t stride,
                  int n, int is_cost, int digits, int calls, struct goals *gl) {
-  struct summary sum[CFG_COUNT], per[CFG_COUNT];
+  struct bench_summary sum[CFG_COUNT], per[CFG_COUNT];
   double ratio[CFG_COUNT];
   for (int c = 0; c < CFG_COUNT; c++)
-    sum[c] = summarize(v0 + (size_t)c * stride, n);
+    bench_summarize(v0 + (size_t)c * stride, (size_t)n, &sum[c]);
   ratios(v0, stride, n, is_cost, per);
   for (int c = 0; c < CFG_COUNT; c++)
     ratio[c] = per[c].median;
@@ -1255,15 +882,9 @@ static void summary_lines(FILE *f, const char *title, const struct goals *gl) {
 }
 
 static void context(FILE *f, const struct opts *o, const char *cmdline) {
-  struct utsname u;
-  char when[64];
-  time_t now = time(NULL);
-  strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", localtime(&now));
-  uname(&u);
   fprintf(f, "## faultline shim overhead\n\n");
-  fprintf(f, "`%s` — %s, %s %s, %ld CPUs; shim %s built %s\n\n", cmdline, when,
-          u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN), g.shim_src,
-          g.shim_built);
+  bench_print_context(f, cmdline);
+  fprintf(f, "; shim %s built %s\n\n", g.shim_src, g.shim_built);
   fprintf(f,
           "Clients of a private redis-server on 127.0.0.1 (no persistence, "
           "never preloaded): %s, `-t set,get -c %s`, `-n %ld` unpipelined "
@@ -1277,22 +898,25 @@ static void context(FILE *f, const struct opts *o, const char *cmdline) {
           g.redis_version, CLIENTS, o->requests, o->requests * PIPELINED_SCALE,
           g.py_version, PY_CONNS, o->py_requests, o->rounds,
           o->rounds == 1 ? "" : "s");
-  if (g.foreign_cores >= 0) {
-    fprintf(f,
-            "Other work on the machine during the rounds: %.2f of %ld cores "
-            "busy on average outside this benchmark, %.2f stolen by the "
-            "hypervisor.%s\n\n",
-            g.foreign_cores, sysconf(_SC_NPROCESSORS_ONLN), g.steal_cores,
-            g.foreign_cores + g.steal_cores > 0.1
-                ? " The machine was not quiet: the throughput rows carry that "
-                  "noise (see the ratios' min – max); the CPU and micro rows "
-                  "are less sensitive to it."
-                : "");
-  }
+  bench_print_other(f, &g.other, "during the rounds", "",
+                    g.other.cores + g.other.steal > 0.1
+                        ? " The machine was not quiet: the throughput rows "
+                          "carry that noise (see the ratios' min – max); the "
+                          "CPU and micro rows are less sensitive to it."
+                        : "");
 }
 
-static void report(FILE *f, const struct opts *o, const struct samples *s,
-                   const char *cmdline) {
+struct report_args {
+  const struct opts *o;
+  const struct samples *s;
+  const char *cmdline;
+};
+
+static void report(FILE *f, const void *arg) {
+  const struct report_args *a = arg;
+  const struct opts *o = a->o;
+  const struct samples *s = a->s;
+  const char *cmdline = a->cmdline;
   struct goals tput = {{0}}, cpu = {{0}}, micro = {{0}};
   context(f, o, cmdline);
   fprintf(f, "### Client throughput (req/s, higher is better)\n\n");
@@ -1321,26 +945,6 @@ static void report(FILE *f, const struct opts *o, const struct samples *s,
   summary_lines(f, "micro loops", &micro);
 }
 
-/* Prints the report to stdout and, with --out, to that file. */
-static int emit_report(const struct opts *o, const struct samples *s,
-                       const char *cmdline) {
-  report(stdout, o, s, cmdline);
-  fflush(stdout);
-  if (o->out == NULL)
-    return 0;
-  FILE *f = fopen(o->out, "w");
-  if (f == NULL) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  report(f, o, s, cmdline);
-  if (fclose(f) != 0) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  return 0;
-}
-
 /* ---- options and main -------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -1364,19 +968,6 @@ static void usage(FILE *f) {
           PIPELINED_SCALE);
 }
 
-static int parse_long(const char *arg, const char *opt, long min, long max,
-                      long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(arg, &end, 10);
-  if (errno != 0 || end == arg || *end != '\0' || v < min || v > max) {
-    say("%s wants a number from %ld to %ld, not '%s'", opt, min, max, arg);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 /* Explicit options win over --quick's defaults, in any order. */
 static int parse_opts(int argc, char **argv, struct opts *o) {
   static const struct option longs[] = {
@@ -1391,34 +982,22 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long rounds = -1, requests = -1, iters = -1, py = -1;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) >
+         0) {
     int rc = 0;
-    if (ch == 'q')
-      o->quick = 1;
-    else if (ch == 'r')
-      rc = parse_long(optarg, "--rounds", 1, MAX_ROUNDS, &rounds);
+    if (ch == 'r')
+      rc = bench_parse_long(optarg, "--rounds", 1, MAX_ROUNDS, &rounds);
     else if (ch == 'n')
-      rc = parse_long(optarg, "--requests", 1000, 100000000, &requests);
+      rc = bench_parse_long(optarg, "--requests", 1000, 100000000, &requests);
     else if (ch == 'm')
-      rc = parse_long(optarg, "--micro-iters", 1000, 1000000000, &iters);
+      rc = bench_parse_long(optarg, "--micro-iters", 1000, 1000000000, &iters);
     else if (ch == 'p')
-      rc = parse_long(optarg, "--py-requests", 1000, 100000000, &py);
-    else if (ch == 'o')
-      o->out = optarg;
-    else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
-      return -1;
-    }
+      rc = bench_parse_long(optarg, "--py-requests", 1000, 100000000, &py);
     if (rc != 0)
       return -1;
   }
-  if (optind < argc) {
-    say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->rounds = (int)(rounds > 0 ? rounds : o->quick ? 1 : 5);
   o->requests = requests > 0 ? requests : o->quick ? 10000 : 100000;
   o->micro_iters = iters > 0 ? iters : o->quick ? 20000 : 200000;
@@ -1426,15 +1005,8 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   return 0;
 }
 
-static void join_args(int argc, char **argv, char *out, size_t size) {
-  size_t len = 0;
-  out[0] = '\0';
-  for (int i = 0; i < argc && len < size; i++)
-    len += (size_t)snprintf(out + len, size - len, "%s%s", i ? " " : "",
-                            i == 0 ? "fl-bench-shim" : argv[i]);
-}
-
 int main(int argc, char **argv) {
+  bench_init("fl-bench-shim");
   if (argc == 3 && strcmp(argv[1], "--micro-child") == 0)
     return micro_child(argv[2]);
   struct opts o;
@@ -1444,17 +1016,18 @@ int main(int argc, char **argv) {
     return FL_EXIT_ENV;
   static struct samples s; /* large: keep it off the stack */
   char cmdline[1024];
-  join_args(argc, argv, cmdline, sizeof(cmdline));
+  bench_cmdline(argc, argv, cmdline, sizeof(cmdline));
   atexit(cleanup);
-  install_signals();
+  bench_catch_signals(SIGTERM, SIGTERM);
   if (setup() != 0 || start_redis() != 0)
     return FL_EXIT_ENV;
   redis_version();
   py_version();
   if (run_rounds(&o, &s) != 0) {
-    if (g_stop)
-      say("interrupted; cleaned up");
-    return g_stop ? 130 : FL_EXIT_ENV;
+    if (bench_stop)
+      bench_say("interrupted; cleaned up");
+    return bench_stop ? 130 : FL_EXIT_ENV;
   }
-  return emit_report(&o, &s, cmdline) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
+  struct report_args ra = {&o, &s, cmdline};
+  return bench_emit(o.out, report, &ra) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
 }

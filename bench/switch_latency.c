@@ -28,26 +28,19 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "control.h"
 #include "errors.h"
 #include "faultspec.h"
@@ -108,8 +101,8 @@ static double lat[TGT_COUNT][HOW_COUNT][MAX_SWITCHES];
 static double inject_ms[TGT_COUNT][MAX_SWITCHES]; /* spawn to exit */
 static double true_ms[TGT_COUNT][MAX_SWITCHES];   /* /bin/true, the same */
 
-/* Everything cleanup() must undo. The signal handler touches only the
- * sig_atomic_t variables. */
+/* Everything cleanup() must undo. The signal handler touches only
+ * bench_stop and bench_child. */
 static struct {
   char dir[PATH_MAX]; /* our temporary folder; "" when none */
   char self[PATH_MAX];
@@ -125,36 +118,11 @@ static struct {
   char **env_shim, **env_plain;
   int listen_fd, port;
   pid_t target;
-  int out_fd; /* the target's stdout */
-  char buf[4096];
-  size_t len;
+  struct bench_lines out;    /* the target's stdout */
   long long last_t, last_n;  /* the last refusal: time, loop count */
   double iter_us[TGT_COUNT]; /* the target's mean loop iteration */
-  double foreign_cores, steal_cores;
-} g = {.listen_fd = -1, .out_fd = -1};
-static volatile sig_atomic_t g_stop;
-static volatile sig_atomic_t g_child;
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("fl-bench-switch-latency: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-static long long now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static void sleep_us(long us) {
-  struct timespec t = {us / 1000000, (us % 1000000) * 1000L};
-  nanosleep(&t, NULL);
-}
+  struct bench_other other;
+} g = {.listen_fd = -1, .out.fd = -1};
 
 /* ---- the target (this program re-executed under the shim) ---------- */
 
@@ -191,7 +159,7 @@ static int target_child(void) {
   char line[64];
   int refused = 0;
   long long n = 0;
-  dprintf(1, "R %lld\n", now_ns());
+  dprintf(1, "R %lld\n", bench_now_ns());
   for (;;) {
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c < 0) {
@@ -207,12 +175,13 @@ static int target_child(void) {
         close(s);
       if (refused) {
         refused = 0;
-        int len = snprintf(line, sizeof(line), "O %lld %lld\n", now_ns(), n);
+        int len =
+            snprintf(line, sizeof(line), "O %lld %lld\n", bench_now_ns(), n);
         if (write(1, line, (size_t)len) != len)
           return 0;
       }
     } else if (errno == ECONNREFUSED) {
-      long long t = now_ns();
+      long long t = bench_now_ns();
       close(c);
       if (!refused) {
         refused = 1;
@@ -229,36 +198,14 @@ static int target_child(void) {
 
 /* ---- cleanup, on every exit path ------------------------------------ */
 
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  if (flag == FTW_DP)
-    rmdir(path);
-  else
-    unlink(path);
-  return 0;
-}
-
-static void free_env(char **env) {
-  for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-    free(env[i]);
-  free(env);
-}
-
 /* Kills and reaps the running target; its CPU time goes to our
  * RUSAGE_CHILDREN, where the machine-load figure finds it. */
 static void stop_target(void) {
-  if (g.out_fd >= 0)
-    close(g.out_fd);
-  g.out_fd = -1;
-  g.len = 0;
-  if (g.target <= 0)
-    return;
-  kill(g.target, SIGKILL);
-  while (waitpid(g.target, NULL, 0) < 0 && errno == EINTR)
-    ;
-  g.target = 0;
+  if (g.out.fd >= 0)
+    close(g.out.fd);
+  g.out.fd = -1;
+  g.out.len = 0;
+  bench_stop_child(&g.target, 0, 0);
 }
 
 static void cleanup(void) {
@@ -269,114 +216,38 @@ static void cleanup(void) {
   if (g.listen_fd >= 0)
     close(g.listen_fd);
   g.listen_fd = -1;
-  free_env(g.env_shim);
-  free_env(g.env_plain);
+  bench_env_free(g.env_shim);
+  bench_env_free(g.env_plain);
   g.env_shim = g.env_plain = NULL;
-  if (g.dir[0] != '\0')
-    nftw(g.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+  fl_rm_tree(g.dir);
   g.dir[0] = '\0';
 }
 
-static void on_signal(int sig) {
-  (void)sig;
-  g_stop = 1;
-  if (g_child > 0)
-    kill((pid_t)g_child, SIGKILL);
-}
-
-static void install_signals(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal; /* no SA_RESTART: poll() must wake up */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
-}
-
 /* ---- set-up --------------------------------------------------------- */
-
-static int is_ours(const char *entry) {
-  static const char *const drop[] = {"LD_PRELOAD=", FL_CTL_ENV "="};
-  for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-    if (strncmp(entry, drop[i], strlen(drop[i])) == 0)
-      return 1;
-  return 0;
-}
-
-/* Our environment without a preload of its own; with ctl, plus the shim
- * and FAULTLINE_CONTROL=ctl. NULL on no memory. */
-static char **make_env(const char *ctl) {
-  extern char **environ;
-  size_t n = 0, k = 0;
-  while (environ[n] != NULL)
-    n++;
-  char **env = calloc(n + 3, sizeof(*env));
-  if (env == NULL)
-    return NULL;
-  for (size_t i = 0; i < n; i++)
-    if (!is_ours(environ[i]) && (env[k++] = strdup(environ[i])) == NULL)
-      goto fail;
-  if (ctl != NULL && (asprintf(&env[k++], "LD_PRELOAD=%s", g.shim) < 0 ||
-                      asprintf(&env[k++], "%s=%s", FL_CTL_ENV, ctl) < 0)) {
-    env[--k] = NULL; /* asprintf leaves it undefined on failure */
-    goto fail;
-  }
-  return env;
-fail:
-  free_env(env);
-  return NULL;
-}
-
-static int copy_file(const char *src, const char *dst) {
-  int in = open(src, O_RDONLY | O_CLOEXEC);
-  int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
-  int rc = in >= 0 && out >= 0 ? 0 : -1;
-  char buf[65536];
-  for (ssize_t n; rc == 0 && (n = read(in, buf, sizeof(buf))) != 0;)
-    if (n < 0 || write(out, buf, (size_t)n) != n)
-      rc = -1;
-  if (in >= 0)
-    close(in);
-  if (out >= 0 && close(out) != 0)
-    rc = -1;
-  return rc;
-}
-
-static int write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  if (f == NULL)
-    return -1;
-  fputs(text, f);
-  return fclose(f);
-}
 
 /* Names the Debian package of whatever is missing, in one sentence each. */
 static int check_tools(void) {
   int rc = 0;
   if (access(PYTHON, X_OK) != 0) {
-    say("%s not found: install it with 'apt-get install python3'", PYTHON);
+    bench_say("%s not found: install it with 'apt-get install python3'",
+              PYTHON);
     rc = -1;
   }
   if (fl_find_shim(g.shim_src, sizeof(g.shim_src)) != 0) {
-    say("libfaultline-preload.so not found beside this program; build it, "
+    bench_say(
+        "libfaultline-preload.so not found beside this program; build it, "
         "or set FAULTLINE_PRELOAD to its path");
     rc = -1;
   }
-  ssize_t n = readlink("/proc/self/exe", g.self, sizeof(g.self) - 1);
-  if (n <= 0) {
-    say("cannot find this program in /proc/self/exe: %s", strerror(errno));
+  int err = bench_self(g.self, sizeof(g.self));
+  if (err != 0) {
+    bench_say("cannot find this program in /proc/self/exe: %s", strerror(-err));
     return -1;
   }
-  g.self[n] = '\0';
-  snprintf(g.faultline, sizeof(g.faultline), "%s", g.self);
-  char *slash = strrchr(g.faultline, '/');
-  snprintf(slash + 1, sizeof(g.faultline) - (size_t)(slash + 1 - g.faultline),
-           "faultline");
-  if (access(g.faultline, X_OK) != 0) {
-    say("%s not found: build the faultline target beside this program",
-        g.faultline);
+  if (bench_beside_self("faultline", g.faultline, sizeof(g.faultline)) != 0 ||
+      access(g.faultline, X_OK) != 0) {
+    bench_say("%s not found: build the faultline target beside this program",
+              g.faultline);
     rc = -1;
   }
   return rc;
@@ -391,7 +262,7 @@ static int make_listener(void) {
   if (g.listen_fd < 0 || bind(g.listen_fd, (struct sockaddr *)&a, len) != 0 ||
       listen(g.listen_fd, 4096) != 0 ||
       getsockname(g.listen_fd, (struct sockaddr *)&a, &len) != 0) {
-    say("cannot listen on 127.0.0.1: %s", strerror(errno));
+    bench_say("cannot listen on 127.0.0.1: %s", strerror(errno));
     return -1;
   }
   g.port = ntohs(a.sin_port);
@@ -399,11 +270,9 @@ static int make_listener(void) {
 }
 
 static int setup(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(g.dir, sizeof(g.dir), "%s/fl-bench-switch-XXXXXX",
-           tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-  if (mkdtemp(g.dir) == NULL) {
-    say("cannot make a temporary folder %s: %s", g.dir, strerror(errno));
+  int rc = bench_tmpdir(g.dir, sizeof(g.dir), "fl-bench-switch");
+  if (rc != 0) {
+    bench_say("cannot make a temporary folder %s: %s", g.dir, strerror(-rc));
     g.dir[0] = '\0';
     return -1;
   }
@@ -412,32 +281,32 @@ static int setup(void) {
   snprintf(g.ilog, sizeof(g.ilog), "%s/inject.log", g.dir);
   snprintf(g.py, sizeof(g.py), "%s/target.py", g.dir);
   /* A private copy: a rebuild during the run cannot swap the shim. */
-  if (copy_file(g.shim_src, g.shim) != 0) {
-    say("cannot copy %s to %s: %s", g.shim_src, g.shim, strerror(errno));
+  if ((rc = bench_copy_file(g.shim_src, g.shim, 0700)) != 0) {
+    bench_say("cannot copy %s to %s: %s", g.shim_src, g.shim, strerror(-rc));
     return -1;
   }
-  if (write_file(g.py, py_target) != 0) {
-    say("cannot write %s: %s", g.py, strerror(errno));
+  if ((rc = bench_write_file(g.py, py_target)) != 0) {
+    bench_say("cannot write %s: %s", g.py, strerror(-rc));
     return -1;
   }
   char path[PATH_MAX + 16], err[256];
   snprintf(path, sizeof(path), "%s/control", g.dir);
-  int rc = fl_control_create(path, 1, &g.ctl);
+  rc = fl_control_create(path, 1, &g.ctl);
   if (rc != 0) {
-    say("cannot create control segment %s: %s", path, fl_strerror(rc));
+    bench_say("cannot create control segment %s: %s", path, fl_strerror(rc));
     return -1;
   }
   if (make_listener() != 0)
     return -1;
   snprintf(g.spec, sizeof(g.spec), "refuse@127.0.0.1:%d", g.port);
   if (fl_spec_parse(g.spec, &g.rule, err, sizeof(err)) != 0) {
-    say("%s: %s", g.spec, err);
+    bench_say("%s: %s", g.spec, err);
     return -1;
   }
-  g.env_shim = make_env(path);
-  g.env_plain = make_env(NULL);
+  g.env_shim = bench_env(g.shim, path);
+  g.env_plain = bench_env(NULL, NULL);
   if (g.env_shim == NULL || g.env_plain == NULL) {
-    say("out of memory");
+    bench_say("out of memory");
     return -1;
   }
   return 0;
@@ -445,117 +314,62 @@ static int setup(void) {
 
 /* ---- talking to the target ------------------------------------------ */
 
-static void show_tail(const char *log) {
-  char buf[2048];
-  int fd = open(log, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return;
-  off_t size = lseek(fd, 0, SEEK_END);
-  off_t from =
-      size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
-  ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
-  close(fd);
-  if (n > 0) {
-    buf[n] = '\0';
-    fprintf(stderr, "--- %s ---\n%s%s", log, buf,
-            buf[n - 1] == '\n' ? "" : "\n");
-  }
-}
-
-/* The next line the target wrote, before deadline (ns). 0, -ETIMEDOUT,
- * -EPIPE at end of output, -EINTR when we are stopping. */
-static int next_line(char *out, size_t size, long long deadline) {
-  for (;;) {
-    char *nl = memchr(g.buf, '\n', g.len);
-    if (nl != NULL) {
-      size_t n = (size_t)(nl - g.buf);
-      snprintf(out, size, "%.*s", (int)n, g.buf);
-      g.len -= n + 1;
-      memmove(g.buf, nl + 1, g.len);
-      return 0;
-    }
-    if (g_stop)
-      return -EINTR;
-    long long left = (deadline - now_ns()) / 1000000;
-    if (left <= 0)
-      return -ETIMEDOUT;
-    struct pollfd p = {.fd = g.out_fd, .events = POLLIN};
-    if (poll(&p, 1, left > 1000 ? 1000 : (int)left) <= 0)
-      continue; /* a slice of the wait, or EINTR: look again */
-    if (g.len == sizeof(g.buf))
-      g.len = 0; /* a runaway line: never from our targets */
-    ssize_t n = read(g.out_fd, g.buf + g.len, sizeof(g.buf) - g.len);
-    if (n == 0)
-      return -EPIPE;
-    if (n < 0 && errno != EINTR && errno != EAGAIN)
-      return -errno;
-    if (n > 0)
-      g.len += (size_t)n;
-  }
-}
-
 /* Waits for the target's line of kind k ('R', 'E' or 'O'): its time and
  * loop count. 0, or a negative code after saying what went wrong. */
 static int expect_line(char k, long long *t, long long *n) {
   char line[128];
-  int rc = next_line(line, sizeof(line),
-                     now_ns() + (k == 'R' ? START_WAIT_MS : EVENT_WAIT_MS) *
-                                    1000000LL);
+  int rc = bench_next_line(
+      &g.out, line, sizeof(line),
+      bench_now_ns() + (k == 'R' ? START_WAIT_MS : EVENT_WAIT_MS) * 1000000LL);
   if (rc == 0) {
     char kind = 0;
     *n = 0;
     int got = sscanf(line, "%c %lld %lld", &kind, t, n);
     if (kind == k && got >= 2)
       return 0;
-    say("the target wrote '%s' where '%c' was due", line, k);
+    bench_say("the target wrote '%s' where '%c' was due", line, k);
     return -EPROTO;
   }
   if (rc == -EINTR)
     return rc;
-  say("%s", rc == -ETIMEDOUT ? (k == 'E'   ? "the target saw no refusal within "
-                                             "3 s of the switch"
-                                : k == 'O' ? "the target was still refused 3 "
-                                             "s after the clear"
-                                           : "the target did not start")
-                             : "the target ended");
-  show_tail(g.log);
+  bench_say("%s", rc == -ETIMEDOUT
+                      ? (k == 'E'   ? "the target saw no refusal within "
+                                      "3 s of the switch"
+                         : k == 'O' ? "the target was still refused 3 "
+                                      "s after the clear"
+                                    : "the target did not start")
+                      : "the target ended");
+  bench_show_tail(g.log, 2048);
   return rc;
 }
 
 static int start_target(enum target t, long long *t_ready) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) {
-    say("pipe: %s", strerror(errno));
+    bench_say("pipe: %s", strerror(errno));
     return -1;
   }
   char *const c_argv[] = {g.self, "--target-child", NULL};
   char *const py_argv[] = {PYTHON, "-I", g.py, NULL};
-  char *const *argv = t == TGT_C ? c_argv : py_argv;
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    int in = open("/dev/null", O_RDONLY);
-    int err = open(g.log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in < 0 || err < 0 || dup2(in, 0) < 0 || dup2(p[1], 1) < 0 ||
-        dup2(err, 2) < 0 || dup2(g.listen_fd, LISTEN_FD) < 0)
-      _exit(127);
-    fcntl(LISTEN_FD, F_SETFD, 0); /* also when listen_fd was 3 already */
-    execve(argv[0], argv, g.env_shim);
-    dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
+  int err = open(g.log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  /* The listener becomes the target's fd 3 (LISTEN_FD). */
+  struct bench_spawn s = {t == TGT_C ? c_argv : py_argv,
+                          g.env_shim,
+                          {BENCH_FD_NULL, p[1], err, g.listen_fd},
+                          0};
+  pid_t pid;
+  int rc = err < 0 ? -errno : bench_spawn(&s, &pid);
   close(p[1]);
-  if (pid < 0) {
+  if (err >= 0)
+    close(err);
+  if (rc != 0) {
     close(p[0]);
-    say("fork: %s", strerror(errno));
+    bench_say("cannot start the target: %s", strerror(-rc));
     return -1;
   }
   g.target = pid;
-  g.out_fd = p[0];
-  g.len = 0;
+  g.out.fd = p[0];
+  g.out.len = 0;
   long long n;
   return expect_line('R', t_ready, &n) == 0 ? 0 : -1;
 }
@@ -573,18 +387,18 @@ static int run_quick(char *const argv[], const char *log, long long t0,
   int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, g.env_plain);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
-    say("cannot run %s: %s", argv[0], strerror(rc));
+    bench_say("cannot run %s: %s", argv[0], strerror(rc));
     return -1;
   }
-  g_child = pid;
+  bench_child = pid;
   int ws;
   while (waitpid(pid, &ws, 0) < 0)
     if (errno != EINTR) {
-      g_child = 0;
+      bench_child = 0;
       return -1;
     }
-  *ms = (double)(now_ns() - t0) / 1e6;
-  g_child = 0;
+  *ms = (double)(bench_now_ns() - t0) / 1e6;
+  bench_child = 0;
   return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
@@ -593,13 +407,13 @@ static int run_quick(char *const argv[], const char *log, long long t0,
 static int one_switch(enum target t, enum how h, int i) {
   double unused_ms = 0;
   double *spawn_ms = i >= 0 ? &inject_ms[t][i] : &unused_ms;
-  long long when, n, t0 = now_ns();
+  long long when, n, t0 = bench_now_ns();
   if (h == HOW_API) {
     struct fl_rule rule = g.rule;
     uint32_t id;
     int rc = fl_control_add(g.ctl, &rule, &id);
     if (rc != 0) {
-      say("fl_control_add: %s", fl_strerror(rc));
+      bench_say("fl_control_add: %s", fl_strerror(rc));
       return -1;
     }
   } else {
@@ -608,9 +422,9 @@ static int one_switch(enum target t, enum how h, int i) {
                           g.spec,      NULL};
     int st = run_quick(argv, g.ilog, t0, spawn_ms);
     if (st != 0) {
-      if (!g_stop) {
-        say("faultline inject exited with status %d", st);
-        show_tail(g.ilog);
+      if (!bench_stop) {
+        bench_say("faultline inject exited with status %d", st);
+        bench_show_tail(g.ilog, 2048);
       }
       return -1;
     }
@@ -618,7 +432,7 @@ static int one_switch(enum target t, enum how h, int i) {
   if (expect_line('E', &when, &n) != 0)
     return -1;
   if (when < t0) {
-    say("the target saw a refusal before the switch: not ours");
+    bench_say("the target saw a refusal before the switch: not ours");
     return -1;
   }
   if (i >= 0)
@@ -627,7 +441,7 @@ static int one_switch(enum target t, enum how h, int i) {
   g.last_n = n;
   int rc = fl_control_clear(g.ctl, 0);
   if (rc != 0) {
-    say("fl_control_clear: %s", fl_strerror(rc));
+    bench_say("fl_control_clear: %s", fl_strerror(rc));
     return -1;
   }
   return expect_line('O', &when, &n) == 0 ? 0 : -1;
@@ -637,7 +451,7 @@ static int one_switch(enum target t, enum how h, int i) {
 static int spawn_true(enum target t, int i) {
   char *const argv[] = {"/bin/true", NULL};
   double ms;
-  int st = run_quick(argv, g.ilog, now_ns(), &ms);
+  int st = run_quick(argv, g.ilog, bench_now_ns(), &ms);
   if (i >= 0)
     true_ms[t][i] = ms;
   return st == 0 ? 0 : -1;
@@ -655,19 +469,19 @@ static long pause_us(void) {
  * two ways alternately. */
 static int run_target(enum target t, const struct opts *o) {
   long long t_ready;
-  say("%s: starting the target under the shim", tgt_names[t]);
+  bench_say("%s: starting the target under the shim", tgt_names[t]);
   if (start_target(t, &t_ready) != 0)
     return -1;
   for (int w = 0; w < WARMUP; w++)
     if (one_switch(t, (enum how)(w % HOW_COUNT), -1) != 0)
       return -1;
-  say("%s: %d switches each way", tgt_names[t], o->switches);
+  bench_say("%s: %d switches each way", tgt_names[t], o->switches);
   for (int i = 0; i < o->switches; i++)
     for (int k = 0; k < HOW_COUNT; k++) {
       /* Both orders, in turns, so neither always follows the other. */
       enum how h = (enum how)((k + i) % HOW_COUNT);
-      sleep_us(pause_us());
-      if (g_stop || one_switch(t, h, i) != 0)
+      bench_sleep_us(pause_us());
+      if (bench_stop || one_switch(t, h, i) != 0)
         return -1;
       if (h == HOW_INJECT && spawn_true(t, i) != 0)
         return -1;
@@ -681,89 +495,33 @@ static int run_target(enum target t, const struct opts *o) {
 
 /* ---- what else the machine was doing -------------------------------- */
 
-static int machine_cpu(double *busy, double *steal) {
-  unsigned long long v[8];
-  FILE *f = fopen("/proc/stat", "r");
-  int n = f != NULL
-              ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
-                       &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7])
-              : 0;
-  if (f != NULL)
-    fclose(f);
-  if (n != 8)
-    return -1;
-  double tck = (double)sysconf(_SC_CLK_TCK);
-  *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / tck;
-  *steal = (double)v[7] / tck;
-  return 0;
-}
-
-/* CPU seconds of this program and its reaped children (targets, injects). */
-static double own_cpu(void) {
-  struct rusage self, kids;
-  getrusage(RUSAGE_SELF, &self);
-  getrusage(RUSAGE_CHILDREN, &kids);
-  double t = 0;
-  const struct rusage *ru[2] = {&self, &kids};
-  for (int i = 0; i < 2; i++)
-    t += (double)(ru[i]->ru_utime.tv_sec + ru[i]->ru_stime.tv_sec) +
-         (double)(ru[i]->ru_utime.tv_usec + ru[i]->ru_stime.tv_usec) / 1e6;
-  return t;
-}
-
-struct load_mark {
-  long long wall_ns;
-  double busy, steal, own;
-  int ok;
-};
-
-static struct load_mark load_mark(void) {
-  struct load_mark m = {.wall_ns = now_ns()};
-  m.ok = machine_cpu(&m.busy, &m.steal) == 0;
-  m.own = own_cpu();
-  return m;
-}
-
-static void load_between(const struct load_mark *a, const struct load_mark *b) {
-  double wall = (double)(b->wall_ns - a->wall_ns) / 1e9;
-  g.foreign_cores = g.steal_cores = -1;
-  if (!a->ok || !b->ok || wall <= 0)
-    return;
-  double foreign = (b->busy - a->busy) - (b->own - a->own);
-  g.foreign_cores = foreign > 0 ? foreign / wall : 0;
-  g.steal_cores = (b->steal - a->steal) / wall;
-}
-
 /* ---- the report ----------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 struct summary {
   double median, p90, p99, min, max;
 };
 
+/* p90 and p99 are the values at rank round(p * (n - 1)). */
 static struct summary summarize(const double *v, int n) {
   static double s[MAX_SWITCHES];
   memcpy(s, v, (size_t)n * sizeof(*v));
-  qsort(s, (size_t)n, sizeof(*s), cmp_double);
+  bench_sort(s, (size_t)n);
   struct summary r = {n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2,
                       s[(int)(0.90 * (n - 1) + 0.5)],
                       s[(int)(0.99 * (n - 1) + 0.5)], s[0], s[n - 1]};
   return r;
 }
 
-static void report(FILE *f, const struct opts *o, const char *cmdline) {
-  struct utsname u;
-  char when[64];
-  time_t now = time(NULL);
-  strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", localtime(&now));
-  uname(&u);
+struct report_args {
+  const struct opts *o;
+  const char *cmdline;
+};
+
+static void report(FILE *f, const void *arg) {
+  const struct opts *o = ((const struct report_args *)arg)->o;
   fprintf(f, "## Fault switch latency (fl-bench-switch-latency)\n\n");
-  fprintf(f, "`%s` — %s, %s %s, %ld CPUs; shim %s\n\n", cmdline, when,
-          u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN), g.shim_src);
+  bench_print_context(f, ((const struct report_args *)arg)->cmdline);
+  fprintf(f, "; shim %s\n\n", g.shim_src);
   fprintf(f,
           "A target under the shim connects in a tight loop to a loopback "
           "listener (each connection accepted and dropped). Each switch "
@@ -775,12 +533,8 @@ static void report(FILE *f, const struct opts *o, const char *cmdline) {
           "switches each way per target, the two ways alternating, 0.5–2.5 "
           "ms apart at random. Goal (issue 7): median under %.0f ms.\n\n",
           o->switches, GOAL_MS);
-  if (g.foreign_cores >= 0)
-    fprintf(f,
-            "Other work on the machine meanwhile: %.2f of %ld cores busy "
-            "on average outside this benchmark (its targets busy-loop on "
-            "one), %.2f stolen by the hypervisor.\n\n",
-            g.foreign_cores, sysconf(_SC_NPROCESSORS_ONLN), g.steal_cores);
+  bench_print_other(f, &g.other, "meanwhile", " (its targets busy-loop on one)",
+                    "");
   fprintf(f, "| target | switched by | median | p90 | p99 | max | min | "
              "goal: median < 1 ms |\n"
              "|---|---|--:|--:|--:|--:|--:|---|\n");
@@ -814,24 +568,6 @@ static void report(FILE *f, const struct opts *o, const char *cmdline) {
           met, checked);
 }
 
-static int emit_report(const struct opts *o, const char *cmdline) {
-  report(stdout, o, cmdline);
-  fflush(stdout);
-  if (o->out == NULL)
-    return 0;
-  FILE *f = fopen(o->out, "w");
-  if (f == NULL) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  report(f, o, cmdline);
-  if (fclose(f) != 0) {
-    say("cannot write %s: %s", o->out, strerror(errno));
-    return -1;
-  }
-  return 0;
-}
-
 /* ---- options and main ----------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -856,46 +592,17 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
   long switches = -1;
   int ch;
   memset(o, 0, sizeof(*o));
-  while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-    if (ch == 'q') {
-      o->quick = 1;
-    } else if (ch == 's') {
-      char *end;
-      errno = 0;
-      switches = strtol(optarg, &end, 10);
-      if (errno != 0 || end == optarg || *end != '\0' || switches < 1 ||
-          switches > MAX_SWITCHES) {
-        say("--switches wants a number from 1 to %d, not '%s'", MAX_SWITCHES,
-            optarg);
-        return -1;
-      }
-    } else if (ch == 'o') {
-      o->out = optarg;
-    } else if (ch == 'h') {
-      usage(stdout);
-      exit(0);
-    } else {
-      usage(stderr);
+  while ((ch = bench_getopt(argc, argv, longs, usage, &o->quick, &o->out)) > 0)
+    if (bench_parse_long(optarg, "--switches", 1, MAX_SWITCHES, &switches))
       return -1;
-    }
-  }
-  if (optind < argc) {
-    say("unexpected argument '%s'", argv[optind]);
+  if (ch < 0)
     return -1;
-  }
   o->switches = (int)(switches > 0 ? switches : o->quick ? 20 : 200);
   return 0;
 }
 
-static void join_args(int argc, char **argv, char *out, size_t size) {
-  size_t len = 0;
-  out[0] = '\0';
-  for (int i = 0; i < argc && len < size; i++)
-    len += (size_t)snprintf(out + len, size - len, "%s%s", i ? " " : "",
-                            i == 0 ? "fl-bench-switch-latency" : argv[i]);
-}
-
 int main(int argc, char **argv) {
+  bench_init("fl-bench-switch-latency");
   if (argc == 2 && strcmp(argv[1], "--target-child") == 0)
     return target_child();
   struct opts o;
@@ -904,19 +611,22 @@ int main(int argc, char **argv) {
   if (check_tools() != 0)
     return FL_EXIT_ENV;
   char cmdline[1024];
-  join_args(argc, argv, cmdline, sizeof(cmdline));
+  bench_cmdline(argc, argv, cmdline, sizeof(cmdline));
   atexit(cleanup);
-  install_signals();
+  bench_catch_signals(SIGKILL, SIGKILL);
+  signal(SIGPIPE, SIG_IGN);
   if (setup() != 0)
-    return g_stop ? 130 : FL_EXIT_ENV;
-  struct load_mark start = load_mark();
+    return bench_stop ? 130 : FL_EXIT_ENV;
+  struct bench_load start, end;
+  bench_load_mark(&start, 0);
   for (int t = 0; t < TGT_COUNT; t++)
     if (run_target((enum target)t, &o) != 0) {
-      if (g_stop)
-        say("interrupted; cleaned up");
-      return g_stop ? 130 : FL_EXIT_ENV;
+      if (bench_stop)
+        bench_say("interrupted; cleaned up");
+      return bench_stop ? 130 : FL_EXIT_ENV;
     }
-  struct load_mark end = load_mark();
-  load_between(&start, &end);
-  return emit_report(&o, cmdline) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
+  bench_load_mark(&end, 0);
+  g.other = bench_load_between(&start, &end);
+  struct report_args ra = {&o, cmdline};
+  return bench_emit(o.out, report, &ra) == 0 ? FL_EXIT_OK : FL_EXIT_ENV;
 }

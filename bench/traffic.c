@@ -23,26 +23,22 @@
  * not starting, a run failing), 130 interrupted.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+#include "paths.h"
 #include "traffic.h"
 
 #define NGINX "/usr/sbin/nginx"
@@ -61,74 +57,26 @@ struct run {
   long errors;
 };
 
-/* The machine's CPU time from /proc/stat, in clock ticks. */
-struct machine {
-  unsigned long long busy, steal, total;
-};
-
 /* One wrk run. */
 struct wrk_run {
   double rps, p50, p99;
   long errors;
 };
 
+/* The signal handler touches only bench_stop and bench_child (the wrk
+ * running now). */
 static struct {
   char dir[256];
   pid_t nginx;
   int port;
   char wrk[256];
-} B = {.nginx = -1};
+} B;
 
-static volatile sig_atomic_t interrupted;
-static volatile pid_t child; /* the wrk running now */
-
-static void on_signal(int sig) {
-  (void)sig;
-  interrupted = 1;
-  if (child > 0)
-    kill(child, SIGKILL);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-  nanosleep(&ts, NULL);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-                  struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
-}
-
-static void stop_nginx(void) {
-  if (B.nginx <= 0)
-    return;
-  kill(B.nginx, SIGTERM);
-  for (int i = 0; i < 200; i++) {
-    if (waitpid(B.nginx, NULL, WNOHANG) == B.nginx) {
-      B.nginx = -1;
-      return;
-    }
-    sleep_ms(10);
-  }
-  kill(B.nginx, SIGKILL);
-  waitpid(B.nginx, NULL, 0);
-  B.nginx = -1;
-}
+static void stop_nginx(void) { bench_stop_child(&B.nginx, 0, 2000); }
 
 static void cleanup(void) {
   stop_nginx();
-  if (B.dir[0] != '\0')
-    nftw(B.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  fl_rm_tree(B.dir);
   B.dir[0] = '\0';
 }
 
@@ -154,53 +102,16 @@ static void print_file(const char *name) {
     fclose(f);
 }
 
-static int write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  if (f == NULL)
-    return -1;
-  fputs(text, f);
-  return fclose(f);
-}
-
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in in = {.sin_family = AF_INET,
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof(in);
-  int port = -1;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&in, len) == 0 &&
-      getsockname(fd, (struct sockaddr *)&in, &len) == 0)
-    port = ntohs(in.sin_port);
-  if (fd >= 0)
-    close(fd);
-  return port;
-}
-
-static int port_open(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in in = {.sin_family = AF_INET,
-                           .sin_port = htons((uint16_t)port),
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  int ok = fd >= 0 && connect(fd, (struct sockaddr *)&in, sizeof(in)) == 0;
-  if (fd >= 0)
-    close(fd);
-  return ok;
-}
-
-/* Forks argv with stdout and stderr to out_path; the child dies with us. */
-static pid_t spawn(char *const argv[], const char *out_path) {
-  pid_t pid = fork();
-  if (pid != 0)
-    return pid;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  setpgid(0, 0);
-  int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd >= 0) {
-    dup2(fd, 1);
-    dup2(fd, 2);
-  }
-  execv(argv[0], argv);
-  _exit(127);
+/* Starts argv in a process group of its own, with stdout and stderr to
+ * out_path; the child dies with us. */
+static int spawn(char *const argv[], const char *out_path, pid_t *pid) {
+  int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -errno;
+  struct bench_spawn s = {argv, NULL, {BENCH_FD_KEEP, fd, fd}, 1};
+  int rc = bench_spawn(&s, pid);
+  close(fd);
+  return rc;
 }
 
 /* nginx in one process (no master, no daemon) with everything it writes
@@ -230,7 +141,7 @@ static int nginx_config(const char *conf, int port) {
            "  }\n"
            "}\n",
            B.dir, port);
-  return write_file(conf, text);
+  return bench_write_file(conf, text);
 }
 
 static void start_nginx(void) {
@@ -244,26 +155,31 @@ static void start_nginx(void) {
   body[FILE_BYTES - 1] = '\n';
   body[FILE_BYTES] = '\0';
   snprintf(path, sizeof(path), "%s/www/index.html", B.dir);
-  if (write_file(path, body) != 0)
-    die(EXIT_ENV, "%s: %s", path, strerror(errno));
+  int rc = bench_write_file(path, body);
+  if (rc != 0)
+    die(EXIT_ENV, "%s: %s", path, strerror(-rc));
   snprintf(conf, sizeof(conf), "%s/nginx.conf", B.dir);
   snprintf(log, sizeof(log), "%s/error.log", B.dir);
   snprintf(path, sizeof(path), "%s/nginx.out", B.dir);
   /* A free port can be taken between our look and nginx's bind: retry. */
   for (int attempt = 0; attempt < 5; attempt++) {
-    B.port = free_port();
+    B.port = fl_free_port();
     if (B.port < 0 || nginx_config(conf, B.port) != 0)
       die(EXIT_ENV, "cannot prepare nginx's configuration in %s", B.dir);
     char *argv[] = {NGINX, "-p", B.dir, "-c", conf, "-e", log, NULL};
-    B.nginx = spawn(argv, path);
-    if (B.nginx < 0)
-      die(EXIT_ENV, "fork: %s", strerror(errno));
+    if ((rc = spawn(argv, path, &B.nginx)) != 0)
+      die(EXIT_ENV, "fork: %s", strerror(-rc));
     for (int i = 0; i < 500; i++) {
-      if (port_open(B.port))
+      int fd = bench_connect_loopback(B.port);
+      if (fd >= 0) {
+        close(fd);
         return;
-      if (waitpid(B.nginx, NULL, WNOHANG) == B.nginx)
+      }
+      if (waitpid(B.nginx, NULL, WNOHANG) == B.nginx) {
+        B.nginx = 0;
         break;
-      sleep_ms(10);
+      }
+      bench_sleep_ms(10);
     }
     stop_nginx();
   }
@@ -291,13 +207,8 @@ static void on_stop_timer(uv_timer_t *h) {
 
 /* Ends the run early on SIGINT/SIGTERM. */
 static void on_watch(uv_timer_t *h) {
-  if (interrupted)
+  if (bench_stop)
     on_stop_timer(h);
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 /* Nearest-rank percentile of sorted v[0..n). */
@@ -308,63 +219,12 @@ static double pct(const double *v, size_t n, double p) {
   return v[i > 0 ? i - 1 : 0];
 }
 
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static void machine_read(struct machine *m) {
-  unsigned long long v[8] = {0};
-  memset(m, 0, sizeof(*m));
-  FILE *f = fopen("/proc/stat", "r");
-  if (f == NULL)
-    return;
-  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                 &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-  fclose(f);
-  if (n != 8)
-    return;
-  m->busy = v[0] + v[1] + v[2] + v[5] + v[6]; /* user nice system irq softirq */
-  m->steal = v[7];
-  m->total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
-}
-
-static double steal_share(const struct machine *a, const struct machine *b) {
+/* The share of all CPU time the hypervisor took between two marks. */
+static double steal_share(const struct bench_load *a,
+                          const struct bench_load *b) {
   return b->total > a->total
              ? (double)(b->steal - a->steal) / (double)(b->total - a->total)
              : NAN;
-}
-
-/* CPU seconds used by process pid (utime + stime), 0 when unknown. */
-static double proc_cpu(pid_t pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return 0;
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  char *p = strrchr(buf, ')');
-  unsigned long long ut, st;
-  /* After "pid (comm)": state and 10 fields, then utime and stime. */
-  if (p == NULL || sscanf(p + 2,
-                          "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-                          "%*u %llu %llu",
-                          &ut, &st) != 2)
-    return 0;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* Everything this program and its children used: CPU seconds. */
-static double own_cpu(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_CHILDREN, &ru); /* the wrk runs, once waited for */
-  return cpu_s() + proc_cpu(B.nginx) +
-         (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* Summarises the records of a run of `duration` seconds at `rate`. */
@@ -388,8 +248,8 @@ static int summarise(const struct fl_request *r, size_t n, double rate,
     if (r[k].start < duration)
       lat[ok++] = r[k].latency;
   }
-  qsort(lat, ok, sizeof(double), cmp_double);
-  qsort(lag, n, sizeof(double), cmp_double);
+  bench_sort(lat, ok);
+  bench_sort(lag, n);
   out->ratio = (double)ok / (duration * rate);
   out->p50 = pct(lat, ok, 50);
   out->p99 = pct(lat, ok, 99);
@@ -419,9 +279,9 @@ static int traffic_run(double rate, double duration, struct run *out) {
     uv_timer_init(&loop, &c.stop_timer);
     uv_timer_init(&loop, &c.watch);
     c.stop_timer.data = c.watch.data = &c;
-    struct machine m0, m1;
-    machine_read(&m0);
-    double cpu0 = cpu_s();
+    struct bench_load m0, m1;
+    bench_load_mark(&m0, 0);
+    double cpu0 = bench_rusage_s(RUSAGE_SELF);
     fl_traffic_start(c.t);
     uv_update_time(&loop);
     /* A little past the end: requests that start before `duration` are
@@ -431,8 +291,8 @@ static int traffic_run(double rate, double duration, struct run *out) {
     uv_timer_start(&c.watch, on_watch, 100, 100);
     while (!c.stopped)
       uv_run(&loop, UV_RUN_ONCE);
-    double cpu = cpu_s() - cpu0;
-    machine_read(&m1);
+    double cpu = bench_rusage_s(RUSAGE_SELF) - cpu0;
+    bench_load_mark(&m1, 0);
     const struct fl_request *r;
     size_t n = fl_traffic_records(c.t, 0, &r);
     rc = summarise(r, n, rate, duration, cpu, out);
@@ -471,18 +331,19 @@ static int wrk_run(int conns, double duration, struct wrk_run *out) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/index.html", B.port);
   snprintf(path, sizeof(path), "%s/wrk.out", B.dir);
   char *argv[] = {B.wrk, "-t1", c, d, "--latency", url, NULL};
-  child = spawn(argv, path);
-  if (child < 0)
-    return -errno;
-  int st;
-  double end = now_s() + duration + 30;
-  while (waitpid(child, &st, WNOHANG) == 0) {
-    if (now_s() > end)
-      kill(child, SIGKILL);
-    sleep_ms(20);
+  pid_t pid;
+  int st, rc = spawn(argv, path, &pid);
+  if (rc != 0)
+    return rc;
+  bench_child = pid;
+  double end = bench_now_s() + duration + 30;
+  while (waitpid(pid, &st, WNOHANG) == 0) {
+    if (bench_now_s() > end)
+      kill(pid, SIGKILL);
+    bench_sleep_ms(20);
   }
-  child = 0;
-  if (interrupted)
+  bench_child = 0;
+  if (bench_stop)
     return -EINTR;
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     return -EIO;
@@ -513,27 +374,6 @@ static int wrk_run(int conns, double duration, struct wrk_run *out) {
 }
 
 /* ---- report ---- */
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(double), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* "median (min – max)" of v[0..n) scaled by `scale`, or the median alone
- * for one round. */
-static void cell(char *out, size_t size, double *v, int n, double scale,
-                 const char *fmt) {
-  double m = median(v, n) * scale;
-  char a[32], lo[32], hi[32];
-  snprintf(a, sizeof(a), fmt, m);
-  if (n == 1) {
-    snprintf(out, size, "%s", a);
-    return;
-  }
-  snprintf(lo, sizeof(lo), fmt, v[0] * scale);
-  snprintf(hi, sizeof(hi), fmt, v[n - 1] * scale);
-  snprintf(out, size, "%s (%s – %s)", a, lo, hi);
-}
 
 static void emit(FILE *f, const char *fmt, ...) {
   va_list ap;
@@ -580,7 +420,7 @@ static void report(FILE *f, const double *rates, int nrates, int rounds,
   do {                                                                         \
     for (int r = 0; r < rounds; r++)                                           \
       v[r] = runs[i][r].field;                                                 \
-    cell(c[k], sizeof(c[k]), v, rounds, scale, fmt);                           \
+    bench_cell(c[k], sizeof(c[k]), v, (size_t)rounds, scale, fmt);             \
   } while (0)
     COL(0, ratio, 1, "%.4f");
     COL(1, p50, 1e3, "%.3f ms");
@@ -600,13 +440,13 @@ static void report(FILE *f, const double *rates, int nrates, int rounds,
       errors += wrk[w][r].errors;
       v[r] = wrk[w][r].rps;
     }
-    cell(rps, sizeof(rps), v, rounds, 1, "%.0f");
+    bench_cell(rps, sizeof(rps), v, (size_t)rounds, 1, "%.0f");
     for (int r = 0; r < rounds; r++)
       v[r] = wrk[w][r].p50;
-    cell(c[1], sizeof(c[1]), v, rounds, 1e3, "%.3f ms");
+    bench_cell(c[1], sizeof(c[1]), v, (size_t)rounds, 1e3, "%.3f ms");
     for (int r = 0; r < rounds; r++)
       v[r] = wrk[w][r].p99;
-    cell(c[2], sizeof(c[2]), v, rounds, 1e3, "%.3f ms");
+    bench_cell(c[2], sizeof(c[2]), v, (size_t)rounds, 1e3, "%.3f ms");
     emit(f,
          "| wrk %s (closed loop: %s req/s) | — | %s | %s | — | — | — | %ld "
          "|\n",
@@ -617,7 +457,9 @@ static void report(FILE *f, const double *rates, int nrates, int rounds,
       continue;
     for (int r = 0; r < rounds; r++)
       v[r] = runs[i][r].ratio;
-    double m = median(v, rounds);
+    struct bench_summary s;
+    bench_summarize(v, (size_t)rounds, &s);
+    double m = s.median;
     emit(f, "\nGoal at %d req/s: achieved ÷ requested %.4f — %s.\n", GOAL_RATE,
          m, fabs(m - 1) <= GOAL ? "met" : "NOT met");
   }
@@ -662,6 +504,7 @@ static int parse_rates(const char *s, double *rates) {
 }
 
 int main(int argc, char **argv) {
+  bench_init("fl-bench-traffic");
   int rounds = 5, quick = 0;
   double duration = 4, rates[MAX_RATES] = {500, 1000, 2000, 5000};
   int nrates = 4, set_rounds = 0, set_duration = 0;
@@ -720,50 +563,45 @@ int main(int argc, char **argv) {
   if (!find_wrk())
     die(EXIT_ENV, "wrk not found: install it with 'apt-get install wrk'");
 
-  struct sigaction sa = {.sa_handler = on_signal};
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  bench_catch_signals(SIGKILL, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
-  const char *tmp = getenv("TMPDIR");
-  snprintf(B.dir, sizeof(B.dir), "%s/fl-bench-traffic-XXXXXX",
-           tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-  if (mkdtemp(B.dir) == NULL) {
+  int rc = bench_tmpdir(B.dir, sizeof(B.dir), "fl-bench-traffic");
+  if (rc != 0) {
     B.dir[0] = '\0';
-    die(EXIT_ENV, "mkdtemp: %s", strerror(errno));
+    die(EXIT_ENV, "mkdtemp: %s", strerror(-rc));
   }
   start_nginx();
 
   static struct run runs[MAX_RATES][MAX_ROUNDS];
   static struct wrk_run wrk[2][MAX_ROUNDS];
-  struct machine m0, m1;
-  machine_read(&m0);
-  double wall0 = now_s(), own0 = own_cpu();
-  for (int r = 0; r < rounds && !interrupted; r++) {
-    for (int j = 0; j < nrates && !interrupted; j++) {
+  /* Our nginx's CPU is ours too, not other work. */
+  struct bench_load m0, m1;
+  bench_load_mark(&m0, B.nginx);
+  for (int r = 0; r < rounds && !bench_stop; r++) {
+    for (int j = 0; j < nrates && !bench_stop; j++) {
       int i = (j + r) % nrates;
       fprintf(stderr, "round %d/%d: faultline at %.0f req/s for %.0f s\n",
               r + 1, rounds, rates[i], duration);
-      int rc = traffic_run(rates[i], duration, &runs[i][r]);
-      if (rc != 0 && !interrupted)
+      rc = traffic_run(rates[i], duration, &runs[i][r]);
+      if (rc != 0 && !bench_stop)
         die(EXIT_ENV, "traffic run at %.0f req/s: %s", rates[i], strerror(-rc));
     }
-    for (int w = 0; w < 2 && !interrupted; w++) {
+    for (int w = 0; w < 2 && !bench_stop; w++) {
       int conns = w == 0 ? 32 : 1;
       fprintf(stderr, "round %d/%d: wrk -c%d for %.0f s\n", r + 1, rounds,
               conns, ceil(duration));
-      int rc = wrk_run(conns, duration, &wrk[w][r]);
-      if (rc != 0 && !interrupted) {
+      rc = wrk_run(conns, duration, &wrk[w][r]);
+      if (rc != 0 && !bench_stop) {
         print_file("wrk.out");
         die(EXIT_ENV, "wrk -c%d failed: %s", conns, strerror(-rc));
       }
     }
   }
-  if (interrupted)
+  if (bench_stop)
     die(EXIT_INTR, "interrupted");
-  machine_read(&m1);
-  struct load load = {.steal = steal_share(&m0, &m1)};
-  double busy = (double)(m1.busy - m0.busy) / (double)sysconf(_SC_CLK_TCK);
-  load.other = fmax(0, busy - (own_cpu() - own0)) / (now_s() - wall0);
+  bench_load_mark(&m1, B.nginx);
+  struct load load = {.steal = steal_share(&m0, &m1),
+                      .other = fmax(0, bench_load_between(&m0, &m1).cores)};
   report(stdout, rates, nrates, rounds, duration, runs, wrk, &load);
   if (out_path != NULL) {
     FILE *f = fopen(out_path, "w");
