@@ -16,7 +16,7 @@
  * and times=. A rule cleared stops acting at once.
  */
 #define _GNU_SOURCE
-#include "proxy.h"
+#include "proxy_priv.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -33,104 +33,10 @@
  * other side is no longer read, and when reading resumes. */
 #define HIGH_WATER (256u * 1024u)
 #define LOW_WATER (64u * 1024u)
-#define READ_BUF (64u * 1024u)
 #define TICK_MS 5 /* how often an idle proxy looks at the generation */
 /* How long an ending connection (reset_peer or limit_data reached) may
  * take to hand over the bytes before the cut, when the peer reads none. */
 #define END_GRACE_MS 1000
-#define MS 1000000ull
-
-enum { UP = 0, DOWN = 1 };
-enum end { END_NONE, END_CLOSE, END_RESET };
-
-/* A proxy fault aimed at our dependency, as of the last generation. */
-struct prule {
-  uint32_t id; /* 0: no proxy fault of ours in this slot */
-  uint8_t action, dir, has_ms;
-  uint32_t ms, jitter, size;
-  uint64_t rate, bytes, threshold, after, times;
-};
-
-/* A rule acting on a connection, since when and from which byte counts. */
-struct hit {
-  int slot;
-  int spent; /* reset_peer/limit_data fired, or times= ran out */
-  uint64_t since_ns;
-  uint64_t base[2];
-};
-
-/* What acts on one direction, merged from the connection's hits. */
-struct effects {
-  uint64_t delay_mask; /* slots whose held-back bytes we count */
-  uint64_t latency_ns, jitter_ns;
-  uint64_t rate;
-  uint32_t slice_size;
-  uint64_t slice_ns;
-  uint64_t slow_close_ns;
-  int stall;
-};
-
-/* Bytes on their way: queued in a pipe, then handed to uv_write. */
-struct chunk {
-  struct chunk *next;
-  struct pipe *pp;
-  uint64_t due_ns;
-  size_t len, off;
-  uv_write_t req;
-  char data[];
-};
-
-struct conn;
-
-struct pipe {
-  struct conn *c;
-  uv_stream_t *src, *dst;
-  uv_timer_t timer;
-  uv_shutdown_t shutdown_req;
-  struct chunk *head, *tail;
-  size_t queued;   /* bytes in our queue */
-  uint64_t passed; /* bytes read from src */
-  uint64_t chunks; /* chunks read: numbers jitter draws */
-  uint64_t next_ns, last_due_ns;
-  uint64_t eof_at_ns; /* slow_close: EOF passes on not before this */
-  struct effects fx;
-  unsigned reading : 1, full : 1, eof : 1, shut : 1, shut_done : 1;
-};
-
-struct conn {
-  fl_proxy_t *p;
-  struct conn *prev, *next;
-  uint64_t num; /* accepted connections before this one */
-  uv_tcp_t client, server;
-  uv_connect_t connect_req;
-  uv_timer_t timer; /* reset_peer ms=, stall ms=, END_GRACE_MS */
-  struct pipe pipes[2];
-  uint64_t decided; /* slots whose current rule this connection saw */
-  struct hit *hits;
-  int nhits, cap;
-  int handles; /* open libuv handles; freed at 0 */
-  enum end ending;
-  unsigned connected : 1, closing : 1, fresh : 1;
-};
-
-struct fl_proxy {
-  uv_loop_t *loop;
-  fl_control_t *ctl;
-  struct sockaddr_storage upstream;
-  struct fl_addr up_addr;
-  uint64_t seed;
-  int fd, port;
-  uv_poll_t poll;
-  uv_timer_t tick;
-  int handles;
-  unsigned listening : 1, accept_paused : 1, closing : 1;
-  uint32_t gen;
-  uint64_t active; /* slots holding a proxy fault of ours */
-  struct prule rules[FL_MAX_RULES];
-  struct conn *conns;
-  uint64_t accepted;
-  char buf[READ_BUF];
-};
 
 static void conn_close(struct conn *c, enum end how);
 static void pump(struct pipe *pp);
