@@ -113,4 +113,54 @@ struct fl_proxy {
   char buf[READ_BUF];
 };
 
+static inline uint64_t now_ns(void) { return uv_hrtime(); }
+
+/* Starts the one-shot timer t for the time `at` (ns, from now_ns),
+ * rounded up to the next millisecond. */
+static inline void arm(uv_timer_t *t, uv_timer_cb cb, uint64_t at,
+                       uint64_t now) {
+  uint64_t ms = at > now ? (at - now + MS - 1) / MS : 0;
+  uv_timer_start(t, cb, ms, 0);
+}
+
+/* ---- proxy.c: the listener and the rules ------------------------- */
+
+/* Re-reads the rules once the control segment's generation moved, and
+ * has every connection decide the changed ones afresh. */
+void fl_proxy_refresh(fl_proxy_t *p);
+
+/* Frees a closing proxy once its handles and connections are gone. */
+void fl_proxy_maybe_free(fl_proxy_t *p);
+
+/* ---- which faults hit a connection, and what they do ------------- */
+
+/* Decides the rules the connection has not seen yet, then applies what
+ * acts on it. May close the connection. */
+void fl_toxics_apply(struct conn *c, uint64_t now);
+
+/* How many of n bytes read in direction d may pass before a reset_peer
+ * or limit_data count is reached; *end says what follows the cut. */
+size_t fl_toxics_limit_bytes(struct conn *c, int d, size_t n, enum end *end);
+
+/* Adds n held-back bytes to the byte counts of the slots in mask. */
+void fl_toxics_count_bytes(fl_proxy_t *p, uint64_t mask, size_t n);
+
+/* The connection timer's callback: reset_peer ms=, stall ms=, and the
+ * end of an ending connection's grace. */
+void fl_toxics_on_timer(uv_timer_t *t);
+
+/* ---- proxy_conn.c: one connection's pipes ------------------------ */
+
+/* Starts a connection for the accepted socket fd: applies the rules on
+ * now, then connects to the dependency. An error closes it, fd too. */
+void fl_conn_start(fl_proxy_t *p, int fd);
+
+/* Moves what may leave of the pipe's queue to libuv, then passes on an
+ * EOF and updates reading. May close the connection. */
+void fl_conn_pump(struct pipe *pp);
+
+/* Closes both sides (with resets when how is END_RESET); the connection
+ * is freed once libuv has closed its handles. Safe more than once. */
+void fl_conn_close(struct conn *c, enum end how);
+
 #endif
