@@ -1,9 +1,11 @@
 /*
  * The stream-fault proxy's own state (see proxy.h for what it does), shared
- * by the files that make it up. A proxy holds the listener and the proxy
- * faults aimed at its dependency; each accepted connection holds a
- * connection to the dependency and two pipes: UP reads the client and
- * writes the dependency, DOWN the reverse.
+ * by the files that make it up: proxy.c (the listener, the rules, the
+ * public API), proxy_toxics.c (which faults hit a connection, and what
+ * they do) and proxy_conn.c (a connection's pipes). A proxy holds the
+ * listener and the proxy faults aimed at its dependency; each accepted
+ * connection holds a connection to the dependency and two pipes: UP reads
+ * the client and writes the dependency, DOWN the reverse.
  */
 #ifndef FL_PROXY_PRIV_H
 #define FL_PROXY_PRIV_H
@@ -132,11 +134,19 @@ void fl_proxy_refresh(fl_proxy_t *p);
 /* Frees a closing proxy once its handles and connections are gone. */
 void fl_proxy_maybe_free(fl_proxy_t *p);
 
-/* ---- which faults hit a connection, and what they do ------------- */
+/* ---- proxy_toxics.c: which faults hit a connection --------------- */
+
+/* Counts one injection of the rule in `slot` (bounded by times=) and
+ * records it in the event ring, with err; 0 when times= ran out. */
+int fl_toxics_inject(fl_proxy_t *p, int slot, int err);
 
 /* Decides the rules the connection has not seen yet, then applies what
  * acts on it. May close the connection. */
 void fl_toxics_apply(struct conn *c, uint64_t now);
+
+/* Forgets the rules of the slots in mask (cleared or replaced), so that
+ * the next fl_toxics_apply decides them afresh. */
+void fl_toxics_forget(struct conn *c, uint64_t mask);
 
 /* How many of n bytes read in direction d may pass before a reset_peer
  * or limit_data count is reached; *end says what follows the cut. */
@@ -151,8 +161,8 @@ void fl_toxics_on_timer(uv_timer_t *t);
 
 /* ---- proxy_conn.c: one connection's pipes ------------------------ */
 
-/* Starts a connection for the accepted socket fd: applies the rules on
- * now, then connects to the dependency. An error closes it, fd too. */
+/* Starts a connection for the accepted socket fd: applies the rules in
+ * force, then connects to the dependency. An error closes it, fd too. */
 void fl_conn_start(fl_proxy_t *p, int fd);
 
 /* Moves what may leave of the pipe's queue to libuv, then passes on an
