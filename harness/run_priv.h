@@ -1,5 +1,7 @@
-/* The state of one scenario's run, shared by run.c (doing) and result.c
- * (judging and writing it down). */
+/* The state of one scenario's run, shared by the files that do it: run.c
+ * (the suite and each scenario's lifecycle), run_target.c (the target
+ * process), run_timeline.c (faults switched over time, and traffic), and
+ * by result.c (judging and writing it down). */
 #ifndef FL_RUN_PRIV_H
 #define FL_RUN_PRIV_H
 
@@ -100,6 +102,48 @@ struct srun {
   uint64_t ring_since;
   json_t *result;
 };
+
+struct suite {
+  uv_loop_t loop;
+  const struct fl_run_opts *o;
+  struct srun *runs;
+  size_t nruns, next, active, finished;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t live;
+  int interrupted;
+  char shim[PATH_MAX];
+  char setpriv[PATH_MAX];
+};
+
+/* run.c: the lifecycle. fl_run_fail() records the first error (the
+ * scenario is then ERROR) and tears down; fl_run_teardown() ends what is
+ * running, one step per call. */
+double fl_run_since(uint64_t from_ns);
+void fl_run_say(const struct srun *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void fl_run_fail(struct srun *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void fl_run_teardown(struct srun *r);
+
+/* run_target.c: the target process. */
+/* ${PORT}, ${DATA_DIR} and each dependency's ${NAME_HOST}, _PORT, _ADDR
+ * and _URL, for fl_expand(); NULL for another name. */
+const char *fl_target_lookup(const char *name, void *arg);
+/* Starts the target once the dependencies are ready (S_TARGET); the
+ * timeline begins when it is ready. */
+void fl_target_start(struct srun *r);
+/* One sample of the target's descriptors and memory. */
+void fl_target_sample(struct srun *r);
+void fl_target_on_sample(uv_timer_t *t);
+
+/* run_timeline.c: faults and traffic. */
+int fl_timeline_resolve_faults(struct srun *r);
+int fl_timeline_start_proxies(struct srun *r);
+void fl_timeline_switch(struct srun *r, struct fault_state *f, int on);
+/* Moves the control segment's new injection events into r->injections. */
+void fl_timeline_collect_injections(struct srun *r);
+/* The target is ready: starts traffic and the timeline (S_RUNNING). */
+void fl_timeline_begin_traffic(struct srun *r);
 
 /* result.c: judges a finished run and returns its JSON object. */
 json_t *fl_result_scenario(struct srun *r);
