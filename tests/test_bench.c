@@ -1,5 +1,7 @@
-/* The benchmark programs fl-bench-switch-latency, fl-bench-scenario and
- * fl-bench-runner-memory in their smoke mode: each runs, exits 0, prints
+/* The benchmark programs fl-bench-shim, fl-bench-traffic,
+ * fl-bench-switch-latency, fl-bench-scenario and fl-bench-runner-memory
+ * (fl-bench-proxy: test_proxy_bench.c) in their smoke mode: each runs,
+ * exits 0, prints
  * its Markdown table (also to --out), and leaves nothing behind, neither
  * after a full run nor when interrupted with SIGINT. The figures are not
  * judged: a benchmark on a shared machine is not a timed test. */
@@ -15,6 +17,8 @@
 
 #include "support.h"
 
+#define SHIM FL_TEST_BUILD_DIR "/fl-bench-shim"
+#define TRAFFIC FL_TEST_BUILD_DIR "/fl-bench-traffic"
 #define SWITCH FL_TEST_BUILD_DIR "/fl-bench-switch-latency"
 #define SCENARIO FL_TEST_BUILD_DIR "/fl-bench-scenario"
 #define MEMORY FL_TEST_BUILD_DIR "/fl-bench-runner-memory"
@@ -140,6 +144,26 @@ static void interrupted(const char *program, char *const args[],
   cr_expect_eq(entries(dir), 0, "%s left files in its TMPDIR %s", program, dir);
   cr_expect_eq(processes_in(dir), 0, "%s left processes behind", program);
   t_rmtree(dir);
+}
+
+Test(bench, shim_quick, .timeout = 180) {
+  static const char *const rows[] = {
+      "| redis-benchmark SET -P 1 | plain |",
+      "| redis-benchmark GET -P 16 | shim idle |",
+      "| redis-benchmark SET -P 1 | shim, 32 rules |",
+      "| redis-benchmark GET -P 1 | fiu-run -x |",
+      "| Python asyncio SET/GET | shim idle |",
+      "| round trip | shim idle |",
+      "| recv EAGAIN | fiu-run -x |",
+      NULL};
+  quick(SHIM, rows, 160000);
+}
+
+Test(bench, traffic_quick, .timeout = 120) {
+  static const char *const rows[] = {
+      "| requested (req/s) | achieved ÷ requested |", "| 1000 | ",
+      "| wrk -c32 (closed loop: ", NULL};
+  quick(TRAFFIC, rows, 100000);
 }
 
 Test(bench, switch_latency_quick, .timeout = 120) {
