@@ -9,7 +9,11 @@
  *   proxy    through fl_proxy on a libuv loop in a thread of this program,
  *            with an empty control segment, as faultline runs it;
  *   socat    through `socat TCP-LISTEN:...,fork TCP:...` (a process per
- *            connection), the ready-made TCP relay of Debian.
+ *            connection), the ready-made TCP relay of Debian;
+ *   relay    through a bare epoll loop in a thread of this program that
+ *            only reads and writes: the floor for any single-threaded
+ *            user-space relay here, so that the proxy's own cost shows
+ *            apart from the cost of one more loopback hop.
  *
  * Each round runs every configuration, unpipelined then with -P 16, in an
  * order rotated by one per round so that drifts of machine load fall on
@@ -23,11 +27,16 @@
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -38,8 +47,9 @@
 #include "paths.h"
 #include "proxy.h"
 
-enum cfg { CFG_DIRECT, CFG_PROXY, CFG_SOCAT, CFG_COUNT };
-static const char *const cfg_names[CFG_COUNT] = {"direct", "proxy", "socat"};
+enum cfg { CFG_DIRECT, CFG_PROXY, CFG_SOCAT, CFG_RELAY, CFG_COUNT };
+static const char *const cfg_names[CFG_COUNT] = {"direct", "proxy", "socat",
+                                                 "bare relay"};
 enum { MODE_P1, MODE_P16, MODE_COUNT };
 static const int mode_pipeline[MODE_COUNT] = {1, 16};
 enum { TEST_SET, TEST_GET, TEST_COUNT };
@@ -74,8 +84,11 @@ static struct {
   fl_proxy_t *proxy;
   pthread_t thread;
   int thread_running;
+  int relay_listen, relay_epoll, relay_wake;
+  pthread_t relay_thread;
+  int relay_inited, relay_running;
   char version[128];
-} g;
+} g = {.relay_listen = -1, .relay_epoll = -1, .relay_wake = -1};
 
 /* ---- the proxy, on a loop thread of ours ------------------------- */
 
@@ -126,6 +139,137 @@ static void stop_proxy(void) {
   }
 }
 
+/* ---- the bare relay: read, write, nothing else -------------------- */
+
+#define RELAY_FDS 65536
+static int relay_peer[RELAY_FDS];
+
+static void relay_close(int fd) {
+  int other = relay_peer[fd];
+  close(fd);
+  if (other >= 0) {
+    relay_peer[other] = -1;
+    close(other);
+  }
+  relay_peer[fd] = -1;
+}
+
+static void relay_accept(void) {
+  struct sockaddr_in up = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)g.port[CFG_DIRECT]),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int c;
+  while ((c = accept4(g.relay_listen, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    if (c >= RELAY_FDS || s < 0 || s >= RELAY_FDS ||
+        connect(s, (struct sockaddr *)&up, sizeof(up)) != 0 ||
+        fcntl(s, F_SETFL, O_NONBLOCK) != 0) {
+      close(c);
+      if (s >= 0)
+        close(s);
+      continue;
+    }
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    relay_peer[c] = s;
+    relay_peer[s] = c;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = c};
+    epoll_ctl(g.relay_epoll, EPOLL_CTL_ADD, c, &ev);
+    ev.data.fd = s;
+    epoll_ctl(g.relay_epoll, EPOLL_CTL_ADD, s, &ev);
+  }
+}
+
+/* Everything read is written before the next read: a full socket buffer
+ * blocks this one connection in poll, which is the simplest backpressure
+ * and costs nothing while the client keeps up. */
+static void relay_pass(int fd) {
+  static char buf[64 * 1024];
+  ssize_t n = read(fd, buf, sizeof(buf));
+  if (n <= 0) {
+    if (n == 0 || errno != EAGAIN)
+      relay_close(fd);
+    return;
+  }
+  for (ssize_t off = 0; off < n;) {
+    ssize_t w = write(relay_peer[fd], buf + off, (size_t)(n - off));
+    if (w > 0) {
+      off += w;
+    } else if (w < 0 && errno == EAGAIN) {
+      struct pollfd p = {.fd = relay_peer[fd], .events = POLLOUT};
+      poll(&p, 1, 1000);
+    } else {
+      relay_close(fd);
+      return;
+    }
+  }
+}
+
+static void *relay_main(void *arg) {
+  (void)arg;
+  struct epoll_event evs[256];
+  for (;;) {
+    int n = epoll_wait(g.relay_epoll, evs, 256, -1);
+    for (int i = 0; i < n; i++) {
+      int fd = evs[i].data.fd;
+      if (fd == g.relay_wake)
+        return NULL;
+      if (fd == g.relay_listen)
+        relay_accept();
+      else if (relay_peer[fd] >= 0)
+        relay_pass(fd);
+    }
+  }
+}
+
+static int start_relay(void) {
+  for (int i = 0; i < RELAY_FDS; i++)
+    relay_peer[i] = -1;
+  g.relay_inited = 1;
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(a);
+  g.relay_listen = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  g.relay_epoll = epoll_create1(0);
+  g.relay_wake = eventfd(0, EFD_NONBLOCK);
+  if (g.relay_listen < 0 || g.relay_epoll < 0 || g.relay_wake < 0 ||
+      bind(g.relay_listen, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      listen(g.relay_listen, 512) != 0 ||
+      getsockname(g.relay_listen, (struct sockaddr *)&a, &len) != 0) {
+    bench_say("cannot start the bare relay: %s", strerror(errno));
+    return -1;
+  }
+  g.port[CFG_RELAY] = ntohs(a.sin_port);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = g.relay_listen};
+  epoll_ctl(g.relay_epoll, EPOLL_CTL_ADD, g.relay_listen, &ev);
+  ev.data.fd = g.relay_wake;
+  epoll_ctl(g.relay_epoll, EPOLL_CTL_ADD, g.relay_wake, &ev);
+  if (pthread_create(&g.relay_thread, NULL, relay_main, NULL) != 0) {
+    bench_say("cannot start the bare relay's thread");
+    return -1;
+  }
+  g.relay_running = 1;
+  return 0;
+}
+
+static void stop_relay(void) {
+  if (g.relay_running) {
+    uint64_t one = 1;
+    if (write(g.relay_wake, &one, sizeof(one)) == sizeof(one))
+      pthread_join(g.relay_thread, NULL);
+    g.relay_running = 0;
+  }
+  for (int i = 0; g.relay_inited && i < RELAY_FDS; i++)
+    if (relay_peer[i] > i) /* each pair once */
+      relay_close(i);
+  int *fds[] = {&g.relay_listen, &g.relay_epoll, &g.relay_wake};
+  for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+    if (*fds[i] >= 0) {
+      close(*fds[i]);
+      *fds[i] = -1;
+    }
+}
+
 /* ---- cleanup, on every exit path ---------------------------------- */
 
 /* Stops a server (and its process group: socat's per-connection
@@ -135,6 +279,7 @@ static void stop_server(pid_t *pid) { bench_stop_child(pid, 1, 3000); }
 static void cleanup(void) {
   stop_server(&g.socat);
   stop_proxy();
+  stop_relay();
   stop_server(&g.redis);
   if (g.ctl != NULL)
     fl_control_remove(g.ctl);
@@ -311,8 +456,10 @@ static void report(FILE *f, const void *arg) {
   fprintf(f,
           "%s against a private redis-server on 127.0.0.1: `-t set,get -c "
           "%s`, `-n %ld` unpipelined and `-n %ld` with `-P 16`; directly, "
-          "through the faultline proxy with no fault on, and through "
-          "socat (fork per connection). %d round%s, configurations "
+          "through the faultline proxy with no fault on, through "
+          "socat (fork per connection), and through a bare epoll relay "
+          "(read, write, nothing else: the floor for one more hop through "
+          "any single-threaded relay). %d round%s, configurations "
           "interleaved in rotating order. Ratios are paired within a "
           "round, then the median over rounds; added latency is the "
           "median of (configuration − direct) over rounds.\n\n",
@@ -323,6 +470,7 @@ static void report(FILE *f, const void *arg) {
              "|---|---|--:|--:|--:|--:|--:|--:|---|\n");
   struct tally tally[MODE_COUNT] = {{0, 0, 1e9}, {0, 0, 1e9}};
   struct tally socat = {0, 0, 1e9};
+  double vs_relay_lo = 1e9, vs_relay_hi = 0;
   for (int m = 0; m < MODE_COUNT; m++)
     for (int t = 0; t < TEST_COUNT; t++) {
       double(*s)[FIG_COUNT][MAX_ROUNDS] = samples[m][t];
@@ -362,6 +510,14 @@ static void report(FILE *f, const void *arg) {
           socat.checked++;
           socat.worst = pr - sr < socat.worst ? pr - sr : socat.worst;
           fprintf(f, "proxy ahead by %+.2f |\n", pr - sr);
+        } else if (c == CFG_RELAY) {
+          double pv[MAX_ROUNDS];
+          for (int r = 0; r < rounds; r++)
+            pv[r] = s[CFG_PROXY][FIG_RPS][r] / s[CFG_RELAY][FIG_RPS][r];
+          double pr = median(pv, rounds);
+          vs_relay_lo = pr < vs_relay_lo ? pr : vs_relay_lo;
+          vs_relay_hi = pr > vs_relay_hi ? pr : vs_relay_hi;
+          fprintf(f, "proxy ÷ relay %.2f |\n", pr);
         }
       }
     }
@@ -374,6 +530,10 @@ static void report(FILE *f, const void *arg) {
           "- proxy ahead of socat: in %d of %d (smallest margin %+.2f × "
           "direct)\n",
           socat.met, socat.checked, socat.worst);
+  fprintf(f,
+          "- proxy ÷ bare epoll relay: %.2f – %.2f over the workloads (1 = "
+          "the proxy costs nothing beyond the hop itself)\n",
+          vs_relay_lo, vs_relay_hi);
 }
 
 /* ---- options and main -------------------------------------------- */
@@ -439,7 +599,7 @@ static int setup(void) {
   }
   if (start_server(&g.redis, &g.port[CFG_DIRECT], "redis-server", redis_argv) !=
           0 ||
-      start_proxy() != 0 ||
+      start_proxy() != 0 || start_relay() != 0 ||
       start_server(&g.socat, &g.port[CFG_SOCAT], "socat", socat_argv) != 0)
     return -1;
   if (!bench_redis_pong(g.port[CFG_PROXY])) {

@@ -42,6 +42,8 @@ Test(proxy_bench, quick_prints_the_table, .timeout = 240) {
                                      "| GET -P 16 | direct |",
                                      "| GET -P 16 | proxy |",
                                      "| GET -P 16 | socat |",
+                                     "| GET -P 16 | bare relay |",
+                                     "- proxy ÷ bare epoll relay: ",
                                      "- proxy ≥ 0.6 × direct unpipelined",
                                      "- proxy ≥ 0.5 × direct pipelined"};
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
