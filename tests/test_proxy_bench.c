@@ -1,4 +1,4 @@
-/* fl-bench-proxy in its smoke mode: it runs all three configurations,
+/* fl-bench-proxy in its smoke mode: it runs all four configurations,
  * prints the Markdown table with a row for each, and leaves nothing
  * behind. The figures themselves are not judged here: a benchmark on a
  * shared machine is not a timed test. */
