@@ -159,8 +159,9 @@ static void relay_accept(void) {
                            .sin_port = htons((uint16_t)g.port[CFG_DIRECT]),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   int c;
-  while ((c = accept4(g.relay_listen, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  while ((c = accept4(g.relay_listen, NULL, NULL,
+                      SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (c >= RELAY_FDS || s < 0 || s >= RELAY_FDS ||
         connect(s, (struct sockaddr *)&up, sizeof(up)) != 0 ||
         fcntl(s, F_SETFL, O_NONBLOCK) != 0) {
@@ -181,8 +182,8 @@ static void relay_accept(void) {
 }
 
 /* Everything read is written before the next read: a full socket buffer
- * blocks this one connection in poll, which is the simplest backpressure
- * and costs nothing while the client keeps up. */
+ * blocks the relay in poll, which is the simplest backpressure and costs
+ * nothing while the client keeps up. The wake fd ends the wait too. */
 static void relay_pass(int fd) {
   static char buf[64 * 1024];
   ssize_t n = read(fd, buf, sizeof(buf));
@@ -196,8 +197,10 @@ static void relay_pass(int fd) {
     if (w > 0) {
       off += w;
     } else if (w < 0 && errno == EAGAIN) {
-      struct pollfd p = {.fd = relay_peer[fd], .events = POLLOUT};
-      poll(&p, 1, 1000);
+      struct pollfd p[2] = {{.fd = relay_peer[fd], .events = POLLOUT},
+                            {.fd = g.relay_wake, .events = POLLIN}};
+      if (poll(p, 2, 1000) > 0 && p[1].revents != 0)
+        return; /* stopping */
     } else {
       relay_close(fd);
       return;
@@ -229,9 +232,10 @@ static int start_relay(void) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t len = sizeof(a);
-  g.relay_listen = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  g.relay_epoll = epoll_create1(0);
-  g.relay_wake = eventfd(0, EFD_NONBLOCK);
+  g.relay_listen =
+      socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  g.relay_epoll = epoll_create1(EPOLL_CLOEXEC);
+  g.relay_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (g.relay_listen < 0 || g.relay_epoll < 0 || g.relay_wake < 0 ||
       bind(g.relay_listen, (struct sockaddr *)&a, sizeof(a)) != 0 ||
       listen(g.relay_listen, 512) != 0 ||
@@ -244,7 +248,14 @@ static int start_relay(void) {
   epoll_ctl(g.relay_epoll, EPOLL_CTL_ADD, g.relay_listen, &ev);
   ev.data.fd = g.relay_wake;
   epoll_ctl(g.relay_epoll, EPOLL_CTL_ADD, g.relay_wake, &ev);
-  if (pthread_create(&g.relay_thread, NULL, relay_main, NULL) != 0) {
+  /* Signals are this program's main thread's business, not the relay's:
+   * a handler run here would cut a blocking connect short. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int rc = pthread_create(&g.relay_thread, NULL, relay_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
     bench_say("cannot start the bare relay's thread");
     return -1;
   }
@@ -255,8 +266,9 @@ static int start_relay(void) {
 static void stop_relay(void) {
   if (g.relay_running) {
     uint64_t one = 1;
-    if (write(g.relay_wake, &one, sizeof(one)) == sizeof(one))
-      pthread_join(g.relay_thread, NULL);
+    if (write(g.relay_wake, &one, sizeof(one)) != sizeof(one))
+      bench_say("cannot wake the bare relay: %s", strerror(errno));
+    pthread_join(g.relay_thread, NULL);
     g.relay_running = 0;
   }
   for (int i = 0; g.relay_inited && i < RELAY_FDS; i++)
@@ -627,6 +639,7 @@ int main(int argc, char **argv) {
   bench_cmdline(argc, argv, cmdline, sizeof(cmdline));
   atexit(cleanup);
   bench_catch_signals(SIGTERM, SIGTERM);
+  signal(SIGPIPE, SIG_IGN); /* a relay writing to a closed peer */
   if (setup() != 0 || run_rounds(&o) != 0) {
     if (bench_stop)
       bench_say("interrupted; cleaned up");

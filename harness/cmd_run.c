@@ -26,8 +26,10 @@ static int write_file(const char *path, json_t *result,
     return -1;
   }
   int rc = render(result, f);
-  if (fclose(f) != 0 || rc != 0) {
-    fl_say("cannot write %s", path);
+  if (fclose(f) != 0 && rc == 0)
+    rc = -errno;
+  if (rc != 0) {
+    fl_say("cannot write %s: %s", path, strerror(-rc));
     return -1;
   }
   return 0;
@@ -41,8 +43,13 @@ static int write_one(const char *out_dir, const char *name, json_t *result,
 }
 
 /* --json and --junit are checked before the run, not after minutes of it:
- * their folder must exist and be writable. */
+ * an existing path must be a writable file, a new one's folder must exist
+ * and be writable. */
 static int check_writable(const char *flag, const char *path) {
+  if (path[0] == '\0' || path[strlen(path) - 1] == '/') {
+    fl_say("bad %s '%s' (allowed: a file path)", flag, path);
+    return -1;
+  }
   char dir[4096];
   snprintf(dir, sizeof(dir), "%s", path);
   char *slash = strrchr(dir, '/');
@@ -53,15 +60,21 @@ static int check_writable(const char *flag, const char *path) {
   else
     *slash = '\0';
   struct stat st;
-  if (path[0] == '\0' || path[strlen(path) - 1] == '/') {
-    fl_say("bad %s '%s' (allowed: a file path)", flag, path);
-    return -1;
-  }
   const char *why = NULL;
-  if (stat(dir, &st) != 0 || access(dir, W_OK) != 0)
+  if (stat(path, &st) == 0) {
+    if (!S_ISREG(st.st_mode))
+      why = S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file";
+    else if (access(path, W_OK) != 0)
+      why = strerror(errno);
+  } else if (errno != ENOENT) {
     why = strerror(errno);
-  else if (!S_ISDIR(st.st_mode))
+  } else if (stat(dir, &st) != 0) {
+    why = strerror(errno);
+  } else if (!S_ISDIR(st.st_mode)) {
     why = strerror(ENOTDIR);
+  } else if (access(dir, W_OK) != 0) {
+    why = strerror(errno);
+  }
   if (why != NULL) {
     fl_say("cannot write %s %s: %s", flag, path, why);
     return -1;
@@ -122,7 +135,7 @@ int fl_cmd_run(int argc, char **argv) {
   opterr = 0;
   optind = 1;
   int c;
-  while ((c = getopt_long(argc, argv, "o:s:j:qh", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":o:s:j:qh", longs, NULL)) != -1) {
     char *end;
     switch (c) {
     case 'o':
@@ -163,6 +176,10 @@ int fl_cmd_run(int argc, char **argv) {
     case 'h':
       fl_usage("run");
       return FL_EXIT_OK;
+    case ':':
+      fl_say("run: %s needs a value (see faultline run --help)",
+             argv[optind - 1]);
+      return FL_EXIT_USAGE;
     default:
       fl_say("run: unknown option '%s' (see faultline run --help)",
              argv[optind - 1]);

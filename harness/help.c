@@ -93,6 +93,12 @@ static const char status_usage[] =
     "Shows each active rule with how many calls matched it and how many\n"
     "faults it injected, then the last N injections (default 10).\n";
 
+static const char list_usage[] =
+    "usage: faultline list\n"
+    "\n"
+    "Prints every fault (what it is aimed at and what it does) and every\n"
+    "expectation form a scenario can use, one line each.\n";
+
 static const char faults_help[] =
     "Fault specs: ACTION@TARGET[,KEY=VALUE]...\n"
     "\n"
@@ -189,6 +195,8 @@ void fl_usage(const char *cmd) {
     text = clear_usage;
   else if (strcmp(cmd, "status") == 0)
     text = status_usage;
+  else if (strcmp(cmd, "list") == 0)
+    text = list_usage;
   else if (strcmp(cmd, "faults") == 0)
     text = faults_help;
   fputs(text, stdout);
@@ -210,9 +218,13 @@ static const char *target_kind(const char *action) {
 }
 
 int fl_cmd_list(int argc, char **argv) {
-  (void)argv;
+  if (argc == 2 &&
+      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    fl_usage("list");
+    return FL_EXIT_OK;
+  }
   if (argc > 1) {
-    fl_say("list takes no arguments (see faultline help)");
+    fl_say("list takes no arguments (see faultline list --help)");
     return FL_EXIT_USAGE;
   }
   static const struct {

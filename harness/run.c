@@ -179,6 +179,14 @@ static void begin(struct srun *r) {
 
 /* ---- teardown ---- */
 
+/* The suite keeps its signal handlers until the last folder is gone, so a
+ * Ctrl-C then still cleans up instead of killing us halfway. */
+static void on_workdir_removed(void *arg) {
+  struct suite *s = arg;
+  s->removing--;
+  run_next(s);
+}
+
 static void finish(struct srun *r) {
   if (r->ctl != NULL) {
     fl_timeline_collect_injections(r);
@@ -190,7 +198,8 @@ static void finish(struct srun *r) {
   if (r->log_fd >= 0)
     close(r->log_fd);
   r->log_fd = -1;
-  fl_rm_tree_async(&r->suite->loop, r->workdir, NULL, NULL);
+  r->suite->removing++;
+  fl_rm_tree_async(&r->suite->loop, r->workdir, on_workdir_removed, r->suite);
   if (r->t_end_ns == 0)
     r->t_end_ns = uv_hrtime();
   if (r->result == NULL)
@@ -267,6 +276,9 @@ void fl_run_teardown(struct srun *r) {
       r->proxies[i] = NULL;
     }
   if (r->deps_freed < r->ndeps && r->deps != NULL) {
+    if (r->deps_freeing)
+      return; /* a second teardown (a signal): on_dep_freed finishes */
+    r->deps_freeing = 1;
     size_t n = r->ndeps;
     for (size_t i = 0; i < n; i++) {
       fl_dep_t *d = r->deps[i];
@@ -314,7 +326,9 @@ static void run_next(struct suite *s) {
     s->active++;
     begin(r);
   }
-  if (s->active == 0 && (s->next >= s->nruns || s->interrupted)) {
+  if (s->active == 0 && (s->next >= s->nruns || s->interrupted) &&
+      s->removing == 0 && !s->closed) {
+    s->closed = 1;
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->live, NULL);

@@ -69,6 +69,7 @@ struct srun {
   struct fl_blackhole bh4, bh6;
   fl_dep_t **deps;
   size_t ndeps, deps_ready, deps_freed;
+  int deps_freeing;     /* fl_dep_free called on each; on_dep_freed finishes */
   fl_proxy_t **proxies; /* per dependency that stream faults aim at */
 
   int port;
@@ -108,9 +109,11 @@ struct suite {
   const struct fl_run_opts *o;
   struct srun *runs;
   size_t nruns, next, active, finished;
+  size_t removing; /* run folders still being removed off the loop */
   uv_signal_t sigint, sigterm;
   uv_timer_t live;
   int interrupted;
+  int closed; /* the signal and live handles are closed */
   char shim[PATH_MAX];
   char setpriv[PATH_MAX];
 };

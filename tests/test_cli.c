@@ -532,6 +532,14 @@ Test(cli, help_faults_mentions_every_action, .timeout = 30) {
     cr_expect(strstr(S.run.out, needle) != NULL,
               "'faultline help faults' does not mention %s", actions[i]);
   }
+  fl("help", "list", NULL);
+  ASSERT_STATUS(0);
+  cr_expect(strstr(S.run.out, "usage: faultline list") != NULL, "%s",
+            S.run.out);
+  fl("list", "--help", NULL);
+  ASSERT_STATUS(0);
+  fl("list", "extra", NULL);
+  ASSERT_STATUS(2);
   fl("help", "nonsense", NULL);
   ASSERT_STATUS(2);
   ASSERT_ERR_HAS("unknown topic 'nonsense'");

@@ -444,7 +444,12 @@ Test(proxy, slow_close_delays_the_end) {
   double slow = ok_ms(ask("bye b"), "bye b");
   cr_expect_geq(slow, 300, "the close came after %.1f ms", slow);
   cr_expect_leq(slow, 300 + 3 * MARGIN_MS);
-  cr_expect_eq(counters(id).injected, 1);
+  /* b, and a too if the proxy still held its half-closed connection when
+   * the rule came (a busy machine): every connection seen is affected. */
+  struct fl_rule_view v = counters(id);
+  cr_expect_geq(v.injected, 1);
+  cr_expect_eq(v.injected, v.matched, "affected %lu of %lu seen",
+               (unsigned long)v.injected, (unsigned long)v.matched);
   clear(id);
   py_quit();
 }

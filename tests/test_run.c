@@ -121,6 +121,18 @@ Test(run, json_and_junit_copies, .timeout = 60) {
             "%s", r.err);
   cr_expect_eq(access(out, F_OK), -1, "it ran anyway");
   t_run_free(&r);
+  char *folder[] = {T_FAULTLINE, "run", "--out", out,
+                    "--junit",   dir,   path,    NULL};
+  cr_assert_eq(t_run(folder, env, NULL, 10000, &r), 0);
+  cr_expect_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+  cr_expect(strstr(r.err, "Is a directory") != NULL, "%s", r.err);
+  t_run_free(&r);
+  char *novalue[] = {T_FAULTLINE, "run", path, "--json", NULL};
+  cr_assert_eq(t_run(novalue, env, NULL, 10000, &r), 0);
+  cr_expect_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+  cr_expect(strstr(r.err, "--json needs a value") != NULL, "%s", r.err);
+  cr_expect_eq(access(out, F_OK), -1, "it ran anyway");
+  t_run_free(&r);
 
   char *argv[] = {T_FAULTLINE, "run",     "--out", out,  "--json",
                   json,        "--junit", junit,   path, NULL};
