@@ -519,6 +519,15 @@ static void pty_session(struct t_proc *p, char *const argv[]) {
     execvp(argv[0], argv);
     _exit(127);
   }
+  /* The same settings from this side too, before the first line is sent:
+   * the child may not have run tcsetattr yet, and an echo of our input
+   * would run into psql's answer. */
+  struct termios t;
+  if (tcgetattr(master, &t) == 0) {
+    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    t.c_oflag &= ~(tcflag_t)ONLCR;
+    tcsetattr(master, TCSANOW, &t);
+  }
   fcntl(master, F_SETFD, FD_CLOEXEC);
   p->pid = pid;
   p->in_fd = master;
