@@ -350,8 +350,8 @@ int fl_cmd_exec(int argc, char **argv) {
            "does not see; use proxy mode (stream faults) for such targets",
            prog);
   if (fl_find_shim(shim, sizeof(shim)) != 0) {
-    fl_say("libfaultline-preload.so not found beside the faultline binary "
-           "(set FAULTLINE_PRELOAD to its path)");
+    fl_say("libfaultline-preload.so not found beside faultline or in "
+           "../lib/faultline/ from it (set FAULTLINE_PRELOAD to its path)");
     goto out;
   }
   if (o.control != NULL) {

@@ -401,8 +401,9 @@ int fl_run_suite(char *const *files, int nfiles, const struct fl_run_opts *o,
   int rc = load_runs(&s, files, nfiles, err, errlen);
   if (rc == 0 && fl_find_shim(s.shim, sizeof(s.shim)) != 0) {
     snprintf(err, errlen,
-             "libfaultline-preload.so not found beside the "
-             "faultline binary (set FAULTLINE_PRELOAD to its path)");
+             "libfaultline-preload.so not found beside faultline-run or "
+             "in ../lib/faultline/ from it (set FAULTLINE_PRELOAD to its "
+             "path)");
     rc = FL_ENOSHIM;
   }
   if (rc != 0) {

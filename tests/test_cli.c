@@ -565,3 +565,51 @@ Test(cli, runner_missing_is_named, .timeout = 30) {
   run_env(NULL, list);
   ASSERT_STATUS(0); /* the light commands need nothing else */
 }
+
+/* `cmake --install`: bin/faultline finds lib/faultline/faultline-run and
+ * the shim from there, and so does the runner (a scenario whose target
+ * dies at start gets as far as starting it: exit 3 for that reason, not
+ * for a missing shim). */
+Test(cli, installed_layout_works, .timeout = 120) {
+  char prefix[300], cmd[1200], fl_bin[400], svc[400], sc[400];
+  in_dir(prefix, sizeof(prefix), "prefix");
+  snprintf(cmd, sizeof(cmd),
+           "cmake --install '%s' --prefix '%s' >/dev/null 2>&1",
+           FL_TEST_BUILD_DIR, prefix);
+  cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+  snprintf(fl_bin, sizeof(fl_bin), "%s/bin/faultline", prefix);
+  char *exec[] = {fl_bin, "exec", "--quiet", "--", "/bin/true", NULL};
+  run_env(NULL, exec);
+  ASSERT_STATUS(0);
+
+  snprintf(cmd, sizeof(cmd), "%s/share/faultline/scenarios/db-down.yaml",
+           prefix);
+  char *val[] = {fl_bin, "validate", cmd, NULL};
+  run_env(NULL, val);
+  ASSERT_STATUS(0);
+
+  in_dir(svc, sizeof(svc), "svc.yaml");
+  in_dir(sc, sizeof(sc), "s.yaml");
+  FILE *f = fopen(svc, "w");
+  cr_assert_not_null(f);
+  fputs("service: dies\ncommand: \"exit 3\"\n"
+        "ready: { tcp: true, timeout: 5s }\n",
+        f);
+  fclose(f);
+  f = fopen(sc, "w");
+  cr_assert_not_null(f);
+  fputs("scenario: s\nservice: svc.yaml\ntraffic:\n"
+        "  root: { request: GET /, rate: 5 }\n"
+        "timeline:\n  - phase: a\n    duration: 1s\n",
+        f);
+  fclose(f);
+  char out[300], tmpenv[320];
+  in_dir(out, sizeof(out), "out");
+  snprintf(tmpenv, sizeof(tmpenv), "TMPDIR=%s", S.dir);
+  char *env[] = {tmpenv, "FAULTLINE_PRELOAD=", NULL};
+  char *run[] = {fl_bin, "run", "--quiet", "--out", out, sc, NULL};
+  run_env(env, run);
+  ASSERT_STATUS(3);
+  cr_expect(strstr(S.run.out, "exited with status 3 while starting") != NULL,
+            "%s\n%s", S.run.out, S.run.err);
+}
