@@ -163,6 +163,7 @@ class Database:
     def __init__(self):
         self.pool = None
         self.schema_ready = False
+        self.schema_lock = asyncio.Lock()
         self.lock = asyncio.Lock()
         self.breaker = Breaker(BREAKER_FAILURES, BREAKER_RESET)
 
@@ -189,14 +190,28 @@ class Database:
             self.pool = None
             log.warning("database pool discarded")
 
+    async def _ensure_schema(self, conn):
+        # Once, by one request at a time: PostgreSQL's CREATE TABLE IF NOT
+        # EXISTS is not safe against itself (two at once can both find no
+        # table, and one then fails on the catalog's unique index), and the
+        # first requests all arrive while the first connection is opening.
+        if self.schema_ready:
+            return
+        async with self.schema_lock:
+            if self.schema_ready:
+                return
+            try:
+                await conn.execute("CREATE TABLE IF NOT EXISTS items ("
+                                   "id serial PRIMARY KEY, name text NOT NULL)")
+            except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+                pass  # made meanwhile by another process: it is there
+            self.schema_ready = True
+
     async def _call(self, fn):
         pool = await self._get_pool()
         conn = await pool.acquire(timeout=DB_TIMEOUT)
         try:
-            if not self.schema_ready:
-                await conn.execute("CREATE TABLE IF NOT EXISTS items ("
-                                   "id serial PRIMARY KEY, name text NOT NULL)")
-                self.schema_ready = True
+            await self._ensure_schema(conn)
             return await fn(conn)
         except BaseException:
             # A timeout, cancel or reset can leave the connection in the
