@@ -1,5 +1,5 @@
 /*
- * fl-bench-proxy: what the stream-fault proxy (harness/proxy.c) costs a
+ * fl-bench-proxy: what the stream-fault proxy (harness/proxy/proxy.c) costs a
  * real client when no fault is on, next to the baseline a user would reach
  * for. bench/README.md explains every figure.
  *
@@ -41,11 +41,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/base.h"
 #include "bench_util.h"
-#include "control.h"
-#include "errors.h"
-#include "paths.h"
-#include "proxy.h"
+#include "control/control.h"
+#include "proxy/proxy.h"
 
 enum cfg { CFG_DIRECT, CFG_PROXY, CFG_SOCAT, CFG_RELAY, CFG_COUNT };
 static const char *const cfg_names[CFG_COUNT] = {"direct", "proxy", "socat",

@@ -5,7 +5,7 @@
  * A server in this program (a libuv loop in a thread) accepts connections
  * on loopback, reads each request and never answers, so every request
  * stays in flight. Each measurement is a fresh copy of this program (the
- * "runner"): it drives faultline's traffic (harness/traffic.c, libcurl on
+ * "runner"): it drives faultline's traffic (harness/traffic/traffic.c, libcurl on
  * libuv, the code `faultline run` uses) at that server at 250 req/s until
  * N requests are sent, then stops scheduling. Once the server holds all N
  * requests the runner reads its VmHWM (peak RSS, /proc/self/status); its
@@ -38,9 +38,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/base.h"
 #include "bench_util.h"
-#include "errors.h"
-#include "traffic.h"
+#include "traffic/traffic.h"
 
 #define MAX_RUNS 51
 /* Requests per second while filling: slow enough that a late loop still

@@ -39,9 +39,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "bench_util.h"
-#include "errors.h"
-#include "paths.h"
 
 #define MAX_RUNS 51
 #define PHASE_S 2

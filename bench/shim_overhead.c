@@ -46,11 +46,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "bench_util.h"
-#include "control.h"
-#include "errors.h"
-#include "faultspec.h"
-#include "paths.h"
+#include "control/control.h"
+#include "faults/faults.h"
 
 enum cfg { CFG_PLAIN, CFG_SHIM, CFG_SHIM32, CFG_FIU, CFG_COUNT };
 static const char *const cfg_names[CFG_COUNT] = {

@@ -40,11 +40,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "bench_util.h"
-#include "control.h"
-#include "errors.h"
-#include "faultspec.h"
-#include "paths.h"
+#include "control/control.h"
+#include "faults/faults.h"
 
 #define PYTHON "/usr/bin/python3"
 #define MAX_SWITCHES 5000

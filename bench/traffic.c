@@ -3,7 +3,7 @@
  * rate, what latency it measures and what CPU it costs, against a private
  * nginx serving a small static file on loopback.
  *
- * Each round runs faultline's traffic (harness/traffic.c, the code the
+ * Each round runs faultline's traffic (harness/traffic/traffic.c, the code the
  * runner uses) at every requested rate, in an order rotated by one per
  * round, then wrk on the same server twice: -c32 (the usual closed-loop
  * load, at saturation) and -c1 (one request at a time: the server's
@@ -37,9 +37,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "bench_util.h"
-#include "paths.h"
-#include "traffic.h"
+#include "traffic/traffic.h"
 
 #define NGINX "/usr/sbin/nginx"
 #define MAX_RATES 8

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "faultline/control.h"
+#include "faultline/segment.h"
 
 /* Fills `out` from a sockaddr (AF_INET, AF_INET6; v4-mapped IPv6 becomes
  * AF_INET). Returns 0, or -1 for another family or a short length. */

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "faultline/control.h"
+#include "faultline/segment.h"
 #include "match.h"
 
 #define FL_HIDDEN __attribute__((visibility("hidden")))

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "faultline/control.h"
+#include "faultline/segment.h"
 #include "support.h"
 
 static struct {

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "errors.h"
-#include "faultspec.h"
+#include "base/base.h"
+#include "control/control.h"
+#include "faults/faults.h"
 #include "support.h"
 
 static char dir[256], path[300];

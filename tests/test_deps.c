@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "deps.h"
-#include "errors.h"
+#include "base/base.h"
+#include "deps/deps.h"
 #include "support.h"
 
 #define PSQL "/usr/lib/postgresql/15/bin/psql"

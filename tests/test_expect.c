@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "expect.h"
+#include "base/base.h"
+#include "expect/expect.h"
 #include "support.h"
 
 static struct fl_expect parse_ok(const char *text) {

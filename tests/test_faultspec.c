@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "errors.h"
-#include "faultspec.h"
+#include "base/base.h"
+#include "faults/faults.h"
 #include "support.h"
 
 static struct fl_rule parse_ok(const char *spec) {

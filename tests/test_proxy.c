@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "control.h"
+#include "control/control.h"
 #include "support.h"
 
 #define STEP_MS 5000

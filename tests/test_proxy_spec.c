@@ -11,9 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "errors.h"
-#include "faultspec.h"
+#include "base/base.h"
+#include "control/control.h"
+#include "faults/faults.h"
 #include "support.h"
 
 static struct fl_rule parse_ok(const char *spec) {

@@ -1,5 +1,5 @@
 /*
- * The proxy under churn, through its C API (harness/proxy.h) in this very
+ * The proxy under churn, through its C API (harness/proxy/proxy.h) in this very
  * process, so that the ASan/UBSan build instruments it and LSan checks it
  * at exit: a libuv loop thread runs one proxy in front of a real
  * redis-server; client threads open and close thousands of connections
@@ -35,9 +35,9 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-#include "control.h"
-#include "faultspec.h"
-#include "proxy.h"
+#include "control/control.h"
+#include "faults/faults.h"
+#include "proxy/proxy.h"
 #include "support.h"
 
 #define CLIENTS 6

@@ -511,7 +511,7 @@ static int have_report_command(void) {
 
 Test(reports, command) {
   if (!have_report_command())
-    cr_skip_test("faultline has no report command yet (harness/main.c)");
+    cr_skip_test("faultline has no report command yet (harness/cli/main.c)");
   char html[300], md[300], xml[300];
   in_dir(html, sizeof(html), "r.html");
   in_dir(md, sizeof(md), "r.md");
@@ -548,7 +548,7 @@ Test(reports, command) {
  * nothing written. */
 Test(reports, command_bad_input) {
   if (!have_report_command())
-    cr_skip_test("faultline has no report command yet (harness/main.c)");
+    cr_skip_test("faultline has no report command yet (harness/cli/main.c)");
   char html[300];
   in_dir(html, sizeof(html), "r.html");
   const struct {

@@ -30,9 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blackhole.h"
-#include "control.h"
-#include "faultspec.h"
+#include "control/control.h"
+#include "faults/faults.h"
 #include "support.h"
 
 #ifndef FL_STRESS_BUILD_DIR

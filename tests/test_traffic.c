@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "support.h"
-#include "traffic.h"
+#include "traffic/traffic.h"
 
 /* Criterion's workers end with _exit(): LeakSanitizer's check at exit
  * never runs in them, so the ASan build checks each test's end itself. */

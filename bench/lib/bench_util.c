@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "paths.h"
+#include "base/base.h"
+#include "control/control.h"
 
 static const char *prog = "fl-bench";
 

@@ -1,0 +1,79 @@
+/*
+ * The runner's base: error codes and exit statuses, and the few system
+ * helpers every room needs (finding programs, free ports, removing trees).
+ * Nothing here knows about scenarios, faults or dependencies.
+ */
+#ifndef FL_BASE_H
+#define FL_BASE_H
+
+#include <stddef.h>
+
+#define FL_ERRORS_H
+
+#define FL_ERRORS(X)                                                           \
+  X(EBADSPEC, "malformed fault spec")                                          \
+  X(EBADCTL, "not a valid faultline control segment")                          \
+  X(ERULESFULL, "no free rule slot in the control segment")                    \
+  X(ENORULE, "no such rule")                                                   \
+  X(EUSAGE, "bad usage")                                                       \
+  X(ESTATIC, "statically linked program: the shim cannot be preloaded")        \
+  X(ENOSHIM, "libfaultline-preload.so not found")                              \
+  X(EBADSCENARIO, "malformed scenario or service file")                        \
+  X(ESTART, "a process failed to start")
+
+enum fl_error {
+  FL_ERROR_BASE = -10000,
+#define FL_X_ENUM(name, text) FL_##name,
+  FL_ERRORS(FL_X_ENUM)
+#undef FL_X_ENUM
+};
+
+/* Process exit statuses of the faultline command. */
+enum fl_exit {
+  FL_EXIT_OK = 0,     /* all passed / command succeeded */
+  FL_EXIT_FAILED = 1, /* an expectation failed or was inconclusive */
+  FL_EXIT_USAGE = 2,  /* bad usage, bad spec, bad scenario */
+  FL_EXIT_ENV = 3,    /* the environment failed: a process would not start */
+};
+
+/* A static description of any code this project returns. */
+const char *fl_strerror(int code);
+
+struct uv_loop_s;
+
+/* The shim: $FAULTLINE_PRELOAD, else beside the faultline binary, else in
+ * ../lib/faultline/ from it. 0, or FL_ENOSHIM. */
+int fl_find_shim(char *out, size_t size);
+
+/* A file of ours installed with the faultline binary: beside the running
+ * executable, else in ../lib/faultline/ from it. 0, or -ENOENT. */
+int fl_find_beside(const char *name, char *out, size_t size);
+
+/* `cmd` as execvp would find it. 0, or -ENOENT. */
+int fl_find_program(const char *cmd, char *out, size_t size);
+
+enum fl_preloadable {
+  FL_PRELOAD_OK = 0,
+  FL_PRELOAD_GO = 1, /* dynamically linked Go: raw syscalls bypass the shim */
+};
+/* Can LD_PRELOAD reach this program? FL_PRELOAD_OK/GO, FL_ESTATIC for a
+ * statically linked ELF, or -errno. Scripts (#!) are taken as preloadable:
+ * their interpreter is what runs. */
+int fl_check_preloadable(const char *path);
+
+/* A free TCP port on 127.0.0.1 (bound, read, released), or -errno. */
+int fl_free_port(void);
+
+/* Removes dir and everything under it, without following links; "" is a
+ * no-op. Errors are ignored: it is cleanup. */
+void fl_rm_tree(const char *dir);
+
+/* fl_rm_tree on libuv's thread pool, so removing a PostgreSQL cluster (a
+ * thousand files) never stalls the loop that times another scenario's
+ * requests. done(arg), if set, runs on the loop afterwards; the loop stays
+ * alive until then. If the work cannot be queued the tree is removed at
+ * once and done runs before this returns. 0, or -errno. */
+int fl_rm_tree_async(struct uv_loop_s *loop, const char *dir,
+                     void (*done)(void *), void *arg);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * faultline run: scenarios to verdicts, written to OUT/result.json (and
+ * the reports), exit 0 only when every scenario passed.
+ * faultline validate: the same checks of the files, running nothing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "cli.h"
+#include "report.h"
+#include "run/run.h"
+#include "scenario/scenario.h"
+
+static int write_file(const char *path, json_t *result,
+                      int (*render)(const json_t *, FILE *)) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    fl_say("cannot write %s: %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = render(result, f);
+  if (fclose(f) != 0 && rc == 0)
+    rc = -errno;
+  if (rc != 0) {
+    fl_say("cannot write %s: %s", path, strerror(-rc));
+    return -1;
+  }
+  return 0;
+}
+
+static int write_one(const char *out_dir, const char *name, json_t *result,
+                     int (*render)(const json_t *, FILE *)) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/%s", out_dir, name);
+  return write_file(path, result, render);
+}
+
+/* --json and --junit are checked before the run, not after minutes of it:
+ * an existing path must be a writable file, a new one's folder must exist
+ * and be writable. */
+static int check_writable(const char *flag, const char *path) {
+  if (path[0] == '\0' || path[strlen(path) - 1] == '/') {
+    fl_say("bad %s '%s' (allowed: a file path)", flag, path);
+    return -1;
+  }
+  char dir[4096];
+  snprintf(dir, sizeof(dir), "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == dir)
+    slash[1] = '\0';
+  else
+    *slash = '\0';
+  struct stat st;
+  const char *why = NULL;
+  if (stat(path, &st) == 0) {
+    if (!S_ISREG(st.st_mode))
+      why = S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file";
+    else if (access(path, W_OK) != 0)
+      why = strerror(errno);
+  } else if (errno != ENOENT) {
+    why = strerror(errno);
+  } else if (stat(dir, &st) != 0) {
+    why = strerror(errno);
+  } else if (!S_ISDIR(st.st_mode)) {
+    why = strerror(ENOTDIR);
+  } else if (access(dir, W_OK) != 0) {
+    why = strerror(errno);
+  }
+  if (why != NULL) {
+    fl_say("cannot write %s %s: %s", flag, path, why);
+    return -1;
+  }
+  return 0;
+}
+
+static int dump_json(const json_t *result, FILE *f) {
+  return json_dumpf(result, f, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) == 0
+             ? 0
+             : -EIO;
+}
+
+/* result.json and the reports rendered from it. */
+static int write_result(const char *out_dir, json_t *result) {
+  if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+    fl_say("cannot create %s: %s", out_dir, strerror(errno));
+    return -1;
+  }
+  int bad = write_one(out_dir, "result.json", result, dump_json);
+  bad |= write_one(out_dir, "report.html", result, fl_report_html);
+  bad |= write_one(out_dir, "report.md", result, fl_report_markdown);
+  bad |= write_one(out_dir, "junit.xml", result, fl_report_junit);
+  fprintf(stderr,
+          "faultline: wrote %s/result.json, report.html, report.md, "
+          "junit.xml\n",
+          out_dir);
+  return bad ? -1 : 0;
+}
+
+/* The copies asked for with --json and --junit. */
+static int write_extra(const char *json, const char *junit, json_t *result) {
+  int bad = 0;
+  if (json != NULL && (bad |= write_file(json, result, dump_json)) == 0)
+    fprintf(stderr, "faultline: wrote %s\n", json);
+  if (junit != NULL) {
+    int rc = write_file(junit, result, fl_report_junit);
+    if (rc == 0)
+      fprintf(stderr, "faultline: wrote %s\n", junit);
+    bad |= rc;
+  }
+  return bad ? -1 : 0;
+}
+
+int fl_cmd_run(int argc, char **argv) {
+  static const struct option longs[] = {
+      {"out", required_argument, NULL, 'o'},
+      {"service", required_argument, NULL, 's'},
+      {"jobs", required_argument, NULL, 'j'},
+      {"seed", required_argument, NULL, 'S'},
+      {"quiet", no_argument, NULL, 'q'},
+      {"json", required_argument, NULL, 'J'},
+      {"junit", required_argument, NULL, 'U'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  struct fl_run_opts o = {.out_dir = "out", .jobs = 1};
+  const char *json = NULL, *junit = NULL;
+  opterr = 0;
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, ":o:s:j:qh", longs, NULL)) != -1) {
+    char *end;
+    switch (c) {
+    case 'o':
+      o.out_dir = optarg;
+      break;
+    case 's':
+      o.service_file = optarg;
+      break;
+    case 'j':
+      o.jobs = (int)strtol(optarg, &end, 10);
+      if (*end != '\0' || o.jobs < 1 || o.jobs > 64) {
+        fl_say("bad --jobs '%s' (allowed: 1-64)", optarg);
+        return FL_EXIT_USAGE;
+      }
+      break;
+    case 'S':
+      errno = 0;
+      o.seed = strtoull(optarg, &end, 0);
+      if (errno != 0 || *end != '\0' || optarg[0] == '-') {
+        fl_say("bad --seed '%s' (allowed: a whole number)", optarg);
+        return FL_EXIT_USAGE;
+      }
+      o.have_seed = 1;
+      break;
+    case 'q':
+      o.quiet = 1;
+      break;
+    case 'J':
+      json = optarg;
+      if (check_writable("--json", json) != 0)
+        return FL_EXIT_USAGE;
+      break;
+    case 'U':
+      junit = optarg;
+      if (check_writable("--junit", junit) != 0)
+        return FL_EXIT_USAGE;
+      break;
+    case 'h':
+      fl_usage("run");
+      return FL_EXIT_OK;
+    case ':':
+      fl_say("run: %s needs a value (see faultline run --help)",
+             argv[optind - 1]);
+      return FL_EXIT_USAGE;
+    default:
+      fl_say("run: unknown option '%s' (see faultline run --help)",
+             argv[optind - 1]);
+      return FL_EXIT_USAGE;
+    }
+  }
+  if (optind >= argc) {
+    fl_say("run: no scenario given (usage: faultline run [OPTIONS] "
+           "SCENARIO.yaml...)");
+    return FL_EXIT_USAGE;
+  }
+  json_t *result = NULL;
+  char err[FL_ERRLEN];
+  int rc =
+      fl_run_suite(argv + optind, argc - optind, &o, &result, err, sizeof(err));
+  if (rc != 0 && rc != -EINTR) {
+    fl_say("%s", err);
+    return rc == FL_EBADSCENARIO || rc == -ENOENT ? FL_EXIT_USAGE : FL_EXIT_ENV;
+  }
+  int status = FL_EXIT_OK;
+  if (write_result(o.out_dir, result) != 0 ||
+      write_extra(json, junit, result) != 0)
+    status = FL_EXIT_ENV;
+  const char *nc = getenv("NO_COLOR");
+  fl_report_summary(result, stdout,
+                    isatty(STDOUT_FILENO) && (nc == NULL || nc[0] == '\0'));
+  const char *v = json_string_value(json_object_get(result, "verdict"));
+  if (rc == -EINTR)
+    status = 130;
+  else if (strcmp(v, "ERROR") == 0)
+    status = FL_EXIT_ENV;
+  else if (strcmp(v, "PASS") != 0 && status == FL_EXIT_OK)
+    status = FL_EXIT_FAILED;
+  json_decref(result);
+  return status;
+}
+
+int fl_cmd_validate(int argc, char **argv) {
+  const char *service = NULL;
+  int first = 1;
+  if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+    fl_usage("validate");
+    return FL_EXIT_OK;
+  }
+  if (argc > 2 && strcmp(argv[1], "--service") == 0) {
+    service = argv[2];
+    first = 3;
+  }
+  if (first >= argc) {
+    fl_say("validate: no file given (usage: faultline validate [--service "
+           "FILE] FILE...)");
+    return FL_EXIT_USAGE;
+  }
+  int bad = 0;
+  char err[FL_ERRLEN];
+  for (int i = first; i < argc; i++) {
+    int kind = fl_yaml_kind(argv[i]);
+    if (kind == 1) {
+      struct fl_service *sv;
+      if (fl_service_load(argv[i], &sv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        bad++;
+        continue;
+      }
+      printf("%s: ok (service %s)\n", argv[i], sv->name);
+      fl_service_free(sv);
+      continue;
+    }
+    struct fl_scenario *sc;
+    if (fl_scenario_load(argv[i], &sc, err, sizeof(err)) != 0) {
+      fprintf(stderr, "%s\n", err);
+      bad++;
+      continue;
+    }
+    const char *svc = service ? service : sc->service_file;
+    struct fl_service *sv = NULL;
+    if (svc != NULL && fl_service_load(svc, &sv, err, sizeof(err)) != 0) {
+      fprintf(stderr, "%s\n", err);
+      bad++;
+    } else if (sv != NULL && fl_scenario_check(sc, sv, err, sizeof(err))) {
+      fprintf(stderr, "%s\n", err);
+      bad++;
+    } else {
+      printf("%s: ok (scenario %s%s%s)\n", argv[i], sc->name, sv ? " on " : "",
+             sv ? sv->name : "");
+    }
+    fl_service_free(sv);
+    fl_scenario_free(sc);
+  }
+  return bad ? FL_EXIT_USAGE : FL_EXIT_OK;
+}

@@ -1,0 +1,196 @@
+/*
+ * The programs a dependency runs: spawned through setpriv into their own
+ * process group with their output appended to the log, watched until their
+ * group is empty, and the log read back for the line that explains a
+ * failure.
+ */
+#define _GNU_SOURCE
+#include "deps_int.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- process groups ---- */
+
+/* Is any process of group pgid still alive? Zombies do not count: a
+ * backend orphaned by a killed postmaster may wait for a reaper that never
+ * comes, yet it holds nothing. */
+int fl_dep_group_alive(pid_t pgid) {
+  if (pgid <= 0)
+    return 0;
+  DIR *proc = opendir("/proc");
+  if (proc == NULL)
+    return kill(-pgid, 0) == 0;
+  int alive = 0;
+  struct dirent *e;
+  while (!alive && (e = readdir(proc)) != NULL) {
+    if (!isdigit((unsigned char)e->d_name[0]))
+      continue;
+    char path[300], buf[512];
+    snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+      continue;
+    buf[n] = '\0';
+    /* "pid (comm) state ppid pgrp ...": comm may hold anything. */
+    char *p = strrchr(buf, ')');
+    char state;
+    int ppid, pgrp;
+    if (p != NULL && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
+        pgrp == pgid && state != 'Z' && state != 'X')
+      alive = 1;
+  }
+  closedir(proc);
+  return alive;
+}
+
+/* Signals a group we started, if it still has a live process: a group
+ * seen empty is forgotten, so that a later group given the same number is
+ * never touched. */
+void fl_dep_signal_group(pid_t *pgid, int sig) {
+  if (*pgid > 0 && !fl_dep_group_alive(*pgid))
+    *pgid = 0;
+  if (*pgid > 0)
+    kill(-*pgid, sig);
+}
+
+/* ---- the log ---- */
+
+/* The most telling line written to the log since `mark`: one naming a
+ * port conflict, else the last one naming an error, else the last one. */
+void fl_dep_log_tail(const struct fl_dep *d, off_t mark, char *out,
+                     size_t size) {
+  snprintf(out, size, "no output in %.400s", d->log);
+  struct stat st;
+  if (d->log_fd < 0 || fstat(d->log_fd, &st) != 0)
+    return;
+  off_t from = mark;
+  if (st.st_size - from > 8192)
+    from = st.st_size - 8192;
+  char buf[8193];
+  ssize_t n = pread(d->log_fd, buf, sizeof(buf) - 1, from);
+  if (n <= 0)
+    return;
+  buf[n] = '\0';
+  /* A port conflict is the root cause of what follows it. */
+  const char *last = NULL, *telling = NULL, *port = NULL;
+  char *save = NULL;
+  for (char *line = strtok_r(buf, "\r\n", &save); line != NULL;
+       line = strtok_r(NULL, "\r\n", &save)) {
+    while (isspace((unsigned char)*line))
+      line++;
+    if (*line == '\0')
+      continue;
+    last = line;
+    if (strstr(line, "already in use"))
+      port = line;
+    else if (strcasestr(line, "error") || strstr(line, "FATAL") ||
+             strstr(line, "PANIC"))
+      telling = line;
+  }
+  const char *best = port ? port : telling ? telling : last;
+  if (best != NULL)
+    snprintf(out, size, "%.300s", best);
+}
+
+/* "exit 1" or "signal 9". */
+const char *fl_dep_exit_how(int64_t status, int sig, char *buf, size_t size) {
+  if (sig != 0)
+    snprintf(buf, size, "signal %d", sig);
+  else
+    snprintf(buf, size, "exit %d", (int)status);
+  return buf;
+}
+
+/* ---- spawning ---- */
+
+static void child_closed(uv_handle_t *h) {
+  struct child *c = (struct child *)h;
+  c->d->handles--;
+  free(c);
+}
+
+static void on_child_exit(uv_process_t *h, int64_t status, int sig) {
+  struct child *c = (struct child *)h;
+  struct fl_dep *d = c->d;
+  uv_close((uv_handle_t *)h, child_closed);
+  if (c == d->server) {
+    d->server = NULL;
+    fl_dep_server_exited(d, status, sig);
+  } else if (c == d->helper) {
+    d->helper = NULL;
+    fl_pg_helper_exited(d, status, sig);
+  }
+}
+
+/* Runs argv (argv[0] a full path) through setpriv, as user postgres when
+ * as_pg, in its own process group, output to the log. */
+int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
+  char *args[32];
+  size_t n = 0;
+  args[n++] = d->setpriv;
+  args[n++] = "--pdeathsig";
+  args[n++] = "KILL";
+  args[n++] = "--";
+  for (size_t i = 0; argv[i] != NULL && n < 31; i++)
+    args[n++] = argv[i];
+  args[n] = NULL;
+
+  uv_stdio_container_t stdio[3];
+  stdio[0].flags = UV_IGNORE;
+  for (int i = 1; i < 3; i++) {
+    stdio[i].flags = UV_INHERIT_FD;
+    stdio[i].data.fd = d->log_fd;
+  }
+  uv_process_options_t po;
+  memset(&po, 0, sizeof(po));
+  po.file = d->setpriv;
+  po.args = args;
+  po.cwd = d->dir;
+  po.exit_cb = on_child_exit;
+  po.stdio = stdio;
+  po.stdio_count = 3;
+  po.flags = UV_PROCESS_DETACHED;
+  if (d->as_pg) {
+    po.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+    po.uid = d->uid;
+    po.gid = d->gid;
+  }
+
+  struct child *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return -ENOMEM;
+  c->d = d;
+  struct stat st;
+  off_t mark = fstat(d->log_fd, &st) == 0 ? st.st_size : 0;
+  int rc = uv_spawn(d->loop, &c->h, &po);
+  d->handles++;
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&c->h, child_closed);
+    return rc;
+  }
+  if (is_server) {
+    fl_dep_signal_group(&d->server_pgid, SIGKILL); /* leftovers of a crash */
+    d->server = c;
+    d->server_pgid = c->h.pid;
+    d->server_mark = mark;
+    d->ending = 0;
+  } else {
+    d->helper = c;
+    d->helper_pgid = c->h.pid;
+    d->helper_mark = mark;
+  }
+  return 0;
+}

@@ -1,0 +1,543 @@
+/*
+ * Expectations, judged: the evaluation of each kind over a window of
+ * recorded requests or over facts about the target (parse.c turns
+ * the text into a struct fl_expect). Every observed string says enough to
+ * act on: counts, the first offending time, the value seen.
+ */
+#define _GNU_SOURCE
+#include "expect_int.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+int fl_expect_is_endpoint(const struct fl_expect *e) {
+  return e->kind >= FL_EXP_RATE && e->kind < FL_EXP_NO_RESTART;
+}
+
+/* ---- Evaluation helpers ---------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static void put(char *buf, size_t len,
+                                                      const char *fmt, ...) {
+  if (buf == NULL || len == 0)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, len, fmt, ap);
+  va_end(ap);
+}
+
+static int cmp(double a, int op, double b) {
+  switch (op) {
+  case FL_CMP_LT:
+    return a < b;
+  case FL_CMP_LE:
+    return a <= b;
+  case FL_CMP_GT:
+    return a > b;
+  case FL_CMP_GE:
+    return a >= b;
+  case FL_CMP_EQ:
+    return a == b;
+  case FL_CMP_NE:
+    return a != b;
+  }
+  return 0;
+}
+
+static const char *op_str(int op) {
+  return op >= 0 && op < (int)COUNT(fl_expect_op_text) ? fl_expect_op_text[op]
+                                                       : "?";
+}
+
+/* v with the fewest decimals (at least min) that keep its comparison with
+ * the limit as it really is: an observed "95.0%" never fails ">= 95%". */
+static void fmt_fixed(char *buf, size_t len, double v, int min, int op,
+                      double limit) {
+  int want = cmp(v, op, limit);
+  for (int d = min; d <= 6; d++) {
+    snprintf(buf, len, "%.*f", d, v);
+    if (cmp(strtod(buf, NULL), op, limit) == want)
+      return;
+  }
+}
+
+/* An observed latency: "812ms", "2.31s" (see fmt_fixed for op, limit). */
+static void fmt_latency(char *buf, size_t len, double s, int op, double limit) {
+  char num[40];
+  if (s < 1) {
+    fmt_fixed(num, sizeof(num), s * 1000, s < 0.01 ? 1 : 0, op, limit * 1000);
+    snprintf(buf, len, "%sms", num);
+  } else {
+    fmt_fixed(num, sizeof(num), s, 2, op, limit);
+    snprintf(buf, len, "%ss", num);
+  }
+}
+
+/* A duration as one would write it: "250ms", "3s", "1.5s". */
+static void fmt_duration(char *buf, size_t len, double s) {
+  if (s > 0 && s < 1)
+    snprintf(buf, len, "%gms", s * 1000);
+  else
+    snprintf(buf, len, "%gs", s);
+}
+
+/* Bytes in powers of 1024, named as /proc does: "50MB", "+62.1MB". */
+static void fmt_size(char *buf, size_t len, double bytes, int sign) {
+  static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
+  double a = fabs(bytes);
+  size_t u = 0;
+  while (u + 1 < COUNT(units) && a >= 1024) {
+    a /= 1024;
+    u++;
+  }
+  const char *s = bytes < 0 ? "-" : sign ? "+" : "";
+  if (a == floor(a))
+    snprintf(buf, len, "%s%.0f%s", s, a, units[u]);
+  else
+    snprintf(buf, len, "%s%.1f%s", s, a, units[u]);
+}
+
+static const char *plural(size_t n, const char *one, const char *many) {
+  return n == 1 ? one : many;
+}
+
+/* A header value fit to print: at most 40 bytes, control bytes as '?'. */
+static void fmt_value(char *buf, size_t len, const char *v) {
+  size_t i = 0;
+  for (; v[i] != '\0' && i < 40 && i + 1 < len; i++)
+    buf[i] = iscntrl((unsigned char)v[i]) ? '?' : v[i];
+  buf[i] = '\0';
+}
+
+static int class_match(const struct fl_status_class *c,
+                       const struct fl_request *r) {
+  if (c->xfer >= 0)
+    return c->xfer == 0 ? r->error != FL_XFER_OK : r->error == c->xfer;
+  return r->error == FL_XFER_OK && r->status >= c->lo && r->status <= c->hi;
+}
+
+/* The first record scheduled at or after t. */
+static size_t lower_bound(const struct fl_request *r, size_t n, double t) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (r[mid].sched < t)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Output buffers of one evaluation. */
+struct out {
+  char *exp;
+  size_t elen;
+  char *obs;
+  size_t olen;
+};
+
+/* ---- Endpoint expectations ------------------------------------------ */
+
+static int eval_rate(const struct fl_expect *e, const struct fl_request *w,
+                     size_t n, struct out *o) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    k += class_match(&e->cls, &w[i]);
+  double pct = 100.0 * (double)k / (double)n;
+  char num[48];
+  fmt_fixed(num, sizeof(num), pct, 1, e->op, e->value);
+  put(o->exp, o->elen, "%s %g%%", op_str(e->op), e->value);
+  put(o->obs, o->olen, "%s%% (%zu of %zu)", num, k, n);
+  return cmp(pct, e->op, e->value);
+}
+
+/* Retry-After: delta-seconds (digits) or an HTTP-date; any other header:
+ * not empty. Surrounding spaces are allowed (OWS). */
+static int header_valid(const struct fl_expect *e, const char *v) {
+  while (*v == ' ' || *v == '\t')
+    v++;
+  size_t n = strlen(v);
+  while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+    n--;
+  if (n == 0)
+    return 0;
+  if (strcasecmp(e->name, "Retry-After") != 0)
+    return 1;
+  size_t d = 0;
+  while (d < n && isdigit((unsigned char)v[d]))
+    d++;
+  if (d == n)
+    return 1;
+  char buf[64];
+  long long t;
+  if (n >= sizeof(buf))
+    return 0;
+  memcpy(buf, v, n);
+  buf[n] = '\0';
+  return fl_http_date_parse(buf, &t) == 0;
+}
+
+static int eval_header(const struct fl_expect *e, const struct fl_request *w,
+                       size_t n, struct out *o) {
+  int retry = strcasecmp(e->name, "Retry-After") == 0;
+  put(o->exp, o->elen, "%s on every %s response (%s)", e->name, e->cls.text,
+      retry ? "delta-seconds or HTTP-date" : "not empty");
+  if (e->header < 0 || e->header >= (int)COUNT(w->headers)) {
+    put(o->obs, o->olen, "header %s was not recorded", e->name);
+    return 0;
+  }
+  size_t total = 0, missing = 0, invalid = 0;
+  const struct fl_request *first = NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (w[i].error != FL_XFER_OK || !class_match(&e->cls, &w[i]))
+      continue;
+    total++;
+    const char *v = w[i].headers[e->header];
+    int bad = v == NULL || !header_valid(e, v);
+    missing += v == NULL;
+    invalid += v != NULL && bad;
+    if (bad && first == NULL)
+      first = &w[i];
+  }
+  if (total == 0) {
+    put(o->obs, o->olen, "no %s responses", e->cls.text);
+    return 0;
+  }
+  if (first == NULL) {
+    put(o->obs, o->olen, "valid on %zu of %zu", total, total);
+    return 1;
+  }
+  char what[96], val[64] = "";
+  if (missing > 0 && invalid > 0)
+    snprintf(what, sizeof(what), "missing on %zu and invalid on %zu", missing,
+             invalid);
+  else if (missing > 0)
+    snprintf(what, sizeof(what), "missing on %zu", missing);
+  else
+    snprintf(what, sizeof(what), "invalid on %zu", invalid);
+  const char *fv = first->headers[e->header];
+  if (fv != NULL) {
+    char clean[48];
+    fmt_value(clean, sizeof(clean), fv);
+    snprintf(val, sizeof(val), ": '%s'", clean);
+  } else if (invalid > 0) {
+    snprintf(val, sizeof(val), ": missing");
+  }
+  put(o->obs, o->olen, "%s of %zu (first at t=%.2fs%s)", what, total,
+      first->sched, val);
+  return 0;
+}
+
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int eval_percentile(const struct fl_expect *e,
+                           const struct fl_request *w, size_t n,
+                           struct out *o) {
+  char lim[32], got[48];
+  fmt_duration(lim, sizeof(lim), e->value);
+  put(o->exp, o->elen, "%s %s", op_str(e->op), lim);
+  double *lat = malloc(n * sizeof(*lat));
+  if (lat == NULL) {
+    put(o->obs, o->olen, "out of memory");
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    lat[i] = w[i].latency;
+  qsort(lat, n, sizeof(*lat), by_value);
+  /* Nearest rank: the smallest value with at least N% of the samples at
+   * or below it. The epsilon keeps 99 * 100 / 100 from becoming 100. */
+  double rank = ceil(e->percentile * (double)n / 100 - 1e-9);
+  size_t r = rank < 1 ? 1 : rank > (double)n ? n : (size_t)rank;
+  double v = lat[r - 1];
+  free(lat);
+  fmt_latency(got, sizeof(got), v, e->op, e->value);
+  put(o->obs, o->olen, "p(%g) = %s (%zu %s)", e->percentile, got, n,
+      plural(n, "request", "requests"));
+  return cmp(v, e->op, e->value);
+}
+
+static int eval_max(const struct fl_expect *e, const struct fl_request *w,
+                    size_t n, struct out *o) {
+  char lim[32], got[48];
+  fmt_duration(lim, sizeof(lim), e->value);
+  put(o->exp, o->elen, "%s %s", op_str(e->op), lim);
+  size_t worst = 0;
+  for (size_t i = 1; i < n; i++)
+    if (w[i].latency > w[worst].latency)
+      worst = i;
+  fmt_latency(got, sizeof(got), w[worst].latency, e->op, e->value);
+  put(o->obs, o->olen, "max = %s at t=%.2fs (%zu %s)", got, w[worst].sched, n,
+      plural(n, "request", "requests"));
+  return cmp(w[worst].latency, e->op, e->value);
+}
+
+static int eval_within(const struct fl_request *w, size_t n, double timeout,
+                       struct out *o) {
+  if (!(timeout > 0)) {
+    put(o->exp, o->elen, "every request within the endpoint's timeout");
+    put(o->obs, o->olen, "the endpoint has no timeout");
+    return 0;
+  }
+  double limit = timeout + 0.5;
+  char lim[32], to[32], got[48];
+  fmt_duration(lim, sizeof(lim), limit);
+  fmt_duration(to, sizeof(to), timeout);
+  put(o->exp, o->elen, "every latency <= %s (timeout %s + 0.5s)", lim, to);
+  size_t over = 0, worst = 0;
+  const struct fl_request *first = NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (w[i].latency > w[worst].latency)
+      worst = i;
+    if (w[i].latency > limit) {
+      over++;
+      if (first == NULL)
+        first = &w[i];
+    }
+  }
+  if (first == NULL) {
+    fmt_latency(got, sizeof(got), w[worst].latency, FL_CMP_LE, limit);
+    put(o->obs, o->olen, "all %zu within %s (slowest %s)", n, lim, got);
+    return 1;
+  }
+  fmt_latency(got, sizeof(got), first->latency, FL_CMP_LE, limit);
+  put(o->obs, o->olen, "%zu of %zu over %s (first at t=%.2fs: %s)", over, n,
+      lim, first->sched, got);
+  return 0;
+}
+
+static int eval_requests(const struct fl_expect *e, size_t n, struct out *o) {
+  put(o->exp, o->elen, "%s %g", op_str(e->op), e->value);
+  put(o->obs, o->olen, "%zu", n);
+  return cmp((double)n, e->op, e->value);
+}
+
+/* Per-second buckets from the window's start. Recovery is at the start of
+ * the bucket after the last one that fails the rate condition; a final
+ * bucket cut short by the window's end with fewer than 3 requests says
+ * too little and is left out, and empty seconds neither hold nor fail. */
+#define RECOVER_MIN_LAST 3
+
+static int eval_recovers(const struct fl_expect *e, const struct fl_request *w,
+                         size_t n, double from, double to, struct out *o) {
+  char lim[32];
+  fmt_duration(lim, sizeof(lim), e->within);
+  put(o->exp, o->elen,
+      "rate(%s) %s %g%% in every second from at most %s after t=%.2fs",
+      e->cls.text, op_str(e->op), e->value, lim, from);
+  size_t nb = (size_t)ceil(to - from - 1e-9);
+  if (nb == 0)
+    nb = 1;
+  size_t *tot = calloc(2 * nb, sizeof(*tot));
+  if (tot == NULL) {
+    put(o->obs, o->olen, "out of memory");
+    return 0;
+  }
+  size_t *hit = tot + nb;
+  for (size_t i = 0; i < n; i++) {
+    double off = floor(w[i].sched - from);
+    size_t b = off < 0 ? 0 : off >= (double)nb ? nb - 1 : (size_t)off;
+    tot[b]++;
+    hit[b] += class_match(&e->cls, &w[i]);
+  }
+  size_t used = nb;
+  if (from + (double)nb > to + 1e-9 && tot[nb - 1] < RECOVER_MIN_LAST)
+    used = nb - 1;
+  size_t k = 0, seen_after = 0;
+  int failed = 0;
+  for (size_t b = 0; b < used; b++) {
+    if (tot[b] == 0)
+      continue;
+    if (!cmp(100.0 * (double)hit[b] / (double)tot[b], e->op, e->value)) {
+      k = b + 1;
+      failed = 1;
+      seen_after = 0;
+    } else {
+      seen_after++;
+    }
+  }
+  char last[96] = "", num[48];
+  if (failed) {
+    size_t f = k - 1;
+    double pct = 100.0 * (double)hit[f] / (double)tot[f];
+    fmt_fixed(num, sizeof(num), pct, 1, e->op, e->value);
+    snprintf(last, sizeof(last),
+             "last failing second at t=%.2fs: %s%%, %zu of %zu",
+             from + (double)f, num, hit[f], tot[f]);
+  }
+  free(tot);
+  if (seen_after == 0 && !failed) {
+    put(o->obs, o->olen, "no full second of requests");
+    return 0;
+  }
+  if (seen_after == 0) {
+    put(o->obs, o->olen, "not recovered by the end (%s)", last);
+    return 0;
+  }
+  put(o->obs, o->olen, "recovered after %.1fs (%s)", (double)k,
+      failed ? last : "every second held");
+  return (double)k <= e->within + 1e-9;
+}
+
+static int eval_window(const struct fl_expect *e, const struct fl_request *w,
+                       size_t n, double from, double to, double timeout,
+                       struct out *o) {
+  switch ((enum fl_expect_kind)e->kind) {
+  case FL_EXP_RATE:
+    return eval_rate(e, w, n, o);
+  case FL_EXP_HEADER:
+    return eval_header(e, w, n, o);
+  case FL_EXP_PERCENTILE:
+    return eval_percentile(e, w, n, o);
+  case FL_EXP_MAX:
+    return eval_max(e, w, n, o);
+  case FL_EXP_WITHIN_TIMEOUT:
+    return eval_within(w, n, timeout, o);
+  case FL_EXP_RECOVERS:
+    return eval_recovers(e, w, n, from, to, o);
+  default:
+    return 0;
+  }
+}
+
+int fl_expect_eval_endpoint(const struct fl_expect *e,
+                            const struct fl_request *reqs, size_t n,
+                            double from, double to, double timeout,
+                            char *expected, size_t elen, char *observed,
+                            size_t olen) {
+  struct out o = {expected, elen, observed, olen};
+  put(expected, elen, "%s", e->text);
+  put(observed, olen, "%s", "");
+  if (!fl_expect_is_endpoint(e)) {
+    put(observed, olen, "not an endpoint expectation");
+    return 0;
+  }
+  size_t lo = lower_bound(reqs, n, from), hi = lower_bound(reqs, n, to);
+  size_t m = hi > lo ? hi - lo : 0;
+  const struct fl_request *w = m > 0 ? reqs + lo : reqs;
+  if (e->kind == FL_EXP_REQUESTS)
+    return eval_requests(e, m, &o);
+  /* A request still in flight has no outcome yet: it is left out of
+   * everything but the count of requests sent. */
+  size_t done = 0;
+  for (size_t i = 0; i < m; i++)
+    done += !(w[i].latency < 0);
+  struct fl_request *copy = NULL;
+  if (done > 0 && done < m) {
+    if ((copy = malloc(done * sizeof(*copy))) == NULL) {
+      put(observed, olen, "out of memory");
+      return 0;
+    }
+    for (size_t i = 0, j = 0; i < m; i++)
+      if (!(w[i].latency < 0))
+        copy[j++] = w[i];
+    w = copy;
+  }
+  if (done == 0) {
+    put(observed, olen, m > 0 ? "no completed requests" : "no requests");
+    return 0;
+  }
+  int pass = eval_window(e, w, done, from, to, timeout, &o);
+  free(copy);
+  return pass;
+}
+
+/* ---- Target expectations --------------------------------------------- */
+
+static int eval_fds(const struct fl_expect *e, const struct fl_target_facts *f,
+                    struct out *o) {
+  double limit = f->fds_baseline + e->value;
+  if (f->fds_baseline < 0 || f->fds_max < 0) {
+    put(o->exp, o->elen, "%s baseline + %g", op_str(e->op), e->value);
+    put(o->obs, o->olen, "no fd samples");
+    return 0;
+  }
+  put(o->exp, o->elen, "%s baseline + %g (%.1f)", op_str(e->op), e->value,
+      limit);
+  put(o->obs, o->olen, "max %.0f (baseline %.1f, %+.1f)", f->fds_max,
+      f->fds_baseline, f->fds_max - f->fds_baseline);
+  return cmp(f->fds_max, e->op, limit);
+}
+
+static int eval_rss(const struct fl_expect *e, const struct fl_target_facts *f,
+                    struct out *o) {
+  char add[32], lim[32], max[32], base[32], grew[32];
+  fmt_size(add, sizeof(add), e->value, 0);
+  if (f->rss_baseline_kb < 0 || f->rss_max_kb < 0) {
+    put(o->exp, o->elen, "%s baseline + %s", op_str(e->op), add);
+    put(o->obs, o->olen, "no memory samples");
+    return 0;
+  }
+  double b = f->rss_baseline_kb * 1024, m = f->rss_max_kb * 1024;
+  fmt_size(lim, sizeof(lim), b + e->value, 0);
+  fmt_size(max, sizeof(max), m, 0);
+  fmt_size(base, sizeof(base), b, 0);
+  fmt_size(grew, sizeof(grew), m - b, 1);
+  put(o->exp, o->elen, "%s baseline + %s (%s)", op_str(e->op), add, lim);
+  put(o->obs, o->olen, "max %s (baseline %s, %s)", max, base, grew);
+  return cmp(m, e->op, b + e->value);
+}
+
+static int eval_fault(const struct fl_expect *e,
+                      const struct fl_target_facts *f, struct out *o) {
+  put(o->exp, o->elen, "hit %s %g", op_str(e->op), e->value);
+  if (f->fault_delivered == NULL) {
+    put(o->obs, o->olen, "deliveries of faults were not counted");
+    return 0;
+  }
+  long c = f->fault_delivered(e->name, f->arg);
+  if (c < 0) {
+    put(o->obs, o->olen, "no fault named '%s' in the scenario", e->name);
+    return 0;
+  }
+  put(o->obs, o->olen, "delivered %ld %s", c,
+      plural((size_t)c, "time", "times"));
+  return cmp((double)c, e->op, e->value);
+}
+
+int fl_expect_eval_target(const struct fl_expect *e,
+                          const struct fl_target_facts *f, char *expected,
+                          size_t elen, char *observed, size_t olen) {
+  struct out o = {expected, elen, observed, olen};
+  put(expected, elen, "%s", e->text);
+  put(observed, olen, "%s", "");
+  switch ((enum fl_expect_kind)e->kind) {
+  case FL_EXP_NO_RESTART:
+    put(expected, elen, "no restart");
+    if (f->restarts == 0)
+      put(observed, olen, "no restart");
+    else
+      put(observed, olen, "restarted %d %s", f->restarts,
+          plural((size_t)f->restarts, "time", "times"));
+    return f->restarts == 0;
+  case FL_EXP_NO_CRASH:
+    put(expected, elen, "no crash");
+    put(observed, olen, "%s",
+        f->crashed ? "crashed (ended by a signal)" : "no crash");
+    return !f->crashed;
+  case FL_EXP_ALIVE:
+    put(expected, elen, "alive to the end");
+    put(observed, olen, "%s",
+        f->crashed  ? "crashed (ended by a signal)"
+        : f->exited ? "exited before the end"
+                    : "alive");
+    return !f->crashed && !f->exited;
+  case FL_EXP_FDS:
+    return eval_fds(e, f, &o);
+  case FL_EXP_RSS:
+    return eval_rss(e, f, &o);
+  case FL_EXP_FAULT_HIT:
+    return eval_fault(e, f, &o);
+  default:
+    put(observed, olen, "not a target expectation");
+    return 0;
+  }
+}

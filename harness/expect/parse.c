@@ -1,0 +1,560 @@
+/*
+ * Expectations, parsed: a hand-written recursive-descent parser over the
+ * grammar in expect.h. A failure names what it found and what is allowed,
+ * with the column of the token where parsing stopped.
+ */
+#define _GNU_SOURCE
+#include "expect_int.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/base.h"
+
+const char *const fl_expect_op_text[FL_CMP_NE + 1] = {
+    [FL_CMP_LT] = "<",  [FL_CMP_LE] = "<=", [FL_CMP_GT] = ">",
+    [FL_CMP_GE] = ">=", [FL_CMP_EQ] = "==", [FL_CMP_NE] = "!="};
+
+#define KINDS_ALLOWED                                                          \
+  "rate, header, p, max, within, requests, recovers, no restart, no crash, "   \
+  "alive, fds, rss, fault"
+#define OPS_ALLOWED "a comparison (<, <=, >, >=, ==, !=)"
+
+struct name_code {
+  const char *name;
+  int code;
+};
+
+static const struct name_code xfer_classes[] = {
+    {"error", 0},
+    {"refused", FL_XFER_REFUSED},
+    {"reset", FL_XFER_RESET},
+    {"timeout", FL_XFER_TIMEOUT},
+    {"dns", FL_XFER_DNS},
+    {"other", FL_XFER_OTHER},
+};
+
+/* A value is number * mul / div: dividing keeps 990ms exactly the double
+ * nearest 0.99, as a recorded latency of 0.99 s is. */
+struct unit {
+  const char *name;
+  double mul, div;
+};
+static const struct unit duration_units[] = {
+    {"ms", 1, 1000}, {"s", 1, 1}, {"m", 60, 1}};
+static const struct unit size_units[] = {
+    {"B", 1, 1},           {"kB", 1024, 1},       {"KB", 1024, 1},
+    {"KiB", 1024, 1},      {"MB", 1048576, 1},    {"MiB", 1048576, 1},
+    {"GB", 1073741824, 1}, {"GiB", 1073741824, 1}};
+
+/* ---- Tokens ---------------------------------------------------------- */
+
+/* A word is an identifier, a number with its unit or %, a class (2xx) or
+ * a name (Retry-After, postgres): one token, interpreted by where it
+ * stands, so that a bad duration is reported as the whole '3x'. */
+enum { T_END, T_WORD, T_OP, T_PUNCT };
+
+struct parser {
+  const char *text;
+  const char *at; /* the current token */
+  size_t len;
+  int tok;
+  char *err;
+  size_t errlen;
+  int *errcol;
+};
+
+static int word_char(char c) {
+  return c != '\0' &&
+         (isalnum((unsigned char)c) || strchr("_.%:@-", c) != NULL);
+}
+
+static int op_char(char c) { return c != '\0' && strchr("<>=!", c) != NULL; }
+
+static void advance(struct parser *p) {
+  const char *s = p->at + p->len;
+  while (isspace((unsigned char)*s))
+    s++;
+  size_t n = 0;
+  if (*s == '\0') {
+    p->tok = T_END;
+  } else if (word_char(*s)) {
+    p->tok = T_WORD;
+    while (word_char(s[n]))
+      n++;
+  } else if (op_char(*s)) {
+    p->tok = T_OP;
+    while (op_char(s[n]))
+      n++;
+  } else {
+    /* One character, with the continuation bytes of a UTF-8 sequence. */
+    p->tok = T_PUNCT;
+    n = 1;
+    while ((s[n] & 0xC0) == 0x80)
+      n++;
+  }
+  p->at = s;
+  p->len = n;
+}
+
+static int is_word(const struct parser *p, const char *w) {
+  return p->tok == T_WORD && p->len == strlen(w) &&
+         memcmp(p->at, w, p->len) == 0;
+}
+
+static int is_punct(const struct parser *p, char c) {
+  return p->tok == T_PUNCT && p->at[0] == c;
+}
+
+__attribute__((format(printf, 2, 3))) static int fail(struct parser *p,
+                                                      const char *fmt, ...) {
+  if (p->errcol != NULL)
+    *p->errcol = (int)(p->at - p->text) + 1;
+  if (p->err != NULL && p->errlen > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err, p->errlen, fmt, ap);
+    va_end(ap);
+  }
+  return FL_EBADSPEC;
+}
+
+/* "expected WHAT after 'TEXT SO FAR', found 'TOKEN'" */
+static int fail_expected(struct parser *p, const char *what) {
+  int n = (int)(p->at - p->text);
+  while (n > 0 && isspace((unsigned char)p->text[n - 1]))
+    n--;
+  if (p->tok == T_END)
+    return fail(p, "expected %s after '%.*s', found nothing", what, n, p->text);
+  return fail(p, "expected %s after '%.*s', found '%.*s'", what, n, p->text,
+              (int)p->len, p->at);
+}
+
+static int expect_punct(struct parser *p, char c) {
+  if (!is_punct(p, c)) {
+    char what[8];
+    snprintf(what, sizeof(what), "'%c'", c);
+    return fail_expected(p, what);
+  }
+  advance(p);
+  return 0;
+}
+
+static int expect_word(struct parser *p, const char *w) {
+  if (!is_word(p, w)) {
+    char what[32];
+    snprintf(what, sizeof(what), "'%s'", w);
+    return fail_expected(p, what);
+  }
+  advance(p);
+  return 0;
+}
+
+/* ---- Values ---------------------------------------------------------- */
+
+/* A decimal number at the start of s: digits, optionally '.' and digits.
+ * Returns how many characters it took, 0 if there is none. */
+static size_t scan_number(const char *s, size_t len, double *v) {
+  size_t i = 0;
+  while (i < len && isdigit((unsigned char)s[i]))
+    i++;
+  if (i == 0)
+    return 0;
+  if (i < len && s[i] == '.') {
+    size_t j = i + 1;
+    while (j < len && isdigit((unsigned char)s[j]))
+      j++;
+    if (j == i + 1)
+      return 0;
+    i = j;
+  }
+  char buf[64];
+  if (i >= sizeof(buf))
+    return 0;
+  memcpy(buf, s, i);
+  buf[i] = '\0';
+  *v = strtod(buf, NULL);
+  return i;
+}
+
+/* A bare number followed, after spaces, by what looks like its unit
+ * ("95 %", "3 s"): the length of both for the message, else 0. */
+static size_t spaced_unit(const struct parser *p) {
+  struct parser q = *p;
+  advance(&q);
+  if (q.tok != T_WORD || !(isalpha((unsigned char)q.at[0]) || q.at[0] == '%'))
+    return 0;
+  if (p->at + p->len == q.at)
+    return 0;
+  return (size_t)(q.at + q.len - p->at);
+}
+
+static int suffix_is(const struct parser *p, size_t n, const char *unit) {
+  return p->len - n == strlen(unit) && memcmp(p->at + n, unit, p->len - n) == 0;
+}
+
+static int parse_op(struct parser *p, int *op) {
+  if (p->tok == T_OP)
+    for (size_t i = 0; i < COUNT(fl_expect_op_text); i++)
+      if (p->len == strlen(fl_expect_op_text[i]) &&
+          memcmp(p->at, fl_expect_op_text[i], p->len) == 0) {
+        *op = (int)i;
+        advance(p);
+        return 0;
+      }
+  return fail_expected(p, OPS_ALLOWED);
+}
+
+static int parse_percent(struct parser *p, double *out) {
+  if (p->tok != T_WORD)
+    return fail_expected(p, "a percentage");
+  double v = 0;
+  size_t n = scan_number(p->at, p->len, &v);
+  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+    return fail(p,
+                "bad percentage '%.*s' (allowed: 0-100%% with no space before "
+                "the %%)",
+                (int)spaced_unit(p), p->at);
+  if (n > 0 && n == p->len)
+    return fail(p,
+                "bad percentage '%.*s' (allowed: 0-100%% with the %% sign, "
+                "e.g. 95%%)",
+                (int)p->len, p->at);
+  if (n == 0 || !suffix_is(p, n, "%") || v > 100)
+    return fail(p, "bad percentage '%.*s' (allowed: 0-100%%)", (int)p->len,
+                p->at);
+  *out = v;
+  advance(p);
+  return 0;
+}
+
+static int parse_duration(struct parser *p, double *out) {
+  if (p->tok != T_WORD)
+    return fail_expected(p, "a duration");
+  double v = 0;
+  size_t n = scan_number(p->at, p->len, &v);
+  for (size_t i = 0; n > 0 && i < COUNT(duration_units); i++)
+    if (suffix_is(p, n, duration_units[i].name)) {
+      *out = v * duration_units[i].mul / duration_units[i].div;
+      advance(p);
+      return 0;
+    }
+  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+    return fail(p,
+                "bad duration '%.*s' (allowed: a number with ms, s or m and no "
+                "space, e.g. 250ms, 2s)",
+                (int)spaced_unit(p), p->at);
+  return fail(p,
+              "bad duration '%.*s' (allowed: a number with ms, s or m, e.g. "
+              "250ms, 2s)",
+              (int)p->len, p->at);
+}
+
+static int parse_size(struct parser *p, double *out) {
+  if (p->tok != T_WORD)
+    return fail_expected(p, "a size");
+  double v = 0;
+  size_t n = scan_number(p->at, p->len, &v);
+  for (size_t i = 0; n > 0 && i < COUNT(size_units); i++)
+    if (suffix_is(p, n, size_units[i].name)) {
+      *out = v * size_units[i].mul / size_units[i].div;
+      advance(p);
+      return 0;
+    }
+  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+    return fail(
+        p,
+        "bad size '%.*s' (allowed: a number with B, kB, MB or GB and no "
+        "space, e.g. 512kB, 50MB)",
+        (int)spaced_unit(p), p->at);
+  return fail(p,
+              "bad size '%.*s' (allowed: a number with B, kB, MB or GB, e.g. "
+              "512kB, 50MB)",
+              (int)p->len, p->at);
+}
+
+static int parse_count(struct parser *p, double *out) {
+  if (p->tok != T_WORD)
+    return fail_expected(p, "a count");
+  double v = 0;
+  size_t n = scan_number(p->at, p->len, &v);
+  if (n == 0 || n != p->len || memchr(p->at, '.', n) != NULL || v > 1e15)
+    return fail(p, "bad count '%.*s' (allowed: a whole number)", (int)p->len,
+                p->at);
+  *out = v;
+  advance(p);
+  return 0;
+}
+
+static int parse_percentile(struct parser *p, double *out) {
+  if (p->tok != T_WORD)
+    return fail_expected(p, "a percentile");
+  double v = 0;
+  size_t n = scan_number(p->at, p->len, &v);
+  if (n == 0 || (n != p->len && !suffix_is(p, n, "%")) || v <= 0 || v > 100)
+    return fail(p,
+                "bad percentile '%.*s' (allowed: above 0 and up to 100, e.g. "
+                "50, 99, 99.9)",
+                (int)p->len, p->at);
+  *out = v;
+  advance(p);
+  return 0;
+}
+
+/* A status (503), a status class (5xx) or, except for header checks, a
+ * transport failure class. */
+static int parse_class(struct parser *p, struct fl_status_class *c,
+                       int for_header) {
+  if (p->tok != T_WORD)
+    return fail_expected(p, "a status class");
+  const char *s = p->at;
+  size_t n = p->len;
+  int found = 0;
+  c->lo = c->hi = 0;
+  c->xfer = -1;
+  if (n == 3 && isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
+      isdigit((unsigned char)s[2])) {
+    int v = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    if (v >= 100 && v <= 599) {
+      c->lo = c->hi = v;
+      found = 1;
+    }
+  } else if (n == 3 && s[0] >= '1' && s[0] <= '5' &&
+             (s[1] == 'x' || s[1] == 'X') && (s[2] == 'x' || s[2] == 'X')) {
+    c->lo = (s[0] - '0') * 100;
+    c->hi = c->lo + 99;
+    found = 1;
+  } else if (!for_header) {
+    for (size_t i = 0; i < COUNT(xfer_classes); i++)
+      if (n == strlen(xfer_classes[i].name) &&
+          memcmp(s, xfer_classes[i].name, n) == 0) {
+        c->xfer = xfer_classes[i].code;
+        found = 1;
+      }
+  }
+  if (!found && for_header)
+    return fail(p,
+                "bad status class '%.*s' for a header check (allowed: a "
+                "status 100-599 or 1xx-5xx)",
+                (int)n, s);
+  if (!found)
+    return fail(p,
+                "bad status class '%.*s' (allowed: a status 100-599, 1xx-5xx, "
+                "error, refused, reset, timeout, dns, other)",
+                (int)n, s);
+  memcpy(c->text, s, n);
+  c->text[n] = '\0';
+  advance(p);
+  return 0;
+}
+
+/* NAME inside header(...) or fault(...). */
+static int parse_name(struct parser *p, char *out, size_t size,
+                      int for_header) {
+  const char *what = for_header ? "header name" : "fault name";
+  if (p->tok != T_WORD) {
+    char buf[32];
+    snprintf(buf, sizeof(buf), "a %s", what);
+    return fail_expected(p, buf);
+  }
+  if (for_header &&
+      strspn(p->at, "abcdefghijklmnopqrstuvwxyz"
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") < p->len)
+    return fail(p,
+                "bad header name '%.*s' (allowed: letters, digits, '-', '_' "
+                "and '.')",
+                (int)p->len, p->at);
+  if (p->len >= size)
+    return fail(p, "%s '%.*s' is longer than %zu characters", what, (int)p->len,
+                p->at, size - 1);
+  memcpy(out, p->at, p->len);
+  out[p->len] = '\0';
+  advance(p);
+  return 0;
+}
+
+/* ---- Expectations ---------------------------------------------------- */
+
+/* (CLASS) OP N%, after "rate". */
+static int parse_rate_tail(struct parser *p, struct fl_expect *e) {
+  int rc;
+  if ((rc = expect_punct(p, '(')) != 0 ||
+      (rc = parse_class(p, &e->cls, 0)) != 0 ||
+      (rc = expect_punct(p, ')')) != 0 || (rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_percent(p, &e->value);
+}
+
+/* OP baseline [+ N], after "fds" or "rss". */
+static int parse_baseline_tail(struct parser *p, struct fl_expect *e,
+                               int size) {
+  int rc;
+  if ((rc = parse_op(p, &e->op)) != 0 || (rc = expect_word(p, "baseline")) != 0)
+    return rc;
+  e->value = 0;
+  if (p->tok == T_END)
+    return 0;
+  if (!is_punct(p, '+'))
+    return fail_expected(p, size ? "'+ SIZE' or nothing" : "'+ N' or nothing");
+  advance(p);
+  return size ? parse_size(p, &e->value) : parse_count(p, &e->value);
+}
+
+static int parse_header(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_HEADER;
+  if ((rc = expect_punct(p, '(')) != 0 ||
+      (rc = parse_name(p, e->name, sizeof(e->name), 1)) != 0 ||
+      (rc = expect_punct(p, ')')) != 0 || (rc = expect_word(p, "on")) != 0)
+    return rc;
+  e->header = strcasecmp(e->name, "Retry-After") == 0 ? 0 : -1;
+  return parse_class(p, &e->cls, 1);
+}
+
+static int parse_recovers(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_RECOVERS;
+  if ((rc = expect_punct(p, '(')) != 0 || (rc = expect_word(p, "rate")) != 0 ||
+      (rc = parse_rate_tail(p, e)) != 0 || (rc = expect_punct(p, ')')) != 0 ||
+      (rc = expect_word(p, "within")) != 0)
+    return rc;
+  return parse_duration(p, &e->within);
+}
+
+static int parse_fault(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_FAULT_HIT;
+  if ((rc = expect_punct(p, '(')) != 0 ||
+      (rc = parse_name(p, e->name, sizeof(e->name), 0)) != 0 ||
+      (rc = expect_punct(p, ')')) != 0 || (rc = expect_word(p, "hit")) != 0)
+    return rc;
+  if (p->tok == T_END) {
+    e->op = FL_CMP_GE;
+    e->value = 1;
+    return 0;
+  }
+  if (p->tok != T_OP)
+    return fail_expected(p, "a comparison (<, <=, >, >=, ==, !=) or nothing");
+  if ((rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_count(p, &e->value);
+}
+
+static int parse_body(struct parser *p, struct fl_expect *e) {
+  int rc;
+  if (p->tok == T_END) {
+    p->at = p->text;
+    return fail(p, "empty expectation (allowed: " KINDS_ALLOWED ")");
+  }
+  if (is_word(p, "rate")) {
+    e->kind = FL_EXP_RATE;
+    advance(p);
+    return parse_rate_tail(p, e);
+  }
+  if (is_word(p, "header")) {
+    advance(p);
+    return parse_header(p, e);
+  }
+  if (is_word(p, "p")) {
+    e->kind = FL_EXP_PERCENTILE;
+    advance(p);
+    if ((rc = expect_punct(p, '(')) != 0 ||
+        (rc = parse_percentile(p, &e->percentile)) != 0 ||
+        (rc = expect_punct(p, ')')) != 0 || (rc = parse_op(p, &e->op)) != 0)
+      return rc;
+    return parse_duration(p, &e->value);
+  }
+  if (is_word(p, "max")) {
+    e->kind = FL_EXP_MAX;
+    advance(p);
+    if ((rc = parse_op(p, &e->op)) != 0)
+      return rc;
+    return parse_duration(p, &e->value);
+  }
+  if (is_word(p, "within")) {
+    e->kind = FL_EXP_WITHIN_TIMEOUT;
+    advance(p);
+    return expect_word(p, "timeout");
+  }
+  if (is_word(p, "requests")) {
+    e->kind = FL_EXP_REQUESTS;
+    advance(p);
+    if ((rc = parse_op(p, &e->op)) != 0)
+      return rc;
+    return parse_count(p, &e->value);
+  }
+  if (is_word(p, "recovers")) {
+    advance(p);
+    return parse_recovers(p, e);
+  }
+  if (is_word(p, "no")) {
+    advance(p);
+    if (is_word(p, "restart"))
+      e->kind = FL_EXP_NO_RESTART;
+    else if (is_word(p, "crash"))
+      e->kind = FL_EXP_NO_CRASH;
+    else
+      return fail_expected(p, "'restart' or 'crash'");
+    advance(p);
+    return 0;
+  }
+  if (is_word(p, "alive")) {
+    e->kind = FL_EXP_ALIVE;
+    advance(p);
+    return 0;
+  }
+  if (is_word(p, "fds") || is_word(p, "rss")) {
+    int rss = p->at[0] == 'r';
+    e->kind = rss ? FL_EXP_RSS : FL_EXP_FDS;
+    advance(p);
+    return parse_baseline_tail(p, e, rss);
+  }
+  if (is_word(p, "fault")) {
+    advance(p);
+    return parse_fault(p, e);
+  }
+  return fail(p, "unknown expectation '%.*s' (allowed: " KINDS_ALLOWED ")",
+              (int)p->len, p->at);
+}
+
+int fl_expect_parse(const char *text, struct fl_expect *out, int *errcol,
+                    char *err, size_t errlen) {
+  memset(out, 0, sizeof(*out));
+  out->cls.xfer = -1;
+  out->header = -1;
+  if (errcol != NULL)
+    *errcol = 0;
+  if (err != NULL && errlen > 0)
+    err[0] = '\0';
+  struct parser p = {.text = text,
+                     .at = text,
+                     .len = 0,
+                     .err = err,
+                     .errlen = errlen,
+                     .errcol = errcol};
+  size_t n = strlen(text);
+  if (n >= sizeof(out->text)) {
+    p.at = text + sizeof(out->text) - 1;
+    return fail(&p, "expectation is longer than %zu characters",
+                sizeof(out->text) - 1);
+  }
+  /* Kept as written, without the spaces around it. */
+  const char *s = text;
+  while (isspace((unsigned char)*s))
+    s++;
+  size_t len = strlen(s);
+  while (len > 0 && isspace((unsigned char)s[len - 1]))
+    len--;
+  memcpy(out->text, s, len);
+  out->text[len] = '\0';
+
+  advance(&p);
+  int rc = parse_body(&p, out);
+  if (rc == 0 && p.tok != T_END)
+    rc = fail_expected(&p, "nothing");
+  return rc;
+}

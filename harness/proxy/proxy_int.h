@@ -1,0 +1,176 @@
+/*
+ * The stream-fault proxy's own state (see proxy.h for what it does), shared
+ * by the files that make it up: proxy.c (the listener, the rules, the
+ * public API), toxics.c (which faults hit a connection, and what
+ * they do) and conn.c (a connection's pipes). A proxy holds the
+ * listener and the proxy faults aimed at its dependency; each accepted
+ * connection holds a connection to the dependency and two pipes: UP reads
+ * the client and writes the dependency, DOWN the reverse.
+ */
+#ifndef FL_PROXY_PRIV_H
+#define FL_PROXY_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "control/control.h"
+#include "proxy.h"
+
+/* The read buffer all of a proxy's connections share, and a millisecond
+ * in nanoseconds. */
+#define READ_BUF (64u * 1024u)
+#define MS 1000000ull
+
+enum { UP = 0, DOWN = 1 };
+enum end { END_NONE, END_CLOSE, END_RESET };
+
+/* A proxy fault aimed at our dependency, as of the last generation. */
+struct prule {
+  uint32_t id; /* 0: no proxy fault of ours in this slot */
+  uint8_t action, dir, has_ms;
+  uint32_t ms, jitter, size;
+  uint64_t rate, bytes, threshold, after, times;
+};
+
+/* A rule acting on a connection, since when and from which byte counts. */
+struct hit {
+  int slot;
+  int spent; /* reset_peer/limit_data fired, or times= ran out */
+  uint64_t since_ns;
+  uint64_t base[2];
+};
+
+/* What acts on one direction, merged from the connection's hits. */
+struct effects {
+  uint64_t delay_mask; /* slots whose held-back bytes we count */
+  uint64_t latency_ns, jitter_ns;
+  uint64_t rate;
+  uint32_t slice_size;
+  uint64_t slice_ns;
+  uint64_t slow_close_ns;
+  int stall;
+};
+
+/* Bytes on their way: queued in a pipe, then handed to uv_write. */
+struct chunk {
+  struct chunk *next;
+  struct pipe *pp;
+  uint64_t due_ns;
+  size_t len, off;
+  uv_write_t req;
+  char data[];
+};
+
+struct conn;
+
+struct pipe {
+  struct conn *c;
+  uv_stream_t *src, *dst;
+  uv_timer_t timer;
+  uv_shutdown_t shutdown_req;
+  struct chunk *head, *tail;
+  size_t queued;   /* bytes in our queue */
+  uint64_t passed; /* bytes read from src */
+  uint64_t chunks; /* chunks read: numbers jitter draws */
+  uint64_t next_ns, last_due_ns;
+  uint64_t eof_at_ns; /* slow_close: EOF passes on not before this */
+  struct effects fx;
+  unsigned reading : 1, full : 1, eof : 1, shut : 1, shut_done : 1;
+};
+
+struct conn {
+  fl_proxy_t *p;
+  struct conn *prev, *next;
+  uint64_t num; /* accepted connections before this one */
+  uv_tcp_t client, server;
+  uv_connect_t connect_req;
+  uv_timer_t timer; /* reset_peer ms=, stall ms=, END_GRACE_MS */
+  struct pipe pipes[2];
+  uint64_t decided; /* slots whose current rule this connection saw */
+  struct hit *hits;
+  int nhits, cap;
+  int handles; /* open libuv handles; freed at 0 */
+  enum end ending;
+  unsigned connected : 1, closing : 1, fresh : 1;
+};
+
+struct fl_proxy {
+  uv_loop_t *loop;
+  fl_control_t *ctl;
+  struct sockaddr_storage upstream;
+  struct fl_addr up_addr;
+  uint64_t seed;
+  int fd, port;
+  uv_poll_t poll;
+  uv_timer_t tick;
+  int handles;
+  unsigned listening : 1, accept_paused : 1, closing : 1;
+  uint32_t gen;
+  uint64_t active; /* slots holding a proxy fault of ours */
+  struct prule rules[FL_MAX_RULES];
+  struct conn *conns;
+  uint64_t accepted;
+  char buf[READ_BUF];
+};
+
+static inline uint64_t now_ns(void) { return uv_hrtime(); }
+
+/* Starts the one-shot timer t for the time `at` (ns, from now_ns),
+ * rounded up to the next millisecond. */
+static inline void arm(uv_timer_t *t, uv_timer_cb cb, uint64_t at,
+                       uint64_t now) {
+  uint64_t ms = at > now ? (at - now + MS - 1) / MS : 0;
+  uv_timer_start(t, cb, ms, 0);
+}
+
+/* ---- proxy.c: the listener and the rules ------------------------- */
+
+/* Re-reads the rules once the control segment's generation moved, and
+ * has every connection decide the changed ones afresh. */
+void fl_proxy_refresh(fl_proxy_t *p);
+
+/* Frees a closing proxy once its handles and connections are gone. */
+void fl_proxy_maybe_free(fl_proxy_t *p);
+
+/* ---- toxics.c: which faults hit a connection --------------- */
+
+/* Counts one injection of the rule in `slot` (bounded by times=) and
+ * records it in the event ring, with err; 0 when times= ran out. */
+int fl_toxics_inject(fl_proxy_t *p, int slot, int err);
+
+/* Decides the rules the connection has not seen yet, then applies what
+ * acts on it. May close the connection. */
+void fl_toxics_apply(struct conn *c, uint64_t now);
+
+/* Forgets the rules of the slots in mask (cleared or replaced), so that
+ * the next fl_toxics_apply decides them afresh. */
+void fl_toxics_forget(struct conn *c, uint64_t mask);
+
+/* How many of n bytes read in direction d may pass before a reset_peer
+ * or limit_data count is reached; *end says what follows the cut. */
+size_t fl_toxics_limit_bytes(struct conn *c, int d, size_t n, enum end *end);
+
+/* Adds n held-back bytes to the byte counts of the slots in mask. */
+void fl_toxics_count_bytes(fl_proxy_t *p, uint64_t mask, size_t n);
+
+/* The connection timer's callback: reset_peer ms=, stall ms=, and the
+ * end of an ending connection's grace. */
+void fl_toxics_on_timer(uv_timer_t *t);
+
+/* ---- conn.c: one connection's pipes ------------------------ */
+
+/* Starts a connection for the accepted socket fd: applies the rules in
+ * force, then connects to the dependency. An error closes it, fd too. */
+void fl_conn_start(fl_proxy_t *p, int fd);
+
+/* Moves what may leave of the pipe's queue to libuv, then passes on an
+ * EOF and updates reading. May close the connection. */
+void fl_conn_pump(struct pipe *pp);
+
+/* Closes both sides (with resets when how is END_RESET); the connection
+ * is freed once libuv has closed its handles. Safe more than once. */
+void fl_conn_close(struct conn *c, enum end how);
+
+#endif

@@ -1,0 +1,156 @@
+/* The state of one scenario's run, shared by the files that do it: run.c
+ * (the suite and each scenario's lifecycle), target.c (the target
+ * process), timeline.c (faults switched over time, and traffic), and
+ * by result.c (judging and writing it down). */
+#ifndef FL_RUN_PRIV_H
+#define FL_RUN_PRIV_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "control/control.h"
+#include "deps/deps.h"
+#include "proxy/proxy.h"
+#include "run.h"
+#include "scenario/scenario.h"
+#include "traffic/traffic.h"
+
+struct fault_state {
+  const struct fl_fault_decl *decl;
+  const char *phase;
+  char name[160]; /* "refuse postgres" */
+  char spec[FL_SPEC_MAX];
+  struct fl_rule rule; /* shim and proxy faults */
+  fl_dep_t *dep;       /* process faults, and rules aimed at a dependency */
+  uint32_t id;         /* installed rule, 0 when off */
+  int on;
+  int switches;       /* times switched on */
+  double on_t, off_t; /* first on, last off (-1: never / still on) */
+  uint64_t matched, delivered;
+};
+
+struct timeline_event {
+  double t;
+  int on;
+  size_t fault;
+};
+
+struct sample {
+  double t;
+  int fds;
+  long rss_kb;
+};
+
+enum srun_state {
+  S_NEW,
+  S_DEPS,
+  S_TARGET,
+  S_RUNNING,
+  S_DRAINING,
+  S_TEARDOWN,
+  S_DONE,
+};
+
+struct suite;
+
+struct srun {
+  struct suite *suite;
+  struct fl_scenario *sc;
+  struct fl_service *sv;
+  int state;
+  char error[FL_ERRLEN]; /* set: the scenario is ERROR */
+  char outdir[PATH_MAX], workdir[PATH_MAX], datadir[PATH_MAX];
+  char started_iso[32];
+  uint64_t t_begin_ns, t_traffic_ns, t_end_ns;
+
+  fl_control_t *ctl;
+  struct fl_blackhole bh4, bh6;
+  fl_dep_t **deps;
+  size_t ndeps, deps_ready, deps_freed;
+  int deps_freeing;     /* fl_dep_free called on each; on_dep_freed finishes */
+  fl_proxy_t **proxies; /* per dependency that stream faults aim at */
+
+  int port;
+  char base_url[64];
+  char command[1024];
+  uv_process_t target;
+  int target_spawned, target_alive, target_exits, exit_signal;
+  int64_t exit_code;
+  double exit_t;
+  int log_fd;
+  char log_path[PATH_MAX];
+  double ready_deadline;
+  int probing;
+
+  uv_timer_t timer, sampler, killer;
+  int timers_open;
+  fl_traffic_t *traffic;
+  int traffic_closing;
+
+  struct fault_state *faults;
+  size_t nfaults;
+  struct timeline_event *events;
+  size_t nevents, next_event;
+  double *phase_start;
+  double total;
+
+  struct sample *samples;
+  size_t nsamples, samples_cap;
+  struct fl_event_view *injections;
+  size_t ninjections;
+  uint64_t ring_since;
+  json_t *result;
+};
+
+struct suite {
+  uv_loop_t loop;
+  const struct fl_run_opts *o;
+  struct srun *runs;
+  size_t nruns, next, active, finished;
+  size_t removing; /* run folders still being removed off the loop */
+  uv_signal_t sigint, sigterm;
+  uv_timer_t live;
+  int interrupted;
+  int closed; /* the signal and live handles are closed */
+  char shim[PATH_MAX];
+  char setpriv[PATH_MAX];
+};
+
+/* run.c: the lifecycle. fl_run_fail() records the first error (the
+ * scenario is then ERROR) and tears down; fl_run_teardown() ends what is
+ * running, one step per call. */
+double fl_run_since(uint64_t from_ns);
+void fl_run_say(const struct srun *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void fl_run_fail(struct srun *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void fl_run_teardown(struct srun *r);
+
+/* target.c: the target process. */
+/* ${PORT}, ${DATA_DIR} and each dependency's ${NAME_HOST}, _PORT, _ADDR
+ * and _URL, for fl_expand(); NULL for another name. */
+const char *fl_target_lookup(const char *name, void *arg);
+/* Starts the target once the dependencies are ready (S_TARGET); the
+ * timeline begins when it is ready. */
+void fl_target_start(struct srun *r);
+/* One sample of the target's descriptors and memory. */
+void fl_target_sample(struct srun *r);
+void fl_target_on_sample(uv_timer_t *t);
+
+/* timeline.c: faults and traffic. */
+int fl_timeline_resolve_faults(struct srun *r);
+int fl_timeline_start_proxies(struct srun *r);
+void fl_timeline_switch(struct srun *r, struct fault_state *f, int on);
+/* Moves the control segment's new injection events into r->injections. */
+void fl_timeline_collect_injections(struct srun *r);
+/* The target is ready: starts traffic and the timeline (S_RUNNING). */
+void fl_timeline_begin_traffic(struct srun *r);
+
+/* result.c: judges a finished run and returns its JSON object. */
+json_t *fl_result_scenario(struct srun *r);
+json_t *fl_result_suite(json_t *scenarios, const char *started_iso,
+                        double duration);
+const char *fl_result_verdict(const json_t *scenario);
+
+#endif

@@ -1,0 +1,416 @@
+/*
+ * Scenario files, read with libyaml's document API. The loader walks the
+ * tree once, checking keys and types as it goes; the first error stops it.
+ * The helpers it walks with are in yaml.c, the timeline's phases
+ * and faults in timeline.c, service files in service.c.
+ */
+#define _GNU_SOURCE
+#include "scenario.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "scenario_int.h"
+
+static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
+                         struct fl_endpoint_decl *e) {
+  const char *name, *s;
+  int rc;
+  if ((rc = fl_yaml_want_scalar(d, k, "an endpoint name", &name)) != 0 ||
+      (rc = fl_yaml_dup(d, k, name, &e->name)) != 0)
+    return rc;
+  e->pos = fl_yaml_pos(k);
+  if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "an endpoint")) != 0 ||
+      (rc = fl_yaml_check_keys(d, v, "an endpoint",
+                               "request rate timeout body headers")) != 0)
+    return rc;
+  yaml_node_t *n = fl_yaml_get(d, v, "request");
+  if (n == NULL)
+    return fl_yaml_fail(d, v, "endpoint '%s' needs 'request: METHOD /path'",
+                        name);
+  if ((rc = fl_yaml_want_scalar(d, n, "request", &s)) != 0)
+    return rc;
+  char method[16], path[1024];
+  if (sscanf(s, "%15s %1023s", method, path) != 2 || path[0] != '/')
+    return fl_yaml_fail(d, n,
+                        "bad request '%s' (allowed: METHOD /path, e.g. GET "
+                        "/api/items)",
+                        s);
+  static const char *const methods[] = {"GET",   "POST", "PUT",     "DELETE",
+                                        "PATCH", "HEAD", "OPTIONS", NULL};
+  int known = 0;
+  for (int i = 0; methods[i]; i++)
+    known |= strcmp(methods[i], method) == 0;
+  if (!known)
+    return fl_yaml_fail(d, n,
+                        "unknown method '%s' (allowed: GET, POST, PUT, DELETE, "
+                        "PATCH, HEAD, OPTIONS)",
+                        method);
+  if ((rc = fl_yaml_dup(d, n, method, &e->method)) != 0 ||
+      (rc = fl_yaml_dup(d, n, path, &e->path)) != 0)
+    return rc;
+  if ((n = fl_yaml_get(d, v, "rate")) == NULL)
+    return fl_yaml_fail(
+        d, v, "endpoint '%s' needs a rate (requests per second)", name);
+  if ((rc = fl_yaml_positive(d, n, "rate", &e->rate)) != 0)
+    return rc;
+  e->timeout = 2.0;
+  if ((n = fl_yaml_get(d, v, "timeout")) != NULL &&
+      (rc = fl_yaml_duration(d, n, "timeout", &e->timeout)) != 0)
+    return rc;
+  if (e->timeout <= 0)
+    return fl_yaml_fail(d, n, "timeout must be above 0");
+  if ((n = fl_yaml_get(d, v, "body")) != NULL &&
+      ((rc = fl_yaml_want_scalar(d, n, "body", &s)) != 0 ||
+       (rc = fl_yaml_dup(d, n, s, &e->body)) != 0))
+    return rc;
+  if ((n = fl_yaml_get(d, v, "headers")) != NULL) {
+    if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "headers")) != 0)
+      return rc;
+    size_t cnt =
+        (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    e->headers = calloc(cnt + 1, sizeof(char *));
+    if (e->headers == NULL)
+      return fl_yaml_fail(d, n, "out of memory");
+    size_t i = 0;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+         p < n->data.mapping.pairs.top; p++) {
+      const char *hk, *hv;
+      if ((rc = fl_yaml_want_scalar(d, fl_yaml_node(d, p->key), "a header name",
+                                    &hk)) != 0 ||
+          (rc = fl_yaml_want_scalar(d, fl_yaml_node(d, p->value),
+                                    "a header value", &hv)) != 0)
+        return rc;
+      if (asprintf(&e->headers[i++], "%s: %s", hk, hv) < 0)
+        return fl_yaml_fail(d, n, "out of memory");
+    }
+  }
+  return 0;
+}
+
+static int add_expect(struct doc *d, struct fl_scenario *sc, yaml_node_t *n,
+                      const char *phase, const char *endpoint) {
+  const char *text;
+  int rc = fl_yaml_want_scalar(d, n, "an expectation", &text);
+  if (rc != 0)
+    return rc;
+  struct fl_expect_decl *x = &sc->expects[sc->nexpects];
+  char e[512];
+  int col = 1;
+  if (fl_expect_parse(text, &x->e, &col, e, sizeof(e)) != 0) {
+    yaml_node_t at = *n;
+    /* Plain and quoted scalars start at their first character (or quote). */
+    int quoted = n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                 n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+    at.start_mark.column += (size_t)(col - 1 + quoted);
+    return fl_yaml_fail(d, &at, "%s", e);
+  }
+  if (endpoint != NULL && !fl_expect_is_endpoint(&x->e))
+    return fl_yaml_fail(d, n,
+                        "'%s' is about the target, not an endpoint: put it "
+                        "directly under the phase (or always)",
+                        text);
+  if (endpoint == NULL && fl_expect_is_endpoint(&x->e))
+    return fl_yaml_fail(d, n,
+                        "'%s' needs an endpoint: put it under "
+                        "PHASE: { ENDPOINT: [...] }",
+                        text);
+  x->pos = fl_yaml_pos(n);
+  if ((rc = fl_yaml_dup(d, n, phase, &x->phase)) != 0 ||
+      (endpoint && (rc = fl_yaml_dup(d, n, endpoint, &x->endpoint)) != 0))
+    return rc;
+  sc->nexpects++;
+  return 0;
+}
+
+static int count_scalars(struct doc *d, yaml_node_t *n) {
+  if (n->type == YAML_SCALAR_NODE)
+    return 1;
+  int c = 0;
+  if (n->type == YAML_SEQUENCE_NODE)
+    for (yaml_node_item_t *it = n->data.sequence.items.start;
+         it < n->data.sequence.items.top; it++)
+      c += count_scalars(d, fl_yaml_node(d, *it));
+  if (n->type == YAML_MAPPING_NODE)
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+         p < n->data.mapping.pairs.top; p++)
+      c += count_scalars(d, fl_yaml_node(d, p->value));
+  return c;
+}
+
+static int find_endpoint(const struct fl_scenario *sc, const char *name) {
+  for (size_t i = 0; i < sc->nendpoints; i++)
+    if (strcmp(sc->endpoints[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+static int find_phase(const struct fl_scenario *sc, const char *name) {
+  for (size_t i = 0; i < sc->nphases; i++)
+    if (strcmp(sc->phases[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+/* expect: { PHASE|always: [TARGET-EXPECT...] | { ENDPOINT: [...], ... } } */
+static int load_expects(struct doc *d, yaml_node_t *n, struct fl_scenario *sc) {
+  int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "expect");
+  if (rc != 0)
+    return rc;
+  sc->expects = calloc((size_t)count_scalars(d, n) + 1, sizeof(*sc->expects));
+  if (sc->expects == NULL)
+    return fl_yaml_fail(d, n, "out of memory");
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+       p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = fl_yaml_node(d, p->key), *v = fl_yaml_node(d, p->value);
+    const char *phase;
+    if ((rc = fl_yaml_want_scalar(d, k, "a phase name", &phase)) != 0)
+      return rc;
+    if (strcmp(phase, "always") != 0 && find_phase(sc, phase) < 0)
+      return fl_yaml_fail(d, k,
+                          "expectations for phase '%s', which the timeline "
+                          "does not define",
+                          phase);
+    if (v->type == YAML_SEQUENCE_NODE) {
+      for (yaml_node_item_t *it = v->data.sequence.items.start;
+           it < v->data.sequence.items.top; it++)
+        if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase, NULL)) != 0)
+          return rc;
+      continue;
+    }
+    if (v->type != YAML_MAPPING_NODE)
+      return fl_yaml_fail(d, v,
+                          "expectations of '%s' must be a list or a mapping "
+                          "of endpoint to list, found %s",
+                          phase, fl_yaml_kind_name(v));
+    for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+         q < v->data.mapping.pairs.top; q++) {
+      yaml_node_t *ek = fl_yaml_node(d, q->key),
+                  *ev = fl_yaml_node(d, q->value);
+      const char *ep;
+      if ((rc = fl_yaml_want_scalar(d, ek, "an endpoint name", &ep)) != 0)
+        return rc;
+      int target = strcmp(ep, "target") == 0;
+      if (!target && find_endpoint(sc, ep) < 0)
+        return fl_yaml_fail(d, ek,
+                            "expectations for endpoint '%s', which traffic "
+                            "does not define",
+                            ep);
+      if (ev->type == YAML_SCALAR_NODE) {
+        if ((rc = add_expect(d, sc, ev, phase, target ? NULL : ep)) != 0)
+          return rc;
+        continue;
+      }
+      if ((rc = fl_yaml_want_kind(d, ev, YAML_SEQUENCE_NODE, "expectations")) !=
+          0)
+        return rc;
+      for (yaml_node_item_t *it = ev->data.sequence.items.start;
+           it < ev->data.sequence.items.top; it++)
+        if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase,
+                             target ? NULL : ep)) != 0)
+          return rc;
+    }
+  }
+  return 0;
+}
+
+static int load_scenario(struct doc *d, struct fl_scenario *sc) {
+  yaml_node_t *root = yaml_document_get_root_node(&d->yd), *n;
+  const char *s;
+  int rc =
+      fl_yaml_check_keys(d, root, "a scenario file",
+                         "scenario description service seed traffic timeline "
+                         "expect");
+  if (rc != 0)
+    return rc;
+  if ((n = fl_yaml_get(d, root, "scenario")) == NULL)
+    return fl_yaml_fail(d, root, "a scenario file needs 'scenario: NAME'");
+  if ((rc = fl_yaml_want_scalar(d, n, "scenario", &s)) != 0 ||
+      (rc = fl_yaml_dup(d, n, s, &sc->name)) != 0)
+    return rc;
+  if ((n = fl_yaml_get(d, root, "description")) != NULL &&
+      ((rc = fl_yaml_want_scalar(d, n, "description", &s)) != 0 ||
+       (rc = fl_yaml_dup(d, n, s, &sc->description)) != 0))
+    return rc;
+  if ((n = fl_yaml_get(d, root, "service")) != NULL) {
+    if ((rc = fl_yaml_want_scalar(d, n, "service", &s)) != 0)
+      return rc;
+    if ((sc->service_file = fl_yaml_relative_to(d->file, s)) == NULL)
+      return fl_yaml_fail(d, n, "cannot resolve %s: %s", s, strerror(errno));
+  }
+  sc->seed = 1;
+  if ((n = fl_yaml_get(d, root, "seed")) != NULL) {
+    char *end;
+    if ((rc = fl_yaml_want_scalar(d, n, "seed", &s)) != 0)
+      return rc;
+    errno = 0;
+    sc->seed = strtoull(s, &end, 0);
+    if (errno != 0 || *end != '\0' || s[0] == '-' || s[0] == '\0')
+      return fl_yaml_fail(d, n, "bad seed '%s' (allowed: a whole number)", s);
+  }
+  if ((n = fl_yaml_get(d, root, "traffic")) == NULL)
+    return fl_yaml_fail(d, root,
+                        "scenario '%s' needs traffic (endpoints to "
+                        "request)",
+                        sc->name);
+  if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "traffic")) != 0)
+    return rc;
+  size_t cnt =
+      (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  if (cnt == 0)
+    return fl_yaml_fail(d, n, "traffic has no endpoint");
+  sc->endpoints = calloc(cnt, sizeof(*sc->endpoints));
+  if (sc->endpoints == NULL)
+    return fl_yaml_fail(d, n, "out of memory");
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+       p < n->data.mapping.pairs.top; p++) {
+    struct fl_endpoint_decl *e = &sc->endpoints[sc->nendpoints++];
+    if ((rc = load_endpoint(d, fl_yaml_node(d, p->key),
+                            fl_yaml_node(d, p->value), e)) != 0)
+      return rc;
+    if (strcmp(e->name, "target") == 0)
+      return fl_yaml_fail(d, fl_yaml_node(d, p->key),
+                          "'target' is reserved for target "
+                          "expectations; choose another endpoint name");
+  }
+  if ((n = fl_yaml_get(d, root, "timeline")) == NULL)
+    return fl_yaml_fail(d, root,
+                        "scenario '%s' needs a timeline (a list of "
+                        "phases)",
+                        sc->name);
+  if ((rc = fl_yaml_want_kind(d, n, YAML_SEQUENCE_NODE, "timeline")) != 0)
+    return rc;
+  cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (cnt == 0)
+    return fl_yaml_fail(d, n, "the timeline has no phase");
+  sc->phases = calloc(cnt, sizeof(*sc->phases));
+  if (sc->phases == NULL)
+    return fl_yaml_fail(d, n, "out of memory");
+  for (yaml_node_item_t *it = n->data.sequence.items.start;
+       it < n->data.sequence.items.top; it++) {
+    /* Counted before loading, so that a half-loaded phase is freed. */
+    struct fl_phase *ph = &sc->phases[sc->nphases++];
+    if ((rc = fl_sc_load_phase(d, fl_yaml_node(d, *it), ph, &sc->phases[0])) !=
+        0)
+      return rc;
+    int first = find_phase(sc, ph->name);
+    if (first >= 0 && &sc->phases[first] != ph)
+      return fl_yaml_fail(d, fl_yaml_node(d, *it),
+                          "phase '%s' is defined twice", ph->name);
+  }
+  if ((n = fl_yaml_get(d, root, "expect")) != NULL &&
+      (rc = load_expects(d, n, sc)))
+    return rc;
+  return 0;
+}
+
+int fl_scenario_load(const char *path, struct fl_scenario **out, char *err,
+                     size_t errlen) {
+  struct doc d;
+  *out = NULL;
+  int rc = fl_yaml_load_doc(path, &d, err, errlen);
+  if (rc != 0)
+    return rc;
+  struct fl_scenario *sc = calloc(1, sizeof(*sc));
+  if (sc == NULL || (sc->file = strdup(path)) == NULL)
+    rc = fl_yaml_fail(&d, NULL, "out of memory");
+  else
+    rc = load_scenario(&d, sc);
+  yaml_document_delete(&d.yd);
+  if (rc != 0) {
+    fl_scenario_free(sc);
+    return rc;
+  }
+  *out = sc;
+  return 0;
+}
+
+void fl_scenario_free(struct fl_scenario *sc) {
+  if (sc == NULL)
+    return;
+  free(sc->file);
+  free(sc->name);
+  free(sc->description);
+  free(sc->service_file);
+  for (size_t i = 0; i < sc->nendpoints; i++) {
+    struct fl_endpoint_decl *e = &sc->endpoints[i];
+    free(e->name);
+    free(e->method);
+    free(e->path);
+    free(e->body);
+    for (size_t k = 0; e->headers && e->headers[k]; k++)
+      free(e->headers[k]);
+    free(e->headers);
+  }
+  free(sc->endpoints);
+  for (size_t i = 0; i < sc->nphases; i++) {
+    struct fl_phase *ph = &sc->phases[i];
+    free(ph->name);
+    for (size_t k = 0; k < ph->nfaults; k++) {
+      free(ph->faults[k].action);
+      free(ph->faults[k].target);
+      free(ph->faults[k].options);
+    }
+    free(ph->faults);
+  }
+  free(sc->phases);
+  for (size_t i = 0; i < sc->nexpects; i++) {
+    free(sc->expects[i].phase);
+    free(sc->expects[i].endpoint);
+  }
+  free(sc->expects);
+  free(sc);
+}
+
+static const struct fl_dep_decl *find_dep(const struct fl_service *sv,
+                                          const char *name) {
+  for (size_t i = 0; i < sv->ndeps; i++)
+    if (strcmp(sv->deps[i].name, name) == 0)
+      return &sv->deps[i];
+  return NULL;
+}
+
+int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
+                      char *err, size_t errlen) {
+  for (size_t i = 0; i < sc->nphases; i++)
+    for (size_t k = 0; k < sc->phases[i].nfaults; k++) {
+      const struct fl_fault_decl *f = &sc->phases[i].faults[k];
+      const struct fl_dep_decl *dep = find_dep(sv, f->target);
+      int literal = strchr(f->target, ':') || strchr(f->target, '/') ||
+                    strchr(f->target, '$') || strcmp(f->action, "dns") == 0 ||
+                    strcmp(f->action, "exhaust") == 0;
+      if (f->kind == FL_FAULT_PROCESS &&
+          (dep == NULL || dep->type == FL_DEP_EXTERNAL)) {
+        snprintf(err, errlen,
+                 "%s:%d:%d: %s needs a managed dependency of service '%s', "
+                 "found '%s'",
+                 sc->file, f->pos.line, f->pos.col, f->action, sv->name,
+                 f->target);
+        return FL_EBADSCENARIO;
+      }
+      if (f->kind == FL_FAULT_PROCESS && f->process == FL_DEP_SATURATE &&
+          dep->type != FL_DEP_POSTGRES) {
+        snprintf(err, errlen,
+                 "%s:%d:%d: saturate works on postgres only, "
+                 "'%s' is not one",
+                 sc->file, f->pos.line, f->pos.col, f->target);
+        return FL_EBADSCENARIO;
+      }
+      if (dep == NULL && !literal) {
+        char names[256] = "";
+        for (size_t j = 0; j < sv->ndeps; j++)
+          snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+                   j ? ", " : "", sv->deps[j].name);
+        snprintf(err, errlen,
+                 "%s:%d:%d: fault target '%s' is not a dependency of service "
+                 "'%s' (allowed: %s, or an address host:port)",
+                 sc->file, f->pos.line, f->pos.col, f->target, sv->name,
+                 names[0] ? names : "none declared");
+        return FL_EBADSCENARIO;
+      }
+    }
+  return 0;
+}

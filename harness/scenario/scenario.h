@@ -1,0 +1,126 @@
+/*
+ * Service and scenario files (YAML, see scenarios/README.md): loaded into
+ * plain structs, with every error reported as FILE:LINE:COL: what was
+ * found, what is allowed. Values that need run-time facts (${PORT}, a
+ * dependency's address) are kept as written and expanded by the runner.
+ */
+#ifndef FL_SCENARIO_H
+#define FL_SCENARIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deps/deps.h"
+#include "expect/expect.h"
+
+#define FL_ERRLEN 768
+
+struct fl_pos {
+  int line, col; /* 1-based */
+};
+
+struct fl_kv {
+  char *key, *value;
+  struct fl_pos pos;
+};
+
+struct fl_dep_decl {
+  char *name;
+  int type;      /* enum fl_dep_type */
+  char *address; /* external only */
+  struct fl_pos pos;
+};
+
+struct fl_service {
+  char *file;
+  char *name;
+  char **argv; /* NULL-terminated; a string command is sh -c */
+  char *dir;   /* absolute */
+  struct fl_kv *env;
+  size_t nenv;
+  char *ready_http; /* path, or NULL for a TCP check */
+  double ready_timeout;
+  struct fl_dep_decl *deps;
+  size_t ndeps;
+};
+
+/* How a fault is applied. */
+enum fl_fault_kind {
+  FL_FAULT_SHIM,    /* a rule in the control segment (shim or proxy) */
+  FL_FAULT_PROCESS, /* a process fault on a managed dependency */
+};
+
+struct fl_fault_decl {
+  int kind;
+  char *action;  /* "refuse", "kill"... */
+  char *target;  /* a dependency name, or as written (name, glob, addr) */
+  char *options; /* ",k=v,..." for the rule spec, "" for none */
+  int process;   /* enum fl_dep_fault to switch on (process faults) */
+  double at;     /* seconds after the phase's start */
+  double until;  /* seconds after the phase's start; < 0: its end */
+  double every;  /* > 0: on and off in turns of this length (flapping) */
+  struct fl_pos pos;
+};
+
+struct fl_phase {
+  char *name;
+  double duration;
+  struct fl_fault_decl *faults;
+  size_t nfaults;
+  struct fl_pos pos;
+};
+
+struct fl_endpoint_decl {
+  char *name;
+  char *method, *path, *body;
+  char **headers; /* "Name: value", NULL-terminated */
+  double rate, timeout;
+  struct fl_pos pos;
+};
+
+struct fl_expect_decl {
+  char *phase;    /* a phase name or "always" */
+  char *endpoint; /* NULL: a target expectation */
+  struct fl_expect e;
+  struct fl_pos pos;
+};
+
+struct fl_scenario {
+  char *file;
+  char *name;
+  char *description;
+  char *service_file; /* absolute; may be overridden by --service */
+  uint64_t seed;
+  struct fl_endpoint_decl *endpoints;
+  size_t nendpoints;
+  struct fl_phase *phases;
+  size_t nphases;
+  struct fl_expect_decl *expects;
+  size_t nexpects;
+};
+
+/* Loads a file; on failure returns FL_EBADSCENARIO (or -errno when the file
+ * cannot be read) with one sentence in err, prefixed FILE:LINE:COL. */
+int fl_service_load(const char *path, struct fl_service **out, char *err,
+                    size_t errlen);
+int fl_scenario_load(const char *path, struct fl_scenario **out, char *err,
+                     size_t errlen);
+void fl_service_free(struct fl_service *s);
+void fl_scenario_free(struct fl_scenario *s);
+
+/* Cross-checks a scenario against the service it runs on: every fault
+ * aimed at a dependency names one the service declares, process faults
+ * only at managed ones. */
+int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
+                      char *err, size_t errlen);
+
+/* Is the file a service (1) or a scenario (0)? -errno if unreadable. */
+int fl_yaml_kind(const char *path);
+
+/* Expands ${NAME} in `in` with lookup(); "$$" is "$". Returns a new string
+ * or NULL with err set ("unknown variable ${X}"). */
+char *fl_expand(const char *in,
+                const char *(*lookup)(const char *name, void *arg), void *arg,
+                char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * What the files that load service and scenario files share:
+ * yaml.c (walking a libyaml document: typed getters that report
+ * FILE:LINE:COL errors, and ${VAR} expansion), service.c (the
+ * service-file schema), timeline.c (phases and their faults) and
+ * scenario.c (the scenario-file schema: traffic, timeline, expect). Nothing
+ * outside these files includes it.
+ */
+#ifndef FL_SCENARIO_PRIV_H
+#define FL_SCENARIO_PRIV_H
+
+#include <stddef.h>
+#include <yaml.h>
+
+#include "scenario.h"
+
+struct doc {
+  const char *file;
+  yaml_document_t yd;
+  char *err;
+  size_t errlen;
+  int failed;
+};
+
+/* yaml.c: the document and typed access to its nodes. Every
+ * function that can fail returns 0 or FL_EBADSCENARIO, the first failure's
+ * message (FILE:LINE:COL: ...) in d->err; later failures keep it. */
+int fl_yaml_fail(struct doc *d, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+struct fl_pos fl_yaml_pos(const yaml_node_t *n);
+yaml_node_t *fl_yaml_node(struct doc *d, int id);
+const char *fl_yaml_kind_name(const yaml_node_t *n);
+/* The scalar's text, or NULL for a list or mapping. */
+const char *fl_yaml_scalar(const yaml_node_t *n);
+int fl_yaml_want_scalar(struct doc *d, const yaml_node_t *n, const char *what,
+                        const char **out);
+int fl_yaml_want_kind(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
+                      const char *what);
+int fl_yaml_dup(struct doc *d, const yaml_node_t *n, const char *s, char **out);
+int fl_yaml_check_keys(struct doc *d, const yaml_node_t *map, const char *where,
+                       const char *allowed);
+/* The value of `key` in a mapping, or NULL. */
+yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
+                         const char *key);
+int fl_yaml_duration(struct doc *d, const yaml_node_t *n, const char *what,
+                     double *out);
+int fl_yaml_positive(struct doc *d, const yaml_node_t *n, const char *what,
+                     double *out);
+/* Parses the file into d (whose root is then a mapping); 0, -errno when
+ * it cannot be read, or FL_EBADSCENARIO. On 0 the caller deletes d->yd. */
+int fl_yaml_load_doc(const char *path, struct doc *d, char *err, size_t errlen);
+/* A new absolute path for `rel`, relative to the folder of `file`; NULL
+ * with errno set on failure. */
+char *fl_yaml_relative_to(const char *file, const char *rel);
+
+/* timeline.c: one phase of the timeline, with its faults. */
+int fl_sc_load_phase(struct doc *d, yaml_node_t *n, struct fl_phase *ph,
+                     const struct fl_phase *sc_first_phase);
+
+#endif

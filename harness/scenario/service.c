@@ -1,0 +1,245 @@
+/*
+ * Service files: how to start the target (command, dir, env), when it is
+ * ready, and the dependencies it needs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scenario_int.h"
+
+static int load_deps(struct doc *d, const yaml_node_t *n,
+                     struct fl_service *s) {
+  int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "dependencies");
+  if (rc != 0)
+    return rc;
+  size_t cnt =
+      (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  s->deps = calloc(cnt + 1, sizeof(*s->deps));
+  if (s->deps == NULL)
+    return fl_yaml_fail(d, n, "out of memory");
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+       p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = fl_yaml_node(d, p->key), *v = fl_yaml_node(d, p->value);
+    const char *name;
+    if ((rc = fl_yaml_want_scalar(d, k, "a dependency name", &name)) != 0)
+      return rc;
+    for (const char *c = name; *c; c++)
+      if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && *c != '_')
+        return fl_yaml_fail(d, k,
+                            "bad dependency name '%s' (allowed: lower-case "
+                            "letters, digits and _)",
+                            name);
+    struct fl_dep_decl *dep = &s->deps[s->ndeps++];
+    dep->pos = fl_yaml_pos(k);
+    if ((rc = fl_yaml_dup(d, k, name, &dep->name)) != 0)
+      return rc;
+    if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "a dependency")) !=
+            0 ||
+        (rc = fl_yaml_check_keys(d, v, "a dependency", "type address")) != 0)
+      return rc;
+    yaml_node_t *t = fl_yaml_get(d, v, "type");
+    const char *type;
+    if (t == NULL)
+      return fl_yaml_fail(d, v,
+                          "dependency '%s' needs a type (allowed: postgres, "
+                          "redis, external)",
+                          name);
+    if ((rc = fl_yaml_want_scalar(d, t, "type", &type)) != 0)
+      return rc;
+    if (strcmp(type, "postgres") == 0)
+      dep->type = FL_DEP_POSTGRES;
+    else if (strcmp(type, "redis") == 0)
+      dep->type = FL_DEP_REDIS;
+    else if (strcmp(type, "external") == 0)
+      dep->type = FL_DEP_EXTERNAL;
+    else
+      return fl_yaml_fail(
+          d, t,
+          "unknown dependency type '%s' (allowed: postgres, redis, "
+          "external)",
+          type);
+    yaml_node_t *a = fl_yaml_get(d, v, "address");
+    if (dep->type == FL_DEP_EXTERNAL) {
+      const char *addr;
+      if (a == NULL)
+        return fl_yaml_fail(d, v,
+                            "external dependency '%s' needs an address "
+                            "(host:port)",
+                            name);
+      if ((rc = fl_yaml_want_scalar(d, a, "address", &addr)) != 0 ||
+          (rc = fl_yaml_dup(d, a, addr, &dep->address)) != 0)
+        return rc;
+      const char *colon = strrchr(addr, ':');
+      if (colon == NULL || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
+        return fl_yaml_fail(d, a, "bad address '%s' (allowed: host:port)",
+                            addr);
+    } else if (a != NULL) {
+      return fl_yaml_fail(
+          d, a,
+          "a managed dependency gets its address from faultline; "
+          "'address' is only for type external");
+    }
+  }
+  return 0;
+}
+
+static int load_command(struct doc *d, const yaml_node_t *n,
+                        struct fl_service *s) {
+  int rc;
+  if (n->type == YAML_SCALAR_NODE) {
+    s->argv = calloc(4, sizeof(char *));
+    if (s->argv == NULL || (s->argv[0] = strdup("/bin/sh")) == NULL ||
+        (s->argv[1] = strdup("-c")) == NULL ||
+        (s->argv[2] = strdup(fl_yaml_scalar(n))) == NULL)
+      return fl_yaml_fail(d, n, "out of memory");
+    if (s->argv[2][0] == '\0')
+      return fl_yaml_fail(d, n, "command is empty");
+    return 0;
+  }
+  if ((rc = fl_yaml_want_kind(d, n, YAML_SEQUENCE_NODE, "command")) != 0)
+    return rc;
+  size_t cnt =
+      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (cnt == 0)
+    return fl_yaml_fail(d, n, "command is an empty list");
+  s->argv = calloc(cnt + 1, sizeof(char *));
+  if (s->argv == NULL)
+    return fl_yaml_fail(d, n, "out of memory");
+  size_t i = 0;
+  for (yaml_node_item_t *it = n->data.sequence.items.start;
+       it < n->data.sequence.items.top; it++) {
+    yaml_node_t *a = fl_yaml_node(d, *it);
+    const char *v;
+    if ((rc = fl_yaml_want_scalar(d, a, "each command word", &v)) != 0 ||
+        (rc = fl_yaml_dup(d, a, v, &s->argv[i++])) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int load_service(struct doc *d, struct fl_service *s) {
+  yaml_node_t *root = yaml_document_get_root_node(&d->yd), *n;
+  const char *v;
+  int rc = fl_yaml_check_keys(d, root, "a service file",
+                              "service description command dir env ready "
+                              "dependencies");
+  if (rc != 0)
+    return rc;
+  if ((n = fl_yaml_get(d, root, "service")) == NULL)
+    return fl_yaml_fail(d, root, "a service file needs 'service: NAME'");
+  if ((rc = fl_yaml_want_scalar(d, n, "service", &v)) != 0 ||
+      (rc = fl_yaml_dup(d, n, v, &s->name)) != 0)
+    return rc;
+  if ((n = fl_yaml_get(d, root, "command")) == NULL)
+    return fl_yaml_fail(d, root, "service '%s' needs a command", s->name);
+  if ((rc = load_command(d, n, s)) != 0)
+    return rc;
+  n = fl_yaml_get(d, root, "dir");
+  if (n != NULL && (rc = fl_yaml_want_scalar(d, n, "dir", &v)) != 0)
+    return rc;
+  if ((s->dir = fl_yaml_relative_to(d->file, n ? v : ".")) == NULL)
+    return fl_yaml_fail(d, n ? n : root, "cannot resolve dir: %s",
+                        strerror(errno));
+  if ((n = fl_yaml_get(d, root, "env")) != NULL) {
+    if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "env")) != 0)
+      return rc;
+    size_t cnt =
+        (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    s->env = calloc(cnt + 1, sizeof(*s->env));
+    if (s->env == NULL)
+      return fl_yaml_fail(d, n, "out of memory");
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+         p < n->data.mapping.pairs.top; p++) {
+      yaml_node_t *k = fl_yaml_node(d, p->key),
+                  *val = fl_yaml_node(d, p->value);
+      const char *key, *value;
+      if ((rc = fl_yaml_want_scalar(d, k, "an env name", &key)) != 0 ||
+          (rc = fl_yaml_want_scalar(d, val, "an env value", &value)) != 0)
+        return rc;
+      struct fl_kv *kv = &s->env[s->nenv++];
+      kv->pos = fl_yaml_pos(val);
+      if ((rc = fl_yaml_dup(d, k, key, &kv->key)) != 0 ||
+          (rc = fl_yaml_dup(d, val, value, &kv->value)) != 0)
+        return rc;
+      char e[128];
+      char *x = fl_expand(value, NULL, NULL, e, sizeof(e));
+      if (x == NULL)
+        return fl_yaml_fail(d, val, "%s", e);
+      free(x);
+    }
+  }
+  s->ready_timeout = 30;
+  if ((n = fl_yaml_get(d, root, "ready")) != NULL) {
+    if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "ready")) != 0 ||
+        (rc = fl_yaml_check_keys(d, n, "ready", "http tcp timeout")) != 0)
+      return rc;
+    yaml_node_t *h = fl_yaml_get(d, n, "http"), *t = fl_yaml_get(d, n, "tcp"),
+                *to = fl_yaml_get(d, n, "timeout");
+    if (h != NULL && t != NULL)
+      return fl_yaml_fail(d, t, "ready takes http or tcp, not both");
+    if (h != NULL) {
+      if ((rc = fl_yaml_want_scalar(d, h, "ready.http", &v)) != 0)
+        return rc;
+      if (v[0] != '/')
+        return fl_yaml_fail(d, h,
+                            "bad ready.http '%s' (allowed: a path such as "
+                            "/health)",
+                            v);
+      if ((rc = fl_yaml_dup(d, h, v, &s->ready_http)) != 0)
+        return rc;
+    }
+    if (to != NULL &&
+        (rc = fl_yaml_duration(d, to, "ready.timeout", &s->ready_timeout)) != 0)
+      return rc;
+  }
+  if ((n = fl_yaml_get(d, root, "dependencies")) != NULL &&
+      (rc = load_deps(d, n, s)) != 0)
+    return rc;
+  return 0;
+}
+
+int fl_service_load(const char *path, struct fl_service **out, char *err,
+                    size_t errlen) {
+  struct doc d;
+  *out = NULL;
+  int rc = fl_yaml_load_doc(path, &d, err, errlen);
+  if (rc != 0)
+    return rc;
+  struct fl_service *s = calloc(1, sizeof(*s));
+  if (s == NULL || (s->file = strdup(path)) == NULL)
+    rc = fl_yaml_fail(&d, NULL, "out of memory");
+  else
+    rc = load_service(&d, s);
+  yaml_document_delete(&d.yd);
+  if (rc != 0) {
+    fl_service_free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void fl_service_free(struct fl_service *s) {
+  if (s == NULL)
+    return;
+  free(s->file);
+  free(s->name);
+  for (size_t i = 0; s->argv && s->argv[i]; i++)
+    free(s->argv[i]);
+  free(s->argv);
+  free(s->dir);
+  for (size_t i = 0; i < s->nenv; i++) {
+    free(s->env[i].key);
+    free(s->env[i].value);
+  }
+  free(s->env);
+  free(s->ready_http);
+  for (size_t i = 0; i < s->ndeps; i++) {
+    free(s->deps[i].name);
+    free(s->deps[i].address);
+  }
+  free(s->deps);
+  free(s);
+}

@@ -1,0 +1,322 @@
+/*
+ * Walking a libyaml document (every node keeps its line and column): the
+ * typed getters the schemas use, each failure reported as FILE:LINE:COL:
+ * what was found, what is allowed. Also ${VAR} expansion.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "scenario_int.h"
+
+int fl_yaml_fail(struct doc *d, const yaml_node_t *n, const char *fmt, ...) {
+  if (d->failed)
+    return FL_EBADSCENARIO;
+  d->failed = 1;
+  int k = snprintf(d->err, d->errlen, "%s:%zu:%zu: ", d->file,
+                   n ? n->start_mark.line + 1 : 1,
+                   n ? n->start_mark.column + 1 : 1);
+  if (k < 0 || (size_t)k >= d->errlen)
+    return FL_EBADSCENARIO;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(d->err + k, d->errlen - (size_t)k, fmt, ap);
+  va_end(ap);
+  return FL_EBADSCENARIO;
+}
+
+struct fl_pos fl_yaml_pos(const yaml_node_t *n) {
+  return (struct fl_pos){(int)n->start_mark.line + 1,
+                         (int)n->start_mark.column + 1};
+}
+
+yaml_node_t *fl_yaml_node(struct doc *d, int id) {
+  return yaml_document_get_node(&d->yd, id);
+}
+
+const char *fl_yaml_kind_name(const yaml_node_t *n) {
+  switch (n->type) {
+  case YAML_SCALAR_NODE:
+    return "a scalar";
+  case YAML_SEQUENCE_NODE:
+    return "a list";
+  case YAML_MAPPING_NODE:
+    return "a mapping";
+  default:
+    return "nothing";
+  }
+}
+
+const char *fl_yaml_scalar(const yaml_node_t *n) {
+  return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value
+                                     : NULL;
+}
+
+int fl_yaml_want_scalar(struct doc *d, const yaml_node_t *n, const char *what,
+                        const char **out) {
+  if ((*out = fl_yaml_scalar(n)) == NULL)
+    return fl_yaml_fail(d, n, "%s must be a scalar, found %s", what,
+                        fl_yaml_kind_name(n));
+  return 0;
+}
+
+int fl_yaml_want_kind(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
+                      const char *what) {
+  if (n->type == t)
+    return 0;
+  return fl_yaml_fail(d, n, "%s must be %s, found %s", what,
+                      t == YAML_MAPPING_NODE ? "a mapping" : "a list",
+                      fl_yaml_kind_name(n));
+}
+
+int fl_yaml_dup(struct doc *d, const yaml_node_t *n, const char *s,
+                char **out) {
+  if ((*out = strdup(s)) == NULL)
+    return fl_yaml_fail(d, n, "out of memory");
+  return 0;
+}
+
+/* Checks every key of a mapping against `allowed` (space-separated). */
+int fl_yaml_check_keys(struct doc *d, const yaml_node_t *map, const char *where,
+                       const char *allowed) {
+  for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+       p < map->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = fl_yaml_node(d, p->key);
+    const char *key = fl_yaml_scalar(k);
+    if (key == NULL)
+      return fl_yaml_fail(d, k, "keys of %s must be scalars, found %s", where,
+                          fl_yaml_kind_name(k));
+    char buf[256];
+    snprintf(buf, sizeof(buf), " %s ", allowed);
+    char needle[128];
+    snprintf(needle, sizeof(needle), " %s ", key);
+    if (strstr(buf, needle) == NULL) {
+      char list[256];
+      snprintf(list, sizeof(list), "%s", allowed);
+      for (char *c = list; *c; c++)
+        if (*c == ' ')
+          *c = ',';
+      char pretty[512] = "";
+      for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","))
+        snprintf(pretty + strlen(pretty), sizeof(pretty) - strlen(pretty),
+                 "%s%s", pretty[0] ? ", " : "", tok);
+      return fl_yaml_fail(d, k, "unknown key '%s' in %s (allowed: %s)", key,
+                          where, pretty);
+    }
+    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+      const char *prev = fl_yaml_scalar(fl_yaml_node(d, q->key));
+      if (prev && strcmp(prev, key) == 0)
+        return fl_yaml_fail(d, k, "duplicate key '%s' in %s", key, where);
+    }
+  }
+  return 0;
+}
+
+yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
+                         const char *key) {
+  for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+       p < map->data.mapping.pairs.top; p++) {
+    const char *k = fl_yaml_scalar(fl_yaml_node(d, p->key));
+    if (k && strcmp(k, key) == 0)
+      return fl_yaml_node(d, p->value);
+  }
+  return NULL;
+}
+
+/* "250ms", "2s", "1.5s", "1m", or a bare number of seconds. */
+static int parse_duration_str(const char *s, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno != 0 || !isfinite(v) || v < 0)
+    return -1;
+  if (strcmp(end, "ms") == 0)
+    v /= 1000.0;
+  else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+    v *= 60.0;
+  else if (strcmp(end, "s") != 0 && *end != '\0')
+    return -1;
+  *out = v;
+  return 0;
+}
+
+int fl_yaml_duration(struct doc *d, const yaml_node_t *n, const char *what,
+                     double *out) {
+  const char *s;
+  int rc = fl_yaml_want_scalar(d, n, what, &s);
+  if (rc != 0)
+    return rc;
+  if (parse_duration_str(s, out) != 0)
+    return fl_yaml_fail(
+        d, n,
+        "bad duration '%s' for %s (allowed: a number with ms, s or "
+        "m, e.g. 250ms, 2s, 1m)",
+        s, what);
+  return 0;
+}
+
+int fl_yaml_positive(struct doc *d, const yaml_node_t *n, const char *what,
+                     double *out) {
+  const char *s;
+  int rc = fl_yaml_want_scalar(d, n, what, &s);
+  if (rc != 0)
+    return rc;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || (*end != '\0' && strcmp(end, "/s") != 0) || errno != 0 ||
+      !isfinite(v) || v <= 0 || v > 100000)
+    return fl_yaml_fail(
+        d, n, "bad %s '%s' (allowed: a number above 0, e.g. 50)", what, s);
+  *out = v;
+  return 0;
+}
+
+int fl_yaml_load_doc(const char *path, struct doc *d, char *err,
+                     size_t errlen) {
+  memset(d, 0, sizeof(*d));
+  d->file = path;
+  d->err = err;
+  d->errlen = errlen;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    int e = errno;
+    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
+    return -e;
+  }
+  yaml_parser_t p;
+  yaml_parser_initialize(&p);
+  yaml_parser_set_input_file(&p, f);
+  int ok = yaml_parser_load(&p, &d->yd);
+  if (!ok) {
+    snprintf(err, errlen, "%s:%zu:%zu: not valid YAML: %s", path,
+             p.problem_mark.line + 1, p.problem_mark.column + 1,
+             p.problem ? p.problem : "parse error");
+    yaml_parser_delete(&p);
+    fclose(f);
+    return FL_EBADSCENARIO;
+  }
+  yaml_parser_delete(&p);
+  fclose(f);
+  yaml_node_t *root = yaml_document_get_root_node(&d->yd);
+  if (root == NULL) {
+    yaml_document_delete(&d->yd);
+    snprintf(err, errlen,
+             "%s:1:1: empty file (expected a mapping with "
+             "'scenario:' or 'service:')",
+             path);
+    return FL_EBADSCENARIO;
+  }
+  if (root->type != YAML_MAPPING_NODE) {
+    int rc = fl_yaml_fail(d, root, "the file must be a mapping, found %s",
+                          fl_yaml_kind_name(root));
+    yaml_document_delete(&d->yd);
+    return rc;
+  }
+  return 0;
+}
+
+/* An absolute path for `rel`, relative to the folder of `file`. */
+char *fl_yaml_relative_to(const char *file, const char *rel) {
+  char *out = NULL;
+  if (rel[0] == '/')
+    return strdup(rel);
+  char dir[PATH_MAX];
+  if (realpath(file, dir) == NULL)
+    return NULL;
+  char *slash = strrchr(dir, '/');
+  if (slash != NULL)
+    *slash = '\0';
+  if (asprintf(&out, "%s/%s", dir, rel) < 0)
+    return NULL;
+  return out;
+}
+
+int fl_yaml_kind(const char *path) {
+  char err[FL_ERRLEN];
+  struct doc d;
+  int rc = fl_yaml_load_doc(path, &d, err, sizeof(err));
+  if (rc != 0)
+    return rc;
+  yaml_node_t *root = yaml_document_get_root_node(&d.yd);
+  int kind = fl_yaml_get(&d, root, "service") != NULL &&
+             !fl_yaml_get(&d, root, "scenario");
+  yaml_document_delete(&d.yd);
+  return kind;
+}
+
+char *fl_expand(const char *in,
+                const char *(*lookup)(const char *name, void *arg), void *arg,
+                char *err, size_t errlen) {
+  size_t cap = strlen(in) + 64, len = 0;
+  char *out = malloc(cap);
+  if (out == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  for (const char *p = in; *p;) {
+    const char *val = NULL;
+    char one[2] = {0, 0};
+    if (p[0] == '$' && p[1] == '$') {
+      val = "$";
+      p += 2;
+    } else if (p[0] == '$' && p[1] == '{') {
+      const char *end = strchr(p + 2, '}');
+      char name[128];
+      size_t n = end ? (size_t)(end - p - 2) : 0;
+      if (end == NULL || n == 0 || n >= sizeof(name)) {
+        snprintf(err, errlen, "unterminated or empty ${...} in '%s'", in);
+        free(out);
+        return NULL;
+      }
+      memcpy(name, p + 2, n);
+      name[n] = '\0';
+      for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_') {
+          snprintf(err, errlen,
+                   "bad variable name '%s' in '%s' (allowed: "
+                   "letters, digits and _)",
+                   name, in);
+          free(out);
+          return NULL;
+        }
+      val = lookup ? lookup(name, arg) : "";
+      if (val == NULL)
+        val = getenv(name);
+      if (val == NULL) {
+        snprintf(err, errlen,
+                 "unknown variable ${%s} (not provided by "
+                 "faultline and not set in the environment)",
+                 name);
+        free(out);
+        return NULL;
+      }
+      p = end + 1;
+    } else {
+      one[0] = *p++;
+      val = one;
+    }
+    size_t vl = strlen(val);
+    if (len + vl + 1 > cap) {
+      cap = (len + vl + 1) * 2;
+      char *bigger = realloc(out, cap);
+      if (bigger == NULL) {
+        free(out);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+      }
+      out = bigger;
+    }
+    memcpy(out + len, val, vl);
+    len += vl;
+  }
+  out[len] = '\0';
+  return out;
+}

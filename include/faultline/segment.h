@@ -1,0 +1,240 @@
+/*
+ * The control segment: the one contract between the faultline runner (which
+ * writes fault rules) and libfaultline-preload.so (which reads them inside the
+ * target and counts what it injected).
+ *
+ * The segment is a regular file of fixed-size records with no pointers,
+ * created owner-only (0600) by the runner and named to the shim by the
+ * FAULTLINE_CONTROL environment variable. It has two page-aligned regions:
+ *
+ *   [0, stats_offset)           struct fl_ctl_header: rules. Written only by
+ *                               the runner; the shim maps it read-only.
+ *   [stats_offset, total_size)  struct fl_ctl_stats: counters and the event
+ *                               ring. Written by the shim (atomically), read
+ *                               by the runner.
+ *
+ * Rules are published with a per-rule sequence lock: a writer makes seq odd,
+ * writes the fields, then makes seq even again; readers take a rule only if
+ * seq was even and unchanged around their read. Writers serialise among
+ * themselves with flock() on the file. After every change the writer stores
+ * the union of the active rules' operation classes in `ops`: an intercepted
+ * call whose class is not in `ops` costs the shim one atomic load and a branch.
+ *
+ * Stream faults (latency, bandwidth, slicer, stall, slow_close, reset_peer,
+ * limit_data, down) are rules too, with ops = 0: the shim never applies
+ * them; the runner's proxy does, and counts them in the same stats region.
+ */
+#ifndef FAULTLINE_CONTROL_H
+#define FAULTLINE_CONTROL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define FL_CTL_ENV "FAULTLINE_CONTROL"
+#define FL_CTL_MAGIC                                                           \
+  UINT64_C(0x314c5443544c4621) /* "!FLTCTL1" little-endian                     \
+                                */
+#define FL_CTL_VERSION 3u
+
+#define FL_MAX_RULES 64
+#define FL_MAX_ADDRS 4
+#define FL_PATTERN_MAX 240
+#define FL_SPEC_MAX 256
+#define FL_RING_SIZE 1024  /* power of two */
+#define FL_LIMIT_SLOTS 256 /* most connections a limit rule can count */
+
+/* What a rule does. Values are part of the segment format: append only. */
+#define FL_ACTIONS(X)                                                          \
+  X(REFUSE, "refuse", "connect fails with ECONNREFUSED")                       \
+  X(RESET, "reset", "reads/writes on connections fail with ECONNRESET")        \
+  X(HANG, "hang", "connect never completes while the rule is active")          \
+  X(DELAY, "delay", "add ms=N to connect/send/recv on blocking sockets")       \
+  X(LIMIT, "limit", "at most max=N concurrent connections, then fail")         \
+  X(EXHAUST, "exhaust", "socket/accept/open fail with EMFILE")                 \
+  X(DNS, "dns", "name lookups fail with EAI_AGAIN")                            \
+  X(ENOSPC, "enospc", "writes, opens for writing and fsync fail with ENOSPC")  \
+  X(EIO, "eio", "writes, opens for writing and fsync fail with EIO")           \
+  X(REDIRECT, "redirect", "connect goes to another address (proxy mode)")      \
+  X(LATENCY, "latency", "proxy: hold each chunk ms=N (jitter=N) longer")       \
+  X(BANDWIDTH, "bandwidth", "proxy: at most rate=N bytes per second")          \
+  X(SLICER, "slicer", "proxy: split data into size=N pieces, ms=N apart")      \
+  X(STALL, "stall", "proxy: forward nothing (close after ms=N if given)")      \
+  X(SLOW_CLOSE, "slow_close", "proxy: pass on a close ms=N late")              \
+  X(RESET_PEER, "reset_peer", "proxy: RST after bytes=N or ms=N")              \
+  X(LIMIT_DATA, "limit_data", "proxy: close after bytes=N")                    \
+  X(DOWN, "down", "proxy: refuse new connections, close existing ones")
+
+enum fl_action {
+  FL_ACT_NONE = 0,
+#define FL_X_ENUM(name, text, help) FL_ACT_##name,
+  FL_ACTIONS(FL_X_ENUM)
+#undef FL_X_ENUM
+      FL_ACT_COUNT
+};
+
+/* The proxy's stream faults, applied by the runner, never by the shim. */
+#define FL_ACT_IS_PROXY(a) ((a) >= FL_ACT_LATENCY && (a) <= FL_ACT_DOWN)
+
+/* What a rule is aimed at. */
+enum fl_target {
+  FL_TGT_INET = 1, /* addrs[] (each a CIDR) and port (0 = any) */
+  FL_TGT_UNIX,     /* pattern: a unix socket path (exact) */
+  FL_TGT_NAME,     /* pattern: a host name glob, for dns */
+  FL_TGT_PATH,     /* pattern: a file path glob, for enospc/eio */
+  FL_TGT_SOCKETS,  /* exhaust: socket(), socketpair(), accept() */
+  FL_TGT_FILES,    /* exhaust: open() and friends */
+  FL_TGT_FDS,      /* exhaust: both */
+};
+
+/* Operation classes: the shim's fast-path gate (bits of header.ops). */
+enum fl_op_class {
+  FL_OPC_CONNECT = 1u << 0, /* connect() */
+  FL_OPC_SOCKIO = 1u << 1,  /* I/O on tracked (connected) sockets */
+  FL_OPC_SOCKET = 1u << 2,  /* socket(), socketpair(), accept*() */
+  FL_OPC_OPEN = 1u << 3,    /* open*(), creat*(), fopen*() */
+  FL_OPC_FILEIO = 1u << 4,  /* write/pwrite/writev/fsync on files */
+  FL_OPC_DNS = 1u << 5,     /* getaddrinfo(), gethostbyname*(), getnameinfo() */
+};
+
+/* The intercepted operation, as recorded in the event ring. Append only. */
+#define FL_OPS(X)                                                              \
+  X(CONNECT, "connect")                                                        \
+  X(SEND, "send")                                                              \
+  X(RECV, "recv")                                                              \
+  X(READ, "read")                                                              \
+  X(WRITE, "write")                                                            \
+  X(SOCKET, "socket")                                                          \
+  X(ACCEPT, "accept")                                                          \
+  X(OPEN, "open")                                                              \
+  X(FSYNC, "fsync")                                                            \
+  X(GETADDRINFO, "getaddrinfo")                                                \
+  X(GETHOSTBYNAME, "gethostbyname")                                            \
+  X(GETNAMEINFO, "getnameinfo")                                                \
+  X(PROXY, "proxy") /* a stream fault applied by the proxy (harness) */
+
+enum fl_op {
+  FL_OP_NONE = 0,
+#define FL_X_ENUM(name, text) FL_OP_##name,
+  FL_OPS(FL_X_ENUM)
+#undef FL_X_ENUM
+      FL_OP_COUNT
+};
+
+/* An address with a prefix length; IPv4 is stored as AF_INET, never mapped. */
+struct fl_addr {
+  uint8_t family; /* AF_INET, AF_INET6, or 0 for none */
+  uint8_t prefix; /* CIDR prefix length in bits */
+  uint16_t port;  /* host byte order; 0 = any port */
+  uint8_t addr[16];
+};
+
+/* Which way a proxy fault acts: bits of fl_toxic.dir. */
+enum fl_dir {
+  FL_DIR_UP = 1u << 0,   /* client to dependency (requests) */
+  FL_DIR_DOWN = 1u << 1, /* dependency to client (replies) */
+  FL_DIR_BOTH = FL_DIR_UP | FL_DIR_DOWN,
+};
+
+/* Parameters of the proxy's stream faults ("toxics": actions LATENCY to
+ * DOWN). These rules have ops = 0: the shim never applies them; the proxy
+ * (harness/proxy/proxy.c) applies those aimed at its dependency's address. For
+ * them p_threshold is the toxicity, decided once per connection, and
+ * after/times count connections. */
+struct fl_toxic {
+  uint64_t rate;   /* bandwidth: bytes per second */
+  uint64_t bytes;  /* reset_peer, limit_data: after this many bytes; 0 none */
+  uint32_t jitter; /* latency: up to this many ms more or less, uniform */
+  uint32_t size;   /* slicer: bytes per piece */
+  uint8_t dir;     /* enum fl_dir bits */
+  uint8_t has_ms;  /* ms was given (reset_peer: ms=0 means at once) */
+  uint8_t reserved[6];
+};
+
+/* A rule the runner keeps for the whole run (its redirects to the proxy):
+ * clearing all rules leaves it; only its own id removes it. */
+#define FL_RULE_PINNED 1u
+
+struct fl_rule {
+  _Atomic uint32_t seq; /* odd while being written; see the file comment */
+  uint32_t active;      /* 0 = free slot */
+  uint32_t id;          /* user-visible number, unique for the segment */
+  uint8_t action;       /* enum fl_action */
+  uint8_t target;       /* enum fl_target */
+  uint8_t naddrs;       /* used entries of addrs[] */
+  uint8_t flags;        /* FL_RULE_* */
+  uint32_t ops;         /* enum fl_op_class bits this rule applies to */
+  int32_t err;          /* errno (EAI_* for dns) to inject; 0 = default */
+  uint32_t ms;          /* delay; the proxy actions' ms= */
+  uint32_t max;         /* limit: concurrent connections allowed */
+  uint32_t reserved2;   /* keeps the 64-bit fields aligned */
+  uint64_t p_threshold; /* inject when hash32 < threshold; 1<<32 = always */
+  uint64_t after;       /* pass the first `after` matching calls */
+  uint64_t times;       /* inject at most this many times; 0 = no bound */
+  struct fl_addr addrs[FL_MAX_ADDRS];
+  struct fl_addr redirect; /* REDIRECT: where connect goes instead */
+  struct fl_toxic toxic;   /* proxy actions only */
+  char pattern[FL_PATTERN_MAX];
+  char spec[FL_SPEC_MAX]; /* the rule as the user wrote it */
+};
+
+struct fl_ctl_header {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t header_size; /* sizeof(struct fl_ctl_header) */
+  uint32_t stats_offset;
+  uint32_t total_size;
+  uint32_t max_rules;
+  uint32_t ring_size;
+  _Atomic uint32_t ops;        /* union of active rules' op classes */
+  _Atomic uint32_t generation; /* bumped after every change of the rules */
+  uint64_t seed;               /* for p=: reproducible decisions */
+  uint32_t next_id;            /* writers only */
+  uint32_t owner_pid;          /* the process that created the segment */
+  /* Listeners whose accept queue is full: a connect to them never
+   * completes. Used by `hang`; family 0 when the creator made none. */
+  struct fl_addr blackhole4;
+  struct fl_addr blackhole6;
+  struct fl_rule rules[FL_MAX_RULES];
+};
+
+/* A connection counted by a limit rule. Holders are named by pid, fd and
+ * socket inode so that a holder that died or exec'd without close() can be
+ * recognised and its place reclaimed: its socket is gone from /proc. */
+struct fl_limit_slot {
+  _Atomic uint64_t owner; /* pid << 32 | (fd + 1); 0 = free */
+  _Atomic uint64_t ino;   /* the socket's inode; 0 while being claimed */
+};
+
+struct fl_rule_stats {
+  _Atomic uint64_t matched;  /* calls that matched the rule's target */
+  _Atomic uint64_t injected; /* faults delivered */
+  _Atomic uint64_t bytes;    /* proxy: bytes held back (latency, bandwidth,
+                                slicer) */
+  struct fl_limit_slot held[FL_LIMIT_SLOTS];
+};
+
+/* One injected fault. seq is index+1 once the entry is complete. */
+struct fl_event {
+  _Atomic uint64_t seq;
+  _Atomic uint64_t time_ns; /* CLOCK_REALTIME */
+  _Atomic int32_t pid;
+  _Atomic uint32_t rule_id;
+  _Atomic uint16_t op; /* enum fl_op */
+  _Atomic uint16_t reserved;
+  _Atomic int32_t err;
+};
+
+struct fl_ctl_stats {
+  _Atomic uint64_t ring_head; /* events ever recorded */
+  _Atomic uint64_t untracked; /* connected fds too high to track */
+  struct fl_rule_stats rules[FL_MAX_RULES];
+  struct fl_event ring[FL_RING_SIZE];
+};
+
+#define FL_CTL_PAGE 4096u
+#define FL_CTL_ALIGN(n) (((n) + FL_CTL_PAGE - 1) / FL_CTL_PAGE * FL_CTL_PAGE)
+#define FL_CTL_STATS_OFFSET FL_CTL_ALIGN(sizeof(struct fl_ctl_header))
+#define FL_CTL_TOTAL_SIZE                                                      \
+  (FL_CTL_STATS_OFFSET + FL_CTL_ALIGN(sizeof(struct fl_ctl_stats)))
+
+#endif
