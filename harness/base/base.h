@@ -76,4 +76,30 @@ void fl_rm_tree(const char *dir);
 int fl_rm_tree_async(struct uv_loop_s *loop, const char *dir,
                      void (*done)(void *), void *arg);
 
+/* ---- Units (units.c) ---------------------------------------------------
+ * One reading of numbers with units for every grammar. Each call reads one
+ * whole token s[0..len) and returns 0, or -EINVAL when it is not one. */
+enum fl_units_flags {
+  FL_UNITS_BARE = 1u << 0,     /* a bare number is allowed (seconds, bytes) */
+  FL_UNITS_SHORT = 1u << 1,    /* sizes: k, m, g as well (fault specs) */
+  FL_UNITS_FRACTION = 1u << 2, /* percent: a bare 0..1 is a fraction */
+};
+
+/* A decimal number at the start of s (digits, optionally '.' and digits);
+ * returns how many characters it took, 0 if there is none. */
+size_t fl_scan_number(const char *s, size_t len, double *v);
+/* 250ms, 2s, 1.5s, 1m, 1min -> seconds. */
+int fl_parse_duration(const char *s, size_t len, unsigned flags,
+                      double *seconds);
+/* 512B, 64kB, 50MB, 1GiB (powers of 1024) -> bytes. */
+int fl_parse_size(const char *s, size_t len, unsigned flags, double *bytes);
+/* 95%, 99.5% (0..100) -> percent. */
+int fl_parse_percent(const char *s, size_t len, unsigned flags, double *pct);
+/* 50, 50/s, 600/m -> per second. */
+int fl_parse_rate(const char *s, size_t len, double *per_second);
+
+/* Sorts ascending; the nearest-rank percentile p (0..100] of sorted v. */
+void fl_sort_values(double *v, size_t n);
+double fl_percentile(const double *sorted, size_t n, double p);
+
 #endif
