@@ -113,7 +113,10 @@ static int each(struct check *c, const json_t *obj, const char *where,
     if (rc != 0)
       break;
     char at[256];
-    snprintf(at, sizeof(at), "%s%s%s[%zu]", where, where[0] ? "." : "", key, i);
+    /* A place this deep only names where a message points: cut it. */
+    if (snprintf(at, sizeof(at), "%s%s%s[%zu]", where, where[0] ? "." : "", key,
+                 i) >= (int)sizeof(at))
+      memcpy(at + sizeof(at) - 4, "...", 4);
     rc = json_is_object(e) ? fn(c, e, at) : fail(c, "%s is not an object", at);
   }
   return rc;
