@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/base.h"
+
 int fl_expect_is_endpoint(const struct fl_expect *e) {
   return e->kind >= FL_EXP_RATE && e->kind < FL_EXP_NO_RESTART;
 }
@@ -234,11 +236,6 @@ static int eval_header(const struct fl_expect *e, const struct fl_request *w,
   return 0;
 }
 
-static int by_value(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static int eval_percentile(const struct fl_expect *e,
                            const struct fl_request *w, size_t n,
                            struct out *o) {
@@ -252,12 +249,10 @@ static int eval_percentile(const struct fl_expect *e,
   }
   for (size_t i = 0; i < n; i++)
     lat[i] = w[i].latency;
-  qsort(lat, n, sizeof(*lat), by_value);
   /* Nearest rank: the smallest value with at least N% of the samples at
-   * or below it. The epsilon keeps 99 * 100 / 100 from becoming 100. */
-  double rank = ceil(e->percentile * (double)n / 100 - 1e-9);
-  size_t r = rank < 1 ? 1 : rank > (double)n ? n : (size_t)rank;
-  double v = lat[r - 1];
+   * or below it. */
+  fl_sort_values(lat, n);
+  double v = fl_percentile(lat, n, e->percentile);
   free(lat);
   fmt_latency(got, sizeof(got), v, e->op, e->value);
   put(o->obs, o->olen, "p(%g) = %s (%zu %s)", e->percentile, got, n,

@@ -38,19 +38,6 @@ static const struct name_code xfer_classes[] = {
     {"other", FL_XFER_OTHER},
 };
 
-/* A value is number * mul / div: dividing keeps 990ms exactly the double
- * nearest 0.99, as a recorded latency of 0.99 s is. */
-struct unit {
-  const char *name;
-  double mul, div;
-};
-static const struct unit duration_units[] = {
-    {"ms", 1, 1000}, {"s", 1, 1}, {"m", 60, 1}};
-static const struct unit size_units[] = {
-    {"B", 1, 1},           {"kB", 1024, 1},       {"KB", 1024, 1},
-    {"KiB", 1024, 1},      {"MB", 1048576, 1},    {"MiB", 1048576, 1},
-    {"GB", 1073741824, 1}, {"GiB", 1073741824, 1}};
-
 /* ---- Tokens ---------------------------------------------------------- */
 
 /* A word is an identifier, a number with its unit or %, a class (2xx) or
@@ -156,43 +143,6 @@ static int expect_word(struct parser *p, const char *w) {
 
 /* ---- Values ---------------------------------------------------------- */
 
-/* A decimal number at the start of s: digits, optionally '.' and digits.
- * Returns how many characters it took, 0 if there is none. */
-static size_t scan_number(const char *s, size_t len, double *v) {
-  size_t i = 0;
-  while (i < len && isdigit((unsigned char)s[i]))
-    i++;
-  if (i == 0)
-    return 0;
-  if (i < len && s[i] == '.') {
-    size_t j = i + 1;
-    while (j < len && isdigit((unsigned char)s[j]))
-      j++;
-    if (j == i + 1)
-      return 0;
-    i = j;
-  }
-  char buf[64];
-  if (i >= sizeof(buf))
-    return 0;
-  memcpy(buf, s, i);
-  buf[i] = '\0';
-  *v = strtod(buf, NULL);
-  return i;
-}
-
-/* A bare number followed, after spaces, by what looks like its unit
- * ("95 %", "3 s"): the length of both for the message, else 0. */
-static size_t spaced_unit(const struct parser *p) {
-  struct parser q = *p;
-  advance(&q);
-  if (q.tok != T_WORD || !(isalpha((unsigned char)q.at[0]) || q.at[0] == '%'))
-    return 0;
-  if (p->at + p->len == q.at)
-    return 0;
-  return (size_t)(q.at + q.len - p->at);
-}
-
 static int suffix_is(const struct parser *p, size_t n, const char *unit) {
   return p->len - n == strlen(unit) && memcmp(p->at + n, unit, p->len - n) == 0;
 }
@@ -209,25 +159,38 @@ static int parse_op(struct parser *p, int *op) {
   return fail_expected(p, OPS_ALLOWED);
 }
 
+/* A bare number followed, after spaces, by what looks like its unit
+ * ("95 %", "3 s"): the length of both for the message, else 0. */
+static size_t bare_then_spaced(const struct parser *p) {
+  double v = 0;
+  if (fl_scan_number(p->at, p->len, &v) != p->len)
+    return 0;
+  struct parser q = *p;
+  advance(&q);
+  if (q.tok != T_WORD || !(isalpha((unsigned char)q.at[0]) || q.at[0] == '%'))
+    return 0;
+  if (p->at + p->len == q.at)
+    return 0;
+  return (size_t)(q.at + q.len - p->at);
+}
+
 static int parse_percent(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a percentage");
   double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
-  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+  if (bare_then_spaced(p) > 0)
     return fail(p,
                 "bad percentage '%.*s' (allowed: 0-100%% with no space before "
                 "the %%)",
-                (int)spaced_unit(p), p->at);
-  if (n > 0 && n == p->len)
+                (int)bare_then_spaced(p), p->at);
+  if (fl_scan_number(p->at, p->len, &v) == p->len)
     return fail(p,
                 "bad percentage '%.*s' (allowed: 0-100%% with the %% sign, "
                 "e.g. 95%%)",
                 (int)p->len, p->at);
-  if (n == 0 || !suffix_is(p, n, "%") || v > 100)
+  if (fl_parse_percent(p->at, p->len, 0, out) != 0)
     return fail(p, "bad percentage '%.*s' (allowed: 0-100%%)", (int)p->len,
                 p->at);
-  *out = v;
   advance(p);
   return 0;
 }
@@ -235,19 +198,15 @@ static int parse_percent(struct parser *p, double *out) {
 static int parse_duration(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a duration");
-  double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
-  for (size_t i = 0; n > 0 && i < COUNT(duration_units); i++)
-    if (suffix_is(p, n, duration_units[i].name)) {
-      *out = v * duration_units[i].mul / duration_units[i].div;
-      advance(p);
-      return 0;
-    }
-  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+  if (fl_parse_duration(p->at, p->len, 0, out) == 0) {
+    advance(p);
+    return 0;
+  }
+  if (bare_then_spaced(p) > 0)
     return fail(p,
                 "bad duration '%.*s' (allowed: a number with ms, s or m and no "
                 "space, e.g. 250ms, 2s)",
-                (int)spaced_unit(p), p->at);
+                (int)bare_then_spaced(p), p->at);
   return fail(p,
               "bad duration '%.*s' (allowed: a number with ms, s or m, e.g. "
               "250ms, 2s)",
@@ -257,20 +216,16 @@ static int parse_duration(struct parser *p, double *out) {
 static int parse_size(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a size");
-  double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
-  for (size_t i = 0; n > 0 && i < COUNT(size_units); i++)
-    if (suffix_is(p, n, size_units[i].name)) {
-      *out = v * size_units[i].mul / size_units[i].div;
-      advance(p);
-      return 0;
-    }
-  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+  if (fl_parse_size(p->at, p->len, 0, out) == 0) {
+    advance(p);
+    return 0;
+  }
+  if (bare_then_spaced(p) > 0)
     return fail(
         p,
         "bad size '%.*s' (allowed: a number with B, kB, MB or GB and no "
         "space, e.g. 512kB, 50MB)",
-        (int)spaced_unit(p), p->at);
+        (int)bare_then_spaced(p), p->at);
   return fail(p,
               "bad size '%.*s' (allowed: a number with B, kB, MB or GB, e.g. "
               "512kB, 50MB)",
@@ -281,7 +236,7 @@ static int parse_count(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a count");
   double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
+  size_t n = fl_scan_number(p->at, p->len, &v);
   if (n == 0 || n != p->len || memchr(p->at, '.', n) != NULL || v > 1e15)
     return fail(p, "bad count '%.*s' (allowed: a whole number)", (int)p->len,
                 p->at);
@@ -294,7 +249,7 @@ static int parse_percentile(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a percentile");
   double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
+  size_t n = fl_scan_number(p->at, p->len, &v);
   if (n == 0 || (n != p->len && !suffix_is(p, n, "%")) || v <= 0 || v > 100)
     return fail(p,
                 "bad percentile '%.*s' (allowed: above 0 and up to 100, e.g. "
