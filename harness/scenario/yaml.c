@@ -7,7 +7,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,30 +129,14 @@ yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
   return NULL;
 }
 
-/* "250ms", "2s", "1.5s", "1m", or a bare number of seconds. */
-static int parse_duration_str(const char *s, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno != 0 || !isfinite(v) || v < 0)
-    return -1;
-  if (strcmp(end, "ms") == 0)
-    v /= 1000.0;
-  else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-    v *= 60.0;
-  else if (strcmp(end, "s") != 0 && *end != '\0')
-    return -1;
-  *out = v;
-  return 0;
-}
-
 int fl_yaml_duration(struct doc *d, const yaml_node_t *n, const char *what,
                      double *out) {
   const char *s;
   int rc = fl_yaml_want_scalar(d, n, what, &s);
   if (rc != 0)
     return rc;
-  if (parse_duration_str(s, out) != 0)
+  /* "250ms", "2s", "1.5s", "1m", or a bare number of seconds. */
+  if (fl_parse_duration(s, strlen(s), FL_UNITS_BARE, out) != 0)
     return fl_yaml_fail(
         d, n,
         "bad duration '%s' for %s (allowed: a number with ms, s or "
@@ -168,11 +151,10 @@ int fl_yaml_positive(struct doc *d, const yaml_node_t *n, const char *what,
   int rc = fl_yaml_want_scalar(d, n, what, &s);
   if (rc != 0)
     return rc;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || (*end != '\0' && strcmp(end, "/s") != 0) || errno != 0 ||
-      !isfinite(v) || v <= 0 || v > 100000)
+  /* "50", "50/s" (or "600/m"), up to a bound that keeps a typo from
+   * flooding the target. */
+  double v = 0;
+  if (fl_parse_rate(s, strlen(s), &v) != 0 || v <= 0 || v > 100000)
     return fl_yaml_fail(
         d, n, "bad %s '%s' (allowed: a number above 0, e.g. 50)", what, s);
   *out = v;
