@@ -399,79 +399,98 @@ static int parse_fault(struct parser *p, struct fl_expect *e) {
   return parse_count(p, &e->value);
 }
 
-static int parse_body(struct parser *p, struct fl_expect *e) {
+static int parse_rate(struct parser *p, struct fl_expect *e) {
+  e->kind = FL_EXP_RATE;
+  return parse_rate_tail(p, e);
+}
+
+static int parse_p(struct parser *p, struct fl_expect *e) {
   int rc;
+  e->kind = FL_EXP_PERCENTILE;
+  if ((rc = expect_punct(p, '(')) != 0 ||
+      (rc = parse_percentile(p, &e->percentile)) != 0 ||
+      (rc = expect_punct(p, ')')) != 0 || (rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_duration(p, &e->value);
+}
+
+static int parse_max(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_MAX;
+  if ((rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_duration(p, &e->value);
+}
+
+static int parse_within(struct parser *p, struct fl_expect *e) {
+  e->kind = FL_EXP_WITHIN_TIMEOUT;
+  return expect_word(p, "timeout");
+}
+
+static int parse_requests(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_REQUESTS;
+  if ((rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_count(p, &e->value);
+}
+
+static int parse_no(struct parser *p, struct fl_expect *e) {
+  if (is_word(p, "restart"))
+    e->kind = FL_EXP_NO_RESTART;
+  else if (is_word(p, "crash"))
+    e->kind = FL_EXP_NO_CRASH;
+  else
+    return fail_expected(p, "'restart' or 'crash'");
+  advance(p);
+  return 0;
+}
+
+static int parse_alive(struct parser *p, struct fl_expect *e) {
+  (void)p;
+  e->kind = FL_EXP_ALIVE;
+  return 0;
+}
+
+static int parse_fds(struct parser *p, struct fl_expect *e) {
+  e->kind = FL_EXP_FDS;
+  return parse_baseline_tail(p, e, 0);
+}
+
+static int parse_rss(struct parser *p, struct fl_expect *e) {
+  e->kind = FL_EXP_RSS;
+  return parse_baseline_tail(p, e, 1);
+}
+
+/* The first word of an expectation, and what parses the rest. */
+static const struct {
+  const char *word;
+  int (*parse)(struct parser *p, struct fl_expect *e);
+} kinds[] = {
+    {"rate", parse_rate},
+    {"header", parse_header},
+    {"p", parse_p},
+    {"max", parse_max},
+    {"within", parse_within},
+    {"requests", parse_requests},
+    {"recovers", parse_recovers},
+    {"no", parse_no},
+    {"alive", parse_alive},
+    {"fds", parse_fds},
+    {"rss", parse_rss},
+    {"fault", parse_fault},
+};
+
+static int parse_body(struct parser *p, struct fl_expect *e) {
   if (p->tok == T_END) {
     p->at = p->text;
     return fail(p, "empty expectation (allowed: " KINDS_ALLOWED ")");
   }
-  if (is_word(p, "rate")) {
-    e->kind = FL_EXP_RATE;
-    advance(p);
-    return parse_rate_tail(p, e);
-  }
-  if (is_word(p, "header")) {
-    advance(p);
-    return parse_header(p, e);
-  }
-  if (is_word(p, "p")) {
-    e->kind = FL_EXP_PERCENTILE;
-    advance(p);
-    if ((rc = expect_punct(p, '(')) != 0 ||
-        (rc = parse_percentile(p, &e->percentile)) != 0 ||
-        (rc = expect_punct(p, ')')) != 0 || (rc = parse_op(p, &e->op)) != 0)
-      return rc;
-    return parse_duration(p, &e->value);
-  }
-  if (is_word(p, "max")) {
-    e->kind = FL_EXP_MAX;
-    advance(p);
-    if ((rc = parse_op(p, &e->op)) != 0)
-      return rc;
-    return parse_duration(p, &e->value);
-  }
-  if (is_word(p, "within")) {
-    e->kind = FL_EXP_WITHIN_TIMEOUT;
-    advance(p);
-    return expect_word(p, "timeout");
-  }
-  if (is_word(p, "requests")) {
-    e->kind = FL_EXP_REQUESTS;
-    advance(p);
-    if ((rc = parse_op(p, &e->op)) != 0)
-      return rc;
-    return parse_count(p, &e->value);
-  }
-  if (is_word(p, "recovers")) {
-    advance(p);
-    return parse_recovers(p, e);
-  }
-  if (is_word(p, "no")) {
-    advance(p);
-    if (is_word(p, "restart"))
-      e->kind = FL_EXP_NO_RESTART;
-    else if (is_word(p, "crash"))
-      e->kind = FL_EXP_NO_CRASH;
-    else
-      return fail_expected(p, "'restart' or 'crash'");
-    advance(p);
-    return 0;
-  }
-  if (is_word(p, "alive")) {
-    e->kind = FL_EXP_ALIVE;
-    advance(p);
-    return 0;
-  }
-  if (is_word(p, "fds") || is_word(p, "rss")) {
-    int rss = p->at[0] == 'r';
-    e->kind = rss ? FL_EXP_RSS : FL_EXP_FDS;
-    advance(p);
-    return parse_baseline_tail(p, e, rss);
-  }
-  if (is_word(p, "fault")) {
-    advance(p);
-    return parse_fault(p, e);
-  }
+  for (size_t i = 0; i < COUNT(kinds); i++)
+    if (is_word(p, kinds[i].word)) {
+      advance(p);
+      return kinds[i].parse(p, e);
+    }
   return fail(p, "unknown expectation '%.*s' (allowed: " KINDS_ALLOWED ")",
               (int)p->len, p->at);
 }
