@@ -211,14 +211,6 @@ static void on_watch(uv_timer_t *h) {
     on_stop_timer(h);
 }
 
-/* Nearest-rank percentile of sorted v[0..n). */
-static double pct(const double *v, size_t n, double p) {
-  if (n == 0)
-    return NAN;
-  size_t i = (size_t)ceil(p / 100 * (double)n);
-  return v[i > 0 ? i - 1 : 0];
-}
-
 /* The share of all CPU time the hypervisor took between two marks. */
 static double steal_share(const struct bench_load *a,
                           const struct bench_load *b) {
@@ -251,9 +243,9 @@ static int summarise(const struct fl_request *r, size_t n, double rate,
   bench_sort(lat, ok);
   bench_sort(lag, n);
   out->ratio = (double)ok / (duration * rate);
-  out->p50 = pct(lat, ok, 50);
-  out->p99 = pct(lat, ok, 99);
-  out->lag99 = pct(lag, n, 99);
+  out->p50 = fl_percentile(lat, ok, 50);
+  out->p99 = fl_percentile(lat, ok, 99);
+  out->lag99 = fl_percentile(lag, n, 99);
   out->cpu = n > 0 ? cpu / (double)n * 1e6 : NAN;
   free(lat);
   free(lag);

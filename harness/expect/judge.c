@@ -8,12 +8,15 @@
 #include "expect_int.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "base/base.h"
 
 int fl_expect_is_endpoint(const struct fl_expect *e) {
   return e->kind >= FL_EXP_RATE && e->kind < FL_EXP_NO_RESTART;
@@ -183,6 +186,30 @@ static int header_valid(const struct fl_expect *e, const char *v) {
   return fl_http_date_parse(buf, &t) == 0;
 }
 
+/* "missing on 3 and invalid on 2 of 9 (first at t=3.02s: 'x')". */
+static void header_failure(const struct fl_expect *e,
+                           const struct fl_request *first, size_t total,
+                           size_t missing, size_t invalid, struct out *o) {
+  char what[96], val[64] = "";
+  if (missing > 0 && invalid > 0)
+    snprintf(what, sizeof(what), "missing on %zu and invalid on %zu", missing,
+             invalid);
+  else if (missing > 0)
+    snprintf(what, sizeof(what), "missing on %zu", missing);
+  else
+    snprintf(what, sizeof(what), "invalid on %zu", invalid);
+  const char *fv = first->headers[e->header];
+  if (fv != NULL) {
+    char clean[48];
+    fmt_value(clean, sizeof(clean), fv);
+    snprintf(val, sizeof(val), ": '%s'", clean);
+  } else if (invalid > 0) {
+    snprintf(val, sizeof(val), ": missing");
+  }
+  put(o->obs, o->olen, "%s of %zu (first at t=%.2fs%s)", what, total,
+      first->sched, val);
+}
+
 static int eval_header(const struct fl_expect *e, const struct fl_request *w,
                        size_t n, struct out *o) {
   int retry = strcasecmp(e->name, "Retry-After") == 0;
@@ -213,30 +240,8 @@ static int eval_header(const struct fl_expect *e, const struct fl_request *w,
     put(o->obs, o->olen, "valid on %zu of %zu", total, total);
     return 1;
   }
-  char what[96], val[64] = "";
-  if (missing > 0 && invalid > 0)
-    snprintf(what, sizeof(what), "missing on %zu and invalid on %zu", missing,
-             invalid);
-  else if (missing > 0)
-    snprintf(what, sizeof(what), "missing on %zu", missing);
-  else
-    snprintf(what, sizeof(what), "invalid on %zu", invalid);
-  const char *fv = first->headers[e->header];
-  if (fv != NULL) {
-    char clean[48];
-    fmt_value(clean, sizeof(clean), fv);
-    snprintf(val, sizeof(val), ": '%s'", clean);
-  } else if (invalid > 0) {
-    snprintf(val, sizeof(val), ": missing");
-  }
-  put(o->obs, o->olen, "%s of %zu (first at t=%.2fs%s)", what, total,
-      first->sched, val);
+  header_failure(e, first, total, missing, invalid, o);
   return 0;
-}
-
-static int by_value(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 static int eval_percentile(const struct fl_expect *e,
@@ -252,12 +257,10 @@ static int eval_percentile(const struct fl_expect *e,
   }
   for (size_t i = 0; i < n; i++)
     lat[i] = w[i].latency;
-  qsort(lat, n, sizeof(*lat), by_value);
   /* Nearest rank: the smallest value with at least N% of the samples at
-   * or below it. The epsilon keeps 99 * 100 / 100 from becoming 100. */
-  double rank = ceil(e->percentile * (double)n / 100 - 1e-9);
-  size_t r = rank < 1 ? 1 : rank > (double)n ? n : (size_t)rank;
-  double v = lat[r - 1];
+   * or below it. */
+  fl_sort_values(lat, n);
+  double v = fl_percentile(lat, n, e->percentile);
   free(lat);
   fmt_latency(got, sizeof(got), v, e->op, e->value);
   put(o->obs, o->olen, "p(%g) = %s (%zu %s)", e->percentile, got, n,
@@ -326,6 +329,53 @@ static int eval_requests(const struct fl_expect *e, size_t n, struct out *o) {
  * too little and is left out, and empty seconds neither hold nor fail. */
 #define RECOVER_MIN_LAST 3
 
+/* A recovery window cut into seconds: requests in each, and those of the
+ * class. tot and hit share one allocation (tot). */
+struct seconds {
+  size_t nb, used; /* seconds, and those judged */
+  size_t *tot, *hit;
+};
+
+static int count_seconds(const struct fl_expect *e, const struct fl_request *w,
+                         size_t n, double from, double to, struct seconds *s) {
+  s->nb = (size_t)ceil(to - from - 1e-9);
+  if (s->nb == 0)
+    s->nb = 1;
+  if ((s->tot = calloc(2 * s->nb, sizeof(*s->tot))) == NULL)
+    return -ENOMEM;
+  s->hit = s->tot + s->nb;
+  for (size_t i = 0; i < n; i++) {
+    double off = floor(w[i].sched - from);
+    size_t b = off < 0 ? 0 : off >= (double)s->nb ? s->nb - 1 : (size_t)off;
+    s->tot[b]++;
+    s->hit[b] += class_match(&e->cls, &w[i]);
+  }
+  /* A last, partial second with few requests says little: skip it. */
+  s->used = s->nb;
+  if (from + (double)s->nb > to + 1e-9 && s->tot[s->nb - 1] < RECOVER_MIN_LAST)
+    s->used = s->nb - 1;
+  return 0;
+}
+
+/* One past the last failing second (0: none failed); *held counts the
+ * seconds with requests after it. */
+static size_t last_failure(const struct fl_expect *e, const struct seconds *s,
+                           size_t *held) {
+  size_t k = 0;
+  *held = 0;
+  for (size_t b = 0; b < s->used; b++) {
+    if (s->tot[b] == 0)
+      continue;
+    if (!cmp(100.0 * (double)s->hit[b] / (double)s->tot[b], e->op, e->value)) {
+      k = b + 1;
+      *held = 0;
+    } else {
+      (*held)++;
+    }
+  }
+  return k;
+}
+
 static int eval_recovers(const struct fl_expect *e, const struct fl_request *w,
                          size_t n, double from, double to, struct out *o) {
   char lim[32];
@@ -333,57 +383,33 @@ static int eval_recovers(const struct fl_expect *e, const struct fl_request *w,
   put(o->exp, o->elen,
       "rate(%s) %s %g%% in every second from at most %s after t=%.2fs",
       e->cls.text, op_str(e->op), e->value, lim, from);
-  size_t nb = (size_t)ceil(to - from - 1e-9);
-  if (nb == 0)
-    nb = 1;
-  size_t *tot = calloc(2 * nb, sizeof(*tot));
-  if (tot == NULL) {
+  struct seconds s;
+  if (count_seconds(e, w, n, from, to, &s) != 0) {
     put(o->obs, o->olen, "out of memory");
     return 0;
   }
-  size_t *hit = tot + nb;
-  for (size_t i = 0; i < n; i++) {
-    double off = floor(w[i].sched - from);
-    size_t b = off < 0 ? 0 : off >= (double)nb ? nb - 1 : (size_t)off;
-    tot[b]++;
-    hit[b] += class_match(&e->cls, &w[i]);
-  }
-  size_t used = nb;
-  if (from + (double)nb > to + 1e-9 && tot[nb - 1] < RECOVER_MIN_LAST)
-    used = nb - 1;
-  size_t k = 0, seen_after = 0;
-  int failed = 0;
-  for (size_t b = 0; b < used; b++) {
-    if (tot[b] == 0)
-      continue;
-    if (!cmp(100.0 * (double)hit[b] / (double)tot[b], e->op, e->value)) {
-      k = b + 1;
-      failed = 1;
-      seen_after = 0;
-    } else {
-      seen_after++;
-    }
-  }
+  size_t held;
+  size_t k = last_failure(e, &s, &held);
   char last[96] = "", num[48];
-  if (failed) {
+  if (k > 0) {
     size_t f = k - 1;
-    double pct = 100.0 * (double)hit[f] / (double)tot[f];
+    double pct = 100.0 * (double)s.hit[f] / (double)s.tot[f];
     fmt_fixed(num, sizeof(num), pct, 1, e->op, e->value);
     snprintf(last, sizeof(last),
              "last failing second at t=%.2fs: %s%%, %zu of %zu",
-             from + (double)f, num, hit[f], tot[f]);
+             from + (double)f, num, s.hit[f], s.tot[f]);
   }
-  free(tot);
-  if (seen_after == 0 && !failed) {
+  free(s.tot);
+  if (held == 0 && k == 0) {
     put(o->obs, o->olen, "no full second of requests");
     return 0;
   }
-  if (seen_after == 0) {
+  if (held == 0) {
     put(o->obs, o->olen, "not recovered by the end (%s)", last);
     return 0;
   }
   put(o->obs, o->olen, "recovered after %.1fs (%s)", (double)k,
-      failed ? last : "every second held");
+      k ? last : "every second held");
   return (double)k <= e->within + 1e-9;
 }
 

@@ -38,19 +38,6 @@ static const struct name_code xfer_classes[] = {
     {"other", FL_XFER_OTHER},
 };
 
-/* A value is number * mul / div: dividing keeps 990ms exactly the double
- * nearest 0.99, as a recorded latency of 0.99 s is. */
-struct unit {
-  const char *name;
-  double mul, div;
-};
-static const struct unit duration_units[] = {
-    {"ms", 1, 1000}, {"s", 1, 1}, {"m", 60, 1}};
-static const struct unit size_units[] = {
-    {"B", 1, 1},           {"kB", 1024, 1},       {"KB", 1024, 1},
-    {"KiB", 1024, 1},      {"MB", 1048576, 1},    {"MiB", 1048576, 1},
-    {"GB", 1073741824, 1}, {"GiB", 1073741824, 1}};
-
 /* ---- Tokens ---------------------------------------------------------- */
 
 /* A word is an identifier, a number with its unit or %, a class (2xx) or
@@ -156,43 +143,6 @@ static int expect_word(struct parser *p, const char *w) {
 
 /* ---- Values ---------------------------------------------------------- */
 
-/* A decimal number at the start of s: digits, optionally '.' and digits.
- * Returns how many characters it took, 0 if there is none. */
-static size_t scan_number(const char *s, size_t len, double *v) {
-  size_t i = 0;
-  while (i < len && isdigit((unsigned char)s[i]))
-    i++;
-  if (i == 0)
-    return 0;
-  if (i < len && s[i] == '.') {
-    size_t j = i + 1;
-    while (j < len && isdigit((unsigned char)s[j]))
-      j++;
-    if (j == i + 1)
-      return 0;
-    i = j;
-  }
-  char buf[64];
-  if (i >= sizeof(buf))
-    return 0;
-  memcpy(buf, s, i);
-  buf[i] = '\0';
-  *v = strtod(buf, NULL);
-  return i;
-}
-
-/* A bare number followed, after spaces, by what looks like its unit
- * ("95 %", "3 s"): the length of both for the message, else 0. */
-static size_t spaced_unit(const struct parser *p) {
-  struct parser q = *p;
-  advance(&q);
-  if (q.tok != T_WORD || !(isalpha((unsigned char)q.at[0]) || q.at[0] == '%'))
-    return 0;
-  if (p->at + p->len == q.at)
-    return 0;
-  return (size_t)(q.at + q.len - p->at);
-}
-
 static int suffix_is(const struct parser *p, size_t n, const char *unit) {
   return p->len - n == strlen(unit) && memcmp(p->at + n, unit, p->len - n) == 0;
 }
@@ -209,25 +159,38 @@ static int parse_op(struct parser *p, int *op) {
   return fail_expected(p, OPS_ALLOWED);
 }
 
+/* A bare number followed, after spaces, by what looks like its unit
+ * ("95 %", "3 s"): the length of both for the message, else 0. */
+static size_t bare_then_spaced(const struct parser *p) {
+  double v = 0;
+  if (fl_scan_number(p->at, p->len, &v) != p->len)
+    return 0;
+  struct parser q = *p;
+  advance(&q);
+  if (q.tok != T_WORD || !(isalpha((unsigned char)q.at[0]) || q.at[0] == '%'))
+    return 0;
+  if (p->at + p->len == q.at)
+    return 0;
+  return (size_t)(q.at + q.len - p->at);
+}
+
 static int parse_percent(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a percentage");
   double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
-  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+  if (bare_then_spaced(p) > 0)
     return fail(p,
                 "bad percentage '%.*s' (allowed: 0-100%% with no space before "
                 "the %%)",
-                (int)spaced_unit(p), p->at);
-  if (n > 0 && n == p->len)
+                (int)bare_then_spaced(p), p->at);
+  if (fl_scan_number(p->at, p->len, &v) == p->len)
     return fail(p,
                 "bad percentage '%.*s' (allowed: 0-100%% with the %% sign, "
                 "e.g. 95%%)",
                 (int)p->len, p->at);
-  if (n == 0 || !suffix_is(p, n, "%") || v > 100)
+  if (fl_parse_percent(p->at, p->len, 0, out) != 0)
     return fail(p, "bad percentage '%.*s' (allowed: 0-100%%)", (int)p->len,
                 p->at);
-  *out = v;
   advance(p);
   return 0;
 }
@@ -235,19 +198,15 @@ static int parse_percent(struct parser *p, double *out) {
 static int parse_duration(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a duration");
-  double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
-  for (size_t i = 0; n > 0 && i < COUNT(duration_units); i++)
-    if (suffix_is(p, n, duration_units[i].name)) {
-      *out = v * duration_units[i].mul / duration_units[i].div;
-      advance(p);
-      return 0;
-    }
-  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+  if (fl_parse_duration(p->at, p->len, 0, out) == 0) {
+    advance(p);
+    return 0;
+  }
+  if (bare_then_spaced(p) > 0)
     return fail(p,
                 "bad duration '%.*s' (allowed: a number with ms, s or m and no "
                 "space, e.g. 250ms, 2s)",
-                (int)spaced_unit(p), p->at);
+                (int)bare_then_spaced(p), p->at);
   return fail(p,
               "bad duration '%.*s' (allowed: a number with ms, s or m, e.g. "
               "250ms, 2s)",
@@ -257,20 +216,16 @@ static int parse_duration(struct parser *p, double *out) {
 static int parse_size(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a size");
-  double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
-  for (size_t i = 0; n > 0 && i < COUNT(size_units); i++)
-    if (suffix_is(p, n, size_units[i].name)) {
-      *out = v * size_units[i].mul / size_units[i].div;
-      advance(p);
-      return 0;
-    }
-  if (n > 0 && n == p->len && spaced_unit(p) > 0)
+  if (fl_parse_size(p->at, p->len, 0, out) == 0) {
+    advance(p);
+    return 0;
+  }
+  if (bare_then_spaced(p) > 0)
     return fail(
         p,
         "bad size '%.*s' (allowed: a number with B, kB, MB or GB and no "
         "space, e.g. 512kB, 50MB)",
-        (int)spaced_unit(p), p->at);
+        (int)bare_then_spaced(p), p->at);
   return fail(p,
               "bad size '%.*s' (allowed: a number with B, kB, MB or GB, e.g. "
               "512kB, 50MB)",
@@ -281,7 +236,7 @@ static int parse_count(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a count");
   double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
+  size_t n = fl_scan_number(p->at, p->len, &v);
   if (n == 0 || n != p->len || memchr(p->at, '.', n) != NULL || v > 1e15)
     return fail(p, "bad count '%.*s' (allowed: a whole number)", (int)p->len,
                 p->at);
@@ -294,7 +249,7 @@ static int parse_percentile(struct parser *p, double *out) {
   if (p->tok != T_WORD)
     return fail_expected(p, "a percentile");
   double v = 0;
-  size_t n = scan_number(p->at, p->len, &v);
+  size_t n = fl_scan_number(p->at, p->len, &v);
   if (n == 0 || (n != p->len && !suffix_is(p, n, "%")) || v <= 0 || v > 100)
     return fail(p,
                 "bad percentile '%.*s' (allowed: above 0 and up to 100, e.g. "
@@ -444,79 +399,98 @@ static int parse_fault(struct parser *p, struct fl_expect *e) {
   return parse_count(p, &e->value);
 }
 
-static int parse_body(struct parser *p, struct fl_expect *e) {
+static int parse_rate(struct parser *p, struct fl_expect *e) {
+  e->kind = FL_EXP_RATE;
+  return parse_rate_tail(p, e);
+}
+
+static int parse_p(struct parser *p, struct fl_expect *e) {
   int rc;
+  e->kind = FL_EXP_PERCENTILE;
+  if ((rc = expect_punct(p, '(')) != 0 ||
+      (rc = parse_percentile(p, &e->percentile)) != 0 ||
+      (rc = expect_punct(p, ')')) != 0 || (rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_duration(p, &e->value);
+}
+
+static int parse_max(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_MAX;
+  if ((rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_duration(p, &e->value);
+}
+
+static int parse_within(struct parser *p, struct fl_expect *e) {
+  e->kind = FL_EXP_WITHIN_TIMEOUT;
+  return expect_word(p, "timeout");
+}
+
+static int parse_requests(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_REQUESTS;
+  if ((rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_count(p, &e->value);
+}
+
+static int parse_no(struct parser *p, struct fl_expect *e) {
+  if (is_word(p, "restart"))
+    e->kind = FL_EXP_NO_RESTART;
+  else if (is_word(p, "crash"))
+    e->kind = FL_EXP_NO_CRASH;
+  else
+    return fail_expected(p, "'restart' or 'crash'");
+  advance(p);
+  return 0;
+}
+
+static int parse_alive(struct parser *p, struct fl_expect *e) {
+  (void)p;
+  e->kind = FL_EXP_ALIVE;
+  return 0;
+}
+
+static int parse_fds(struct parser *p, struct fl_expect *e) {
+  e->kind = FL_EXP_FDS;
+  return parse_baseline_tail(p, e, 0);
+}
+
+static int parse_rss(struct parser *p, struct fl_expect *e) {
+  e->kind = FL_EXP_RSS;
+  return parse_baseline_tail(p, e, 1);
+}
+
+/* The first word of an expectation, and what parses the rest. */
+static const struct {
+  const char *word;
+  int (*parse)(struct parser *p, struct fl_expect *e);
+} kinds[] = {
+    {"rate", parse_rate},
+    {"header", parse_header},
+    {"p", parse_p},
+    {"max", parse_max},
+    {"within", parse_within},
+    {"requests", parse_requests},
+    {"recovers", parse_recovers},
+    {"no", parse_no},
+    {"alive", parse_alive},
+    {"fds", parse_fds},
+    {"rss", parse_rss},
+    {"fault", parse_fault},
+};
+
+static int parse_body(struct parser *p, struct fl_expect *e) {
   if (p->tok == T_END) {
     p->at = p->text;
     return fail(p, "empty expectation (allowed: " KINDS_ALLOWED ")");
   }
-  if (is_word(p, "rate")) {
-    e->kind = FL_EXP_RATE;
-    advance(p);
-    return parse_rate_tail(p, e);
-  }
-  if (is_word(p, "header")) {
-    advance(p);
-    return parse_header(p, e);
-  }
-  if (is_word(p, "p")) {
-    e->kind = FL_EXP_PERCENTILE;
-    advance(p);
-    if ((rc = expect_punct(p, '(')) != 0 ||
-        (rc = parse_percentile(p, &e->percentile)) != 0 ||
-        (rc = expect_punct(p, ')')) != 0 || (rc = parse_op(p, &e->op)) != 0)
-      return rc;
-    return parse_duration(p, &e->value);
-  }
-  if (is_word(p, "max")) {
-    e->kind = FL_EXP_MAX;
-    advance(p);
-    if ((rc = parse_op(p, &e->op)) != 0)
-      return rc;
-    return parse_duration(p, &e->value);
-  }
-  if (is_word(p, "within")) {
-    e->kind = FL_EXP_WITHIN_TIMEOUT;
-    advance(p);
-    return expect_word(p, "timeout");
-  }
-  if (is_word(p, "requests")) {
-    e->kind = FL_EXP_REQUESTS;
-    advance(p);
-    if ((rc = parse_op(p, &e->op)) != 0)
-      return rc;
-    return parse_count(p, &e->value);
-  }
-  if (is_word(p, "recovers")) {
-    advance(p);
-    return parse_recovers(p, e);
-  }
-  if (is_word(p, "no")) {
-    advance(p);
-    if (is_word(p, "restart"))
-      e->kind = FL_EXP_NO_RESTART;
-    else if (is_word(p, "crash"))
-      e->kind = FL_EXP_NO_CRASH;
-    else
-      return fail_expected(p, "'restart' or 'crash'");
-    advance(p);
-    return 0;
-  }
-  if (is_word(p, "alive")) {
-    e->kind = FL_EXP_ALIVE;
-    advance(p);
-    return 0;
-  }
-  if (is_word(p, "fds") || is_word(p, "rss")) {
-    int rss = p->at[0] == 'r';
-    e->kind = rss ? FL_EXP_RSS : FL_EXP_FDS;
-    advance(p);
-    return parse_baseline_tail(p, e, rss);
-  }
-  if (is_word(p, "fault")) {
-    advance(p);
-    return parse_fault(p, e);
-  }
+  for (size_t i = 0; i < COUNT(kinds); i++)
+    if (is_word(p, kinds[i].word)) {
+      advance(p);
+      return kinds[i].parse(p, e);
+    }
   return fail(p, "unknown expectation '%.*s' (allowed: " KINDS_ALLOWED ")",
               (int)p->len, p->at);
 }

@@ -202,7 +202,7 @@ static void finish(struct srun *r) {
   if (r->t_end_ns == 0)
     r->t_end_ns = uv_hrtime();
   if (r->result == NULL)
-    r->result = fl_result_scenario(r);
+    r->result = fl_judge_scenario(r);
   r->state = S_DONE;
   fl_run_say(r, "%s", fl_result_verdict(r->result));
   if (r->timers_open) {
@@ -262,7 +262,7 @@ void fl_run_teardown(struct srun *r) {
     return; /* on_traffic_freed calls us again */
   if (r->traffic != NULL) {
     /* The records go with the traffic object: judge first. */
-    r->result = fl_result_scenario(r);
+    r->result = fl_judge_scenario(r);
     fl_traffic_t *t = r->traffic;
     r->traffic = NULL;
     r->traffic_closing = 1;
@@ -386,7 +386,7 @@ static void free_runs(struct suite *s) {
     free(r->phase_start);
     free(r->samples);
     free(r->injections);
-    json_decref(r->result);
+    fl_result_free(r->result);
   }
   free(s->runs);
 }
@@ -431,11 +431,7 @@ int fl_run_suite(char *const *files, int nfiles, const struct fl_run_opts *o,
   uv_run(&s.loop, UV_RUN_DEFAULT);
   uv_loop_close(&s.loop);
 
-  json_t *list = json_array();
-  for (size_t i = 0; i < s.nruns; i++)
-    if (s.runs[i].result != NULL)
-      json_array_append(list, s.runs[i].result);
-  *result = fl_result_suite(list, started, fl_run_since(t0));
+  *result = fl_judge_suite(s.runs, s.nruns, started, fl_run_since(t0));
   int interrupted = s.interrupted;
   free_runs(&s);
   return interrupted ? -EINTR : 0;

@@ -1,7 +1,7 @@
 /* The state of one scenario's run, shared by the files that do it: run.c
  * (the suite and each scenario's lifecycle), target.c (the target
  * process), timeline.c (faults switched over time, and traffic), and
- * by result.c (judging and writing it down). */
+ * by judge.c (judging it; result/ writes the verdict down). */
 #ifndef FL_RUN_PRIV_H
 #define FL_RUN_PRIV_H
 
@@ -12,6 +12,7 @@
 #include "control/control.h"
 #include "deps/deps.h"
 #include "proxy/proxy.h"
+#include "result/result.h"
 #include "run.h"
 #include "scenario/scenario.h"
 #include "traffic/traffic.h"
@@ -100,7 +101,7 @@ struct srun {
   struct fl_event_view *injections;
   size_t ninjections;
   uint64_t ring_since;
-  json_t *result;
+  struct fl_result_scenario *result; /* judged */
 };
 
 struct suite {
@@ -147,10 +148,11 @@ void fl_timeline_collect_injections(struct srun *r);
 /* The target is ready: starts traffic and the timeline (S_RUNNING). */
 void fl_timeline_begin_traffic(struct srun *r);
 
-/* result.c: judges a finished run and returns its JSON object. */
-json_t *fl_result_scenario(struct srun *r);
-json_t *fl_result_suite(json_t *scenarios, const char *started_iso,
-                        double duration);
-const char *fl_result_verdict(const json_t *scenario);
+/* judge.c: judges a finished run, while its traffic records exist; NULL
+ * when out of memory. The result borrows the run's strings. */
+struct fl_result_scenario *fl_judge_scenario(struct srun *r);
+/* The suite's result document for the judged runs[0..n). */
+json_t *fl_judge_suite(const struct srun *runs, size_t n, const char *started,
+                       double duration);
 
 #endif

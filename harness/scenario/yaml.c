@@ -7,7 +7,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,30 +129,14 @@ yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
   return NULL;
 }
 
-/* "250ms", "2s", "1.5s", "1m", or a bare number of seconds. */
-static int parse_duration_str(const char *s, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno != 0 || !isfinite(v) || v < 0)
-    return -1;
-  if (strcmp(end, "ms") == 0)
-    v /= 1000.0;
-  else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-    v *= 60.0;
-  else if (strcmp(end, "s") != 0 && *end != '\0')
-    return -1;
-  *out = v;
-  return 0;
-}
-
 int fl_yaml_duration(struct doc *d, const yaml_node_t *n, const char *what,
                      double *out) {
   const char *s;
   int rc = fl_yaml_want_scalar(d, n, what, &s);
   if (rc != 0)
     return rc;
-  if (parse_duration_str(s, out) != 0)
+  /* "250ms", "2s", "1.5s", "1m", or a bare number of seconds. */
+  if (fl_parse_duration(s, strlen(s), FL_UNITS_BARE, out) != 0)
     return fl_yaml_fail(
         d, n,
         "bad duration '%s' for %s (allowed: a number with ms, s or "
@@ -168,11 +151,10 @@ int fl_yaml_positive(struct doc *d, const yaml_node_t *n, const char *what,
   int rc = fl_yaml_want_scalar(d, n, what, &s);
   if (rc != 0)
     return rc;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || (*end != '\0' && strcmp(end, "/s") != 0) || errno != 0 ||
-      !isfinite(v) || v <= 0 || v > 100000)
+  /* "50", "50/s" (or "600/m"), up to a bound that keeps a typo from
+   * flooding the target. */
+  double v = 0;
+  if (fl_parse_rate(s, strlen(s), &v) != 0 || v <= 0 || v > 100000)
     return fl_yaml_fail(
         d, n, "bad %s '%s' (allowed: a number above 0, e.g. 50)", what, s);
   *out = v;
@@ -252,70 +234,85 @@ int fl_yaml_kind(const char *path) {
   return kind;
 }
 
+/* The value of the ${NAME} at p (p[0..1] is "${"); *end gets what follows
+ * it. NULL, with err set, for a bad or unknown name. */
+static const char *expand_var(const char *in, const char *p, const char **end,
+                              const char *(*lookup)(const char *name,
+                                                    void *arg),
+                              void *arg, char *err, size_t errlen) {
+  const char *close = strchr(p + 2, '}');
+  char name[128];
+  size_t n = close ? (size_t)(close - p - 2) : 0;
+  if (close == NULL || n == 0 || n >= sizeof(name)) {
+    snprintf(err, errlen, "unterminated or empty ${...} in '%s'", in);
+    return NULL;
+  }
+  memcpy(name, p + 2, n);
+  name[n] = '\0';
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)name[i]) && name[i] != '_') {
+      snprintf(err, errlen,
+               "bad variable name '%s' in '%s' (allowed: "
+               "letters, digits and _)",
+               name, in);
+      return NULL;
+    }
+  const char *val = lookup ? lookup(name, arg) : "";
+  if (val == NULL)
+    val = getenv(name);
+  if (val == NULL)
+    snprintf(err, errlen,
+             "unknown variable ${%s} (not provided by "
+             "faultline and not set in the environment)",
+             name);
+  *end = close + 1;
+  return val;
+}
+
+/* Appends val to the growing string *out (len used, cap allocated).
+ * 0, or -ENOMEM (then *out is freed). */
+static int append(char **out, size_t *len, size_t *cap, const char *val) {
+  size_t vl = strlen(val);
+  if (*len + vl + 1 > *cap) {
+    *cap = (*len + vl + 1) * 2;
+    char *bigger = realloc(*out, *cap);
+    if (bigger == NULL) {
+      free(*out);
+      *out = NULL;
+      return -ENOMEM;
+    }
+    *out = bigger;
+  }
+  memcpy(*out + *len, val, vl);
+  *len += vl;
+  return 0;
+}
+
 char *fl_expand(const char *in,
                 const char *(*lookup)(const char *name, void *arg), void *arg,
                 char *err, size_t errlen) {
   size_t cap = strlen(in) + 64, len = 0;
   char *out = malloc(cap);
-  if (out == NULL) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  for (const char *p = in; *p;) {
-    const char *val = NULL;
+  for (const char *p = in; *p && out != NULL;) {
+    const char *val;
     char one[2] = {0, 0};
     if (p[0] == '$' && p[1] == '$') {
       val = "$";
       p += 2;
     } else if (p[0] == '$' && p[1] == '{') {
-      const char *end = strchr(p + 2, '}');
-      char name[128];
-      size_t n = end ? (size_t)(end - p - 2) : 0;
-      if (end == NULL || n == 0 || n >= sizeof(name)) {
-        snprintf(err, errlen, "unterminated or empty ${...} in '%s'", in);
+      if ((val = expand_var(in, p, &p, lookup, arg, err, errlen)) == NULL) {
         free(out);
         return NULL;
       }
-      memcpy(name, p + 2, n);
-      name[n] = '\0';
-      for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)name[i]) && name[i] != '_') {
-          snprintf(err, errlen,
-                   "bad variable name '%s' in '%s' (allowed: "
-                   "letters, digits and _)",
-                   name, in);
-          free(out);
-          return NULL;
-        }
-      val = lookup ? lookup(name, arg) : "";
-      if (val == NULL)
-        val = getenv(name);
-      if (val == NULL) {
-        snprintf(err, errlen,
-                 "unknown variable ${%s} (not provided by "
-                 "faultline and not set in the environment)",
-                 name);
-        free(out);
-        return NULL;
-      }
-      p = end + 1;
     } else {
       one[0] = *p++;
       val = one;
     }
-    size_t vl = strlen(val);
-    if (len + vl + 1 > cap) {
-      cap = (len + vl + 1) * 2;
-      char *bigger = realloc(out, cap);
-      if (bigger == NULL) {
-        free(out);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-      }
-      out = bigger;
-    }
-    memcpy(out + len, val, vl);
-    len += vl;
+    append(&out, &len, &cap, val);
+  }
+  if (out == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
   }
   out[len] = '\0';
   return out;

@@ -1,0 +1,416 @@
+/*
+ * Judging a finished scenario: its records become a struct
+ * fl_result_scenario (result/), which result/ writes down as JSON. A
+ * scenario is ERROR when it could not run, INCONCLUSIVE when nothing was
+ * proven (no traffic, or a fault never delivered), FAIL when an
+ * expectation failed, else PASS.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "faults/faults.h"
+#include "run_int.h"
+
+/* How much of the target's log a result keeps. */
+#define LOG_TAIL_MAX 4096
+
+/* What the verdict is decided from, gathered while judging the parts. */
+struct tally {
+  long requests;
+  int failed;      /* expectations that failed */
+  int undelivered; /* faults never delivered */
+  char undelivered_names[256];
+};
+
+static double secs(uint64_t from, uint64_t to) {
+  return from == 0 || to < from ? 0 : (double)(to - from) / 1e9;
+}
+
+/* n zeroed items (at least one, so that none is not a failure), or NULL. */
+static void *new_array(size_t n, size_t size) {
+  return calloc(n > 0 ? n : 1, size);
+}
+
+static void judge_phases(const struct srun *r, struct fl_result_scenario *res) {
+  double t = 0;
+  for (size_t i = 0; i < r->sc->nphases; i++) {
+    struct fl_result_phase *p = &res->phases[i];
+    p->name = r->sc->phases[i].name;
+    p->start = t;
+    t += r->sc->phases[i].duration;
+    p->end = t;
+  }
+  res->nphases = r->sc->nphases;
+}
+
+static const char *fault_kind(const struct fault_state *f) {
+  if (f->decl->kind == FL_FAULT_PROCESS)
+    return "process";
+  return f->rule.ops == 0 ? "proxy" : "shim";
+}
+
+static void judge_faults(const struct srun *r, struct fl_result_scenario *res,
+                         struct tally *t) {
+  for (size_t i = 0; i < r->nfaults; i++) {
+    const struct fault_state *f = &r->faults[i];
+    res->faults[i] = (struct fl_result_fault){
+        .name = f->name,
+        .kind = fault_kind(f),
+        .spec = f->spec,
+        .phase = f->phase,
+        /* The dependency's name as the scenario spells it: the
+         * dependency itself may be gone by now. */
+        .dependency = f->dep ? f->decl->target : NULL,
+        .on = f->on_t,
+        .off = f->off_t,
+        .matched = f->matched,
+        .delivered = f->delivered,
+    };
+    if (f->delivered == 0) {
+      size_t used = strlen(t->undelivered_names);
+      t->undelivered++;
+      snprintf(t->undelivered_names + used, sizeof(t->undelivered_names) - used,
+               "%s%s", t->undelivered > 1 ? ", " : "", f->name);
+    }
+  }
+  res->nfaults = r->nfaults;
+}
+
+/* One second's requests q[0..n): outcomes by class, latency percentiles.
+ * lat has room for n values. */
+static void judge_second(const struct fl_request *q, size_t n, double *lat,
+                         struct fl_result_second *x) {
+  x->requests = (long)n;
+  for (size_t i = 0; i < n; i++) {
+    lat[i] = q[i].latency;
+    if (q[i].error != FL_XFER_OK || q[i].status == 0)
+      x->errors++;
+    else if (q[i].status >= 200 && q[i].status < 600)
+      x->classes[q[i].status / 100 - 1]++;
+  }
+  fl_sort_values(lat, n);
+  x->p50 = fl_percentile(lat, n, 50);
+  x->p95 = fl_percentile(lat, n, 95);
+  x->p99 = fl_percentile(lat, n, 99);
+  x->max = n ? lat[n - 1] : NAN;
+}
+
+/* The per-second series of requests q[0..n) (sorted by schedule) over a
+ * run of `total` seconds. 0 or -ENOMEM. */
+static int judge_series(const struct fl_request *q, size_t n, double total,
+                        struct fl_result_endpoint *e) {
+  size_t nsecs = (size_t)ceil(total);
+  double *lat = new_array(n, sizeof(double));
+  e->series = new_array(nsecs, sizeof(*e->series));
+  if (lat == NULL || e->series == NULL) {
+    free(lat);
+    return -ENOMEM;
+  }
+  size_t at = 0;
+  for (size_t s = 0; s < nsecs; s++) {
+    size_t end = at;
+    while (end < n && q[end].sched < (double)(s + 1))
+      end++;
+    judge_second(q + at, end - at, lat, &e->series[s]);
+    at = end;
+  }
+  e->nseries = nsecs;
+  free(lat);
+  return 0;
+}
+
+static int judge_endpoints(const struct srun *r, struct fl_result_scenario *res,
+                           struct tally *t) {
+  for (size_t i = 0; i < r->sc->nendpoints; i++) {
+    const struct fl_endpoint_decl *d = &r->sc->endpoints[i];
+    const struct fl_request *q = NULL;
+    size_t n = r->traffic ? fl_traffic_records(r->traffic, (int)i, &q) : 0;
+    struct fl_result_endpoint *e = &res->endpoints[i];
+    *e = (struct fl_result_endpoint){.name = d->name,
+                                     .method = d->method,
+                                     .path = d->path,
+                                     .rate = d->rate,
+                                     .timeout = d->timeout,
+                                     .requests = n};
+    res->nendpoints = i + 1;
+    t->requests += (long)n;
+    if (judge_series(q, n, r->total, e) != 0)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+static long fault_delivered(const char *name, void *arg) {
+  const struct srun *r = arg;
+  long total = -1;
+  for (size_t i = 0; i < r->nfaults; i++) {
+    const struct fault_state *f = &r->faults[i];
+    if (strcmp(name, f->name) == 0 || strcmp(name, f->decl->target) == 0 ||
+        strcmp(name, f->decl->action) == 0)
+      total = (total < 0 ? 0 : total) + (long)f->delivered;
+  }
+  return total;
+}
+
+/* The window [from, to) of a phase name, or the whole run for "always". */
+static void window(const struct srun *r, const char *phase, double *from,
+                   double *to) {
+  *from = 0;
+  *to = r->total;
+  for (size_t i = 0; i < r->sc->nphases; i++)
+    if (strcmp(r->sc->phases[i].name, phase) == 0) {
+      *from = r->phase_start[i];
+      *to = r->phase_start[i + 1];
+    }
+}
+
+/* Descriptors and memory: the mean over the first phase, the most within
+ * [from, to + 1] (a sample lands up to a second late). */
+static void sample_facts(const struct srun *r, double from, double to,
+                         struct fl_target_facts *f) {
+  double base_end = r->sc->nphases ? r->phase_start[1] : r->total;
+  double fsum = 0, rsum = 0;
+  int nb = 0;
+  for (size_t i = 0; i < r->nsamples; i++) {
+    const struct sample *s = &r->samples[i];
+    if (s->t <= base_end) {
+      fsum += s->fds;
+      rsum += (double)s->rss_kb;
+      nb++;
+    }
+    if (s->t >= from && s->t <= to + 1) {
+      if (s->fds > f->fds_max)
+        f->fds_max = s->fds;
+      if ((double)s->rss_kb > f->rss_max_kb)
+        f->rss_max_kb = (double)s->rss_kb;
+    }
+  }
+  f->fds_baseline = nb ? fsum / nb : -1; /* -1: never sampled */
+  f->rss_baseline_kb = nb ? rsum / nb : -1;
+  if (r->nsamples == 0)
+    f->fds_max = f->rss_max_kb = -1;
+}
+
+static void target_facts(const struct srun *r, double from, double to,
+                         struct fl_target_facts *f) {
+  memset(f, 0, sizeof(*f));
+  f->restarts = r->target_exits;
+  f->crashed = r->exit_signal != 0 && r->exit_signal != SIGTERM &&
+               r->exit_signal != SIGKILL && r->target_exits > 0 &&
+               r->exit_t < r->total;
+  f->exited = r->target_exits > 0 && r->exit_t < r->total;
+  sample_facts(r, from, to, f);
+  f->fault_delivered = fault_delivered;
+  f->arg = (void *)r;
+}
+
+static int endpoint_index(const struct srun *r, const char *name) {
+  for (size_t i = 0; i < r->sc->nendpoints; i++)
+    if (strcmp(r->sc->endpoints[i].name, name) == 0)
+      return (int)i;
+  return -1;
+}
+
+static int judge_one(const struct srun *r, const struct fl_expect_decl *x,
+                     struct fl_result_expectation *o) {
+  double from, to;
+  window(r, x->phase, &from, &to);
+  if (x->endpoint == NULL) {
+    struct fl_target_facts f;
+    target_facts(r, from, to, &f);
+    return fl_expect_eval_target(&x->e, &f, o->expected, sizeof(o->expected),
+                                 o->observed, sizeof(o->observed));
+  }
+  int ep = endpoint_index(r, x->endpoint);
+  const struct fl_request *q = NULL;
+  size_t n = ep >= 0 ? fl_traffic_records(r->traffic, ep, &q) : 0;
+  return fl_expect_eval_endpoint(
+      &x->e, q, n, from, to, ep >= 0 ? r->sc->endpoints[ep].timeout : 0,
+      o->expected, sizeof(o->expected), o->observed, sizeof(o->observed));
+}
+
+/* Only a run that sent traffic without error has anything to judge. */
+static void judge_expectations(const struct srun *r,
+                               struct fl_result_scenario *res,
+                               struct tally *t) {
+  if (r->traffic == NULL || r->error[0] != '\0')
+    return;
+  for (size_t i = 0; i < r->sc->nexpects; i++) {
+    const struct fl_expect_decl *x = &r->sc->expects[i];
+    struct fl_result_expectation *o = &res->expectations[i];
+    o->phase = x->phase;
+    o->endpoint = x->endpoint;
+    o->text = x->e.text;
+    o->pass = judge_one(r, x, o);
+    t->failed += !o->pass;
+  }
+  res->nexpectations = r->sc->nexpects;
+}
+
+/* The last `max` bytes of a file, from a line boundary; nothing when it
+ * cannot be read. 0 or -ENOMEM. */
+static int read_tail(const char *path, size_t max, char **out, size_t *len) {
+  FILE *f = path[0] ? fopen(path, "rb") : NULL;
+  if (f == NULL)
+    return 0;
+  fseek(f, 0, SEEK_END);
+  long size = ftell(f);
+  long from = size > (long)max ? size - (long)max : 0;
+  fseek(f, from, SEEK_SET);
+  char *buf = malloc(max + 1);
+  size_t n = buf ? fread(buf, 1, max, f) : 0;
+  fclose(f);
+  if (buf == NULL)
+    return -ENOMEM;
+  char *start = buf;
+  char *nl = from > 0 ? memchr(buf, '\n', n) : NULL;
+  if (nl != NULL)
+    start = nl + 1;
+  *len = n - (size_t)(start - buf);
+  memmove(buf, start, *len);
+  *out = buf;
+  return 0;
+}
+
+static int judge_target(const struct srun *r, struct fl_result_target *t) {
+  t->command = r->command;
+  t->pid = r->target_spawned ? r->target.pid : -1;
+  t->exited = r->target_exits > 0 && r->exit_t < r->total;
+  if (t->exited && r->exit_signal) {
+    const char *abbrev = sigabbrev_np(r->exit_signal);
+    t->signal = abbrev ? abbrev : "?";
+  }
+  t->code = r->exit_code;
+  t->restarts = 0; /* the runner never restarts the target */
+  if ((t->series = new_array(r->nsamples, sizeof(*t->series))) == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < r->nsamples; i++)
+    t->series[i] = (struct fl_result_sample){r->samples[i].t, r->samples[i].fds,
+                                             r->samples[i].rss_kb};
+  t->nseries = r->nsamples;
+  t->log = r->log_path;
+  return read_tail(r->log_path, LOG_TAIL_MAX, &t->log_tail, &t->log_tail_len);
+}
+
+static void judge_injections(const struct srun *r,
+                             struct fl_result_scenario *res) {
+  /* Event times are wall-clock; traffic time 0 is t_traffic_ns (hrtime,
+   * monotonic). Map one onto the other through "now". */
+  struct timespec rt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  double real_now = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9;
+  double traffic_age = secs(r->t_traffic_ns, uv_hrtime());
+  for (size_t i = 0; i < r->ninjections; i++) {
+    const struct fl_event_view *e = &r->injections[i];
+    res->injections[i] = (struct fl_result_injection){
+        .t = (double)e->time_ns / 1e9 - (real_now - traffic_age),
+        .pid = e->pid,
+        .rule = e->rule_id,
+        .op = fl_op_name(e->op),
+        .error = fl_errcode_name(e->err),
+        .err = e->err,
+    };
+  }
+  res->ninjections = r->ninjections;
+}
+
+static void decide(const struct srun *r, const struct tally *t,
+                   struct fl_result_scenario *res) {
+  char *why = res->reason;
+  size_t len = sizeof(res->reason);
+  if (r->error[0] != '\0') {
+    res->verdict = FL_VERDICT_ERROR;
+    snprintf(why, len, "%s", r->error);
+  } else if (t->requests == 0) {
+    res->verdict = FL_VERDICT_INCONCLUSIVE;
+    snprintf(why, len, "no traffic was sent");
+  } else if (t->undelivered > 0) {
+    res->verdict = FL_VERDICT_INCONCLUSIVE;
+    snprintf(why, len, "fault never delivered: %s (nothing was proven)%s",
+             t->undelivered_names,
+             t->failed ? "; some expectations failed too" : "");
+  } else if (t->failed > 0) {
+    res->verdict = FL_VERDICT_FAIL;
+    snprintf(why, len, "%d of %zu expectations failed", t->failed,
+             res->nexpectations);
+  } else {
+    res->verdict = FL_VERDICT_PASS;
+    snprintf(why, len, "%zu expectations held", res->nexpectations);
+  }
+}
+
+static void judge_header(const struct srun *r, struct fl_result_scenario *res) {
+  res->name = r->sc->name;
+  res->file = r->sc->file;
+  res->description = r->sc->description;
+  res->service = r->sv->name;
+  res->service_file = r->sv->file;
+  res->started = r->started_iso;
+  uint64_t end = r->t_end_ns ? r->t_end_ns : uv_hrtime();
+  res->duration = secs(r->t_begin_ns, end);
+  res->setup = secs(r->t_begin_ns, r->t_traffic_ns);
+  res->seed = r->sc->seed;
+}
+
+static int alloc_parts(const struct srun *r, struct fl_result_scenario *res) {
+  res->phases = new_array(r->sc->nphases, sizeof(*res->phases));
+  res->faults = new_array(r->nfaults, sizeof(*res->faults));
+  res->endpoints = new_array(r->sc->nendpoints, sizeof(*res->endpoints));
+  res->expectations = new_array(r->sc->nexpects, sizeof(*res->expectations));
+  res->injections = new_array(r->ninjections, sizeof(*res->injections));
+  return res->phases && res->faults && res->endpoints && res->expectations &&
+                 res->injections
+             ? 0
+             : -ENOMEM;
+}
+
+struct fl_result_scenario *fl_judge_scenario(struct srun *r) {
+  struct fl_result_scenario *res = fl_result_new();
+  struct tally t = {0};
+  if (res == NULL || alloc_parts(r, res) != 0)
+    goto fail;
+  judge_header(r, res);
+  judge_phases(r, res);
+  judge_faults(r, res, &t);
+  if (judge_endpoints(r, res, &t) != 0)
+    goto fail;
+  judge_expectations(r, res, &t);
+  if (judge_target(r, &res->target) != 0)
+    goto fail;
+  judge_injections(r, res);
+  decide(r, &t, res);
+  return res;
+fail:
+  fl_result_free(res);
+  return NULL;
+}
+
+json_t *fl_judge_suite(const struct srun *runs, size_t n, const char *started,
+                       double duration) {
+  const struct fl_result_scenario **list = new_array(n, sizeof(*list));
+  if (list == NULL)
+    return NULL;
+  struct fl_result_suite s = {.started = started, .duration = duration};
+  enum fl_verdict worst = FL_VERDICT_PASS;
+  for (size_t i = 0; i < n; i++) {
+    const struct fl_result_scenario *res = runs[i].result;
+    if (res == NULL)
+      continue;
+    list[s.nscenarios++] = res;
+    s.counts[res->verdict]++;
+    if (res->verdict > worst)
+      worst = res->verdict;
+  }
+  /* A suite where nothing was judged proved nothing. */
+  s.verdict = s.nscenarios ? worst : FL_VERDICT_ERROR;
+  s.scenarios = list;
+  json_t *o = fl_result_suite_json(&s);
+  free(list);
+  return o;
+}
