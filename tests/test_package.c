@@ -73,8 +73,8 @@ Test(package, pkg_config_names_the_installed_files) {
                r.out);
   t_run_free(&r);
   r = run(10000,
-          "PKG_CONFIG_PATH='%s/prefix/lib/pkgconfig' \"$(pkg-config "
-          "--variable=faultline faultline)\" list",
+          "export PKG_CONFIG_PATH='%s/prefix/lib/pkgconfig'; "
+          "\"$(pkg-config --variable=faultline faultline)\" list",
           dir);
   cr_assert_eq(r.status, 0, "the faultline that pkg-config names does not run");
   cr_assert(strstr(r.out, "refuse") != NULL);
