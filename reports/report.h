@@ -56,4 +56,16 @@ int fl_report_junit(const json_t *result, FILE *out);
  * spelled out, so the table reads the same without colour. */
 int fl_report_summary(const json_t *result, FILE *out, int color);
 
+/*
+ * Joins the results of a suite's shards (`faultline run --shard I/N`) into
+ * one: their scenarios in the order given, counts and verdict computed
+ * again, started at the earliest shard's start and lasting until the last
+ * one's end. Each doc is checked as fl_report_check does (names[i] stands
+ * for it in messages); a scenario (file and service) found in two of them
+ * is an error. *out is a new reference. 0, -EBADMSG or -EINVAL with one
+ * sentence in err.
+ */
+int fl_report_merge(json_t *const *docs, const char *const *names, size_t n,
+                    json_t **out, char *err, size_t errlen);
+
 #endif
