@@ -123,4 +123,12 @@ char *fl_expand(const char *in,
                 const char *(*lookup)(const char *name, void *arg), void *arg,
                 char *err, size_t errlen);
 
+/* `run --shard I/N`: sets keep[i] to 1 for the files of shard `index` (1 to
+ * `count`) of `files`, split by the length of their timelines (each file
+ * is loaded) so that every shard gets about the same time; deterministic
+ * for the same set of files, whatever their order. 0, -EINVAL for a bad
+ * I/N, or a loading error with one sentence in err. */
+int fl_shard_select(char *const *files, int nfiles, int index, int count,
+                    int *keep, char *err, size_t errlen);
+
 #endif
