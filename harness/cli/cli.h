@@ -2,6 +2,8 @@
 #ifndef FL_CLI_H
 #define FL_CLI_H
 
+#include <stdint.h>
+
 int fl_cmd_exec(int argc, char **argv);
 int fl_cmd_inject(int argc, char **argv);
 int fl_cmd_clear(int argc, char **argv);
@@ -16,5 +18,13 @@ void fl_usage(const char *cmd);
 
 /* "faultline: " + message + newline on stderr. */
 __attribute__((format(printf, 1, 2))) void fl_say(const char *fmt, ...);
+
+/* Option values both programs read. Each returns 0, or FL_EXIT_USAGE after
+ * saying what is wrong. */
+/* --seed: a whole number (decimal, 0x hex or 0 octal). */
+int fl_opt_seed(const char *arg, uint64_t *seed);
+/* What getopt_long returned for an option it did not take (':' for a
+ * missing value, else unknown); `arg` is argv[optind - 1]. */
+int fl_opt_bad(const char *cmd, int c, const char *arg);
 
 #endif

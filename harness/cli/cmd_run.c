@@ -119,7 +119,17 @@ static int write_extra(const char *json, const char *junit, json_t *result) {
   return bad ? -1 : 0;
 }
 
-int fl_cmd_run(int argc, char **argv) {
+/* What `faultline run` was asked for. */
+struct run_args {
+  struct fl_run_opts o;
+  const char *json, *junit; /* extra copies, or NULL */
+  char **files;
+  int nfiles;
+};
+
+/* Returns 0, -1 after --help, or an exit status after saying what is
+ * wrong. */
+static int parse_run_args(int argc, char **argv, struct run_args *a) {
   static const struct option longs[] = {
       {"out", required_argument, NULL, 'o'},
       {"service", required_argument, NULL, 's'},
@@ -130,8 +140,7 @@ int fl_cmd_run(int argc, char **argv) {
       {"junit", required_argument, NULL, 'U'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  struct fl_run_opts o = {.out_dir = "out", .jobs = 1};
-  const char *json = NULL, *junit = NULL;
+  struct fl_run_opts *o = &a->o;
   opterr = 0;
   optind = 1;
   int c;
@@ -139,51 +148,41 @@ int fl_cmd_run(int argc, char **argv) {
     char *end;
     switch (c) {
     case 'o':
-      o.out_dir = optarg;
+      o->out_dir = optarg;
       break;
     case 's':
-      o.service_file = optarg;
+      o->service_file = optarg;
       break;
     case 'j':
-      o.jobs = (int)strtol(optarg, &end, 10);
-      if (*end != '\0' || o.jobs < 1 || o.jobs > 64) {
+      o->jobs = (int)strtol(optarg, &end, 10);
+      if (*end != '\0' || o->jobs < 1 || o->jobs > 64) {
         fl_say("bad --jobs '%s' (allowed: 1-64)", optarg);
         return FL_EXIT_USAGE;
       }
       break;
     case 'S':
-      errno = 0;
-      o.seed = strtoull(optarg, &end, 0);
-      if (errno != 0 || *end != '\0' || optarg[0] == '-') {
-        fl_say("bad --seed '%s' (allowed: a whole number)", optarg);
+      if (fl_opt_seed(optarg, &o->seed) != 0)
         return FL_EXIT_USAGE;
-      }
-      o.have_seed = 1;
+      o->have_seed = 1;
       break;
     case 'q':
-      o.quiet = 1;
+      o->quiet = 1;
       break;
     case 'J':
-      json = optarg;
-      if (check_writable("--json", json) != 0)
+      a->json = optarg;
+      if (check_writable("--json", a->json) != 0)
         return FL_EXIT_USAGE;
       break;
     case 'U':
-      junit = optarg;
-      if (check_writable("--junit", junit) != 0)
+      a->junit = optarg;
+      if (check_writable("--junit", a->junit) != 0)
         return FL_EXIT_USAGE;
       break;
     case 'h':
       fl_usage("run");
-      return FL_EXIT_OK;
-    case ':':
-      fl_say("run: %s needs a value (see faultline run --help)",
-             argv[optind - 1]);
-      return FL_EXIT_USAGE;
+      return -1;
     default:
-      fl_say("run: unknown option '%s' (see faultline run --help)",
-             argv[optind - 1]);
-      return FL_EXIT_USAGE;
+      return fl_opt_bad("run", c, argv[optind - 1]);
     }
   }
   if (optind >= argc) {
@@ -191,28 +190,40 @@ int fl_cmd_run(int argc, char **argv) {
            "SCENARIO.yaml...)");
     return FL_EXIT_USAGE;
   }
+  a->files = argv + optind;
+  a->nfiles = argc - optind;
+  return 0;
+}
+
+/* The exit status: 130 when interrupted, else from the suite's verdict
+ * (and FL_EXIT_ENV when its files could not be written). */
+static int run_status(int rc, const json_t *result, int written) {
+  const char *v = json_string_value(json_object_get(result, "verdict"));
+  if (rc == -EINTR)
+    return 130;
+  if (strcmp(v, "ERROR") == 0 || !written)
+    return FL_EXIT_ENV;
+  return strcmp(v, "PASS") == 0 ? FL_EXIT_OK : FL_EXIT_FAILED;
+}
+
+int fl_cmd_run(int argc, char **argv) {
+  struct run_args a = {.o = {.out_dir = "out", .jobs = 1}};
+  int rc = parse_run_args(argc, argv, &a);
+  if (rc != 0)
+    return rc < 0 ? FL_EXIT_OK : rc;
   json_t *result = NULL;
   char err[FL_ERRLEN];
-  int rc =
-      fl_run_suite(argv + optind, argc - optind, &o, &result, err, sizeof(err));
+  rc = fl_run_suite(a.files, a.nfiles, &a.o, &result, err, sizeof(err));
   if (rc != 0 && rc != -EINTR) {
     fl_say("%s", err);
     return rc == FL_EBADSCENARIO || rc == -ENOENT ? FL_EXIT_USAGE : FL_EXIT_ENV;
   }
-  int status = FL_EXIT_OK;
-  if (write_result(o.out_dir, result) != 0 ||
-      write_extra(json, junit, result) != 0)
-    status = FL_EXIT_ENV;
+  int written = write_result(a.o.out_dir, result) == 0 &&
+                write_extra(a.json, a.junit, result) == 0;
   const char *nc = getenv("NO_COLOR");
   fl_report_summary(result, stdout,
                     isatty(STDOUT_FILENO) && (nc == NULL || nc[0] == '\0'));
-  const char *v = json_string_value(json_object_get(result, "verdict"));
-  if (rc == -EINTR)
-    status = 130;
-  else if (strcmp(v, "ERROR") == 0)
-    status = FL_EXIT_ENV;
-  else if (strcmp(v, "PASS") != 0 && status == FL_EXIT_OK)
-    status = FL_EXIT_FAILED;
+  int status = run_status(rc, result, written);
   json_decref(result);
   return status;
 }
