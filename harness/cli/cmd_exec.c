@@ -123,6 +123,31 @@ struct exec_opts {
   char **argv;
 };
 
+static int take_opt(int c, const char *val, void *arg) {
+  struct exec_opts *o = arg;
+  switch (c) {
+  case 'c':
+    o->control = val;
+    break;
+  case 'f':
+    o->faults[o->nfaults++] = val;
+    break;
+  case 'p':
+    o->proxies[o->nproxies++] = val;
+    break;
+  case 's':
+    if (fl_opt_seed(val, &o->seed) != 0)
+      return FL_EXIT_USAGE;
+    o->have_seed = 1;
+    break;
+  case 'q':
+    o->quiet = 1;
+    break;
+  }
+  return 0;
+}
+
+/* Returns 0, -1 after --help, or an exit status after saying why. */
 static int parse_opts(int argc, char **argv, struct exec_opts *o) {
   static const struct option longs[] = {
       {"control", required_argument, NULL, 'c'},
@@ -132,48 +157,19 @@ static int parse_opts(int argc, char **argv, struct exec_opts *o) {
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
+  /* '+': stop at the command, whose own options are not ours. */
+  static const struct fl_opts spec = {
+      "exec", "+c:f:p:s:qh", longs, take_opt,
+      "no command given (usage: faultline exec [OPTIONS] -- COMMAND "
+      "[ARG]...)"};
   memset(o, 0, sizeof(*o));
   o->faults = calloc((size_t)argc, sizeof(char *));
   o->proxies = calloc((size_t)argc, sizeof(char *));
   if (o->faults == NULL || o->proxies == NULL)
     return FL_EXIT_ENV;
-  opterr = 0;
-  optind = 1;
-  int c;
-  /* '+': stop at the command, whose own options are not ours. */
-  while ((c = getopt_long(argc, argv, "+c:f:p:s:qh", longs, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      o->control = optarg;
-      break;
-    case 'f':
-      o->faults[o->nfaults++] = optarg;
-      break;
-    case 'p':
-      o->proxies[o->nproxies++] = optarg;
-      break;
-    case 's':
-      if (fl_opt_seed(optarg, &o->seed) != 0)
-        return FL_EXIT_USAGE;
-      o->have_seed = 1;
-      break;
-    case 'q':
-      o->quiet = 1;
-      break;
-    case 'h':
-      fl_usage("exec");
-      return -1;
-    default:
-      return fl_opt_bad("exec", c, argv[optind - 1]);
-    }
-  }
-  if (optind >= argc) {
-    fl_say("exec: no command given (usage: faultline exec [OPTIONS] -- "
-           "COMMAND [ARG]...)");
-    return FL_EXIT_USAGE;
-  }
+  int rc = fl_opt_parse(&spec, argc, argv, o);
   o->argv = argv + optind;
-  return 0;
+  return rc;
 }
 
 static uint64_t fresh_seed(void) {

@@ -127,8 +127,40 @@ struct run_args {
   int nfiles;
 };
 
-/* Returns 0, -1 after --help, or an exit status after saying what is
- * wrong. */
+static int take_opt(int c, const char *val, void *arg) {
+  struct run_args *a = arg;
+  char *end;
+  switch (c) {
+  case 'o':
+    a->o.out_dir = val;
+    break;
+  case 's':
+    a->o.service_file = val;
+    break;
+  case 'j':
+    a->o.jobs = (int)strtol(val, &end, 10);
+    if (*end != '\0' || a->o.jobs < 1 || a->o.jobs > 64) {
+      fl_say("bad --jobs '%s' (allowed: 1-64)", val);
+      return FL_EXIT_USAGE;
+    }
+    break;
+  case 'S':
+    a->o.have_seed = 1;
+    return fl_opt_seed(val, &a->o.seed);
+  case 'q':
+    a->o.quiet = 1;
+    break;
+  case 'J':
+    a->json = val;
+    return check_writable("--json", val) != 0 ? FL_EXIT_USAGE : 0;
+  case 'U':
+    a->junit = val;
+    return check_writable("--junit", val) != 0 ? FL_EXIT_USAGE : 0;
+  }
+  return 0;
+}
+
+/* Returns 0, -1 after --help, or an exit status after saying why. */
 static int parse_run_args(int argc, char **argv, struct run_args *a) {
   static const struct option longs[] = {
       {"out", required_argument, NULL, 'o'},
@@ -140,59 +172,13 @@ static int parse_run_args(int argc, char **argv, struct run_args *a) {
       {"junit", required_argument, NULL, 'U'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  struct fl_run_opts *o = &a->o;
-  opterr = 0;
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, ":o:s:j:qh", longs, NULL)) != -1) {
-    char *end;
-    switch (c) {
-    case 'o':
-      o->out_dir = optarg;
-      break;
-    case 's':
-      o->service_file = optarg;
-      break;
-    case 'j':
-      o->jobs = (int)strtol(optarg, &end, 10);
-      if (*end != '\0' || o->jobs < 1 || o->jobs > 64) {
-        fl_say("bad --jobs '%s' (allowed: 1-64)", optarg);
-        return FL_EXIT_USAGE;
-      }
-      break;
-    case 'S':
-      if (fl_opt_seed(optarg, &o->seed) != 0)
-        return FL_EXIT_USAGE;
-      o->have_seed = 1;
-      break;
-    case 'q':
-      o->quiet = 1;
-      break;
-    case 'J':
-      a->json = optarg;
-      if (check_writable("--json", a->json) != 0)
-        return FL_EXIT_USAGE;
-      break;
-    case 'U':
-      a->junit = optarg;
-      if (check_writable("--junit", a->junit) != 0)
-        return FL_EXIT_USAGE;
-      break;
-    case 'h':
-      fl_usage("run");
-      return -1;
-    default:
-      return fl_opt_bad("run", c, argv[optind - 1]);
-    }
-  }
-  if (optind >= argc) {
-    fl_say("run: no scenario given (usage: faultline run [OPTIONS] "
-           "SCENARIO.yaml...)");
-    return FL_EXIT_USAGE;
-  }
+  static const struct fl_opts spec = {
+      "run", ":o:s:j:qh", longs, take_opt,
+      "no scenario given (usage: faultline run [OPTIONS] SCENARIO.yaml...)"};
+  int rc = fl_opt_parse(&spec, argc, argv, a);
   a->files = argv + optind;
   a->nfiles = argc - optind;
-  return 0;
+  return rc;
 }
 
 /* The exit status: 130 when interrupted, else from the suite's verdict
