@@ -47,10 +47,9 @@ static int load_request(struct doc *d, yaml_node_t *n,
 /* headers: { NAME: VALUE, ... }, kept as "NAME: VALUE" lines. */
 static int load_headers(struct doc *d, yaml_node_t *n,
                         struct fl_endpoint_decl *e) {
-  int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "headers");
-  if (rc != 0)
-    return rc;
-  if ((e->headers = fl_yaml_calloc(d, n, sizeof(char *))) == NULL)
+  int rc = 0;
+  if ((e->headers = fl_yaml_array(d, n, YAML_MAPPING_NODE, "headers",
+                                  sizeof(char *))) == NULL)
     return FL_EBADSCENARIO;
   size_t i = 0;
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
@@ -269,13 +268,12 @@ static int load_traffic(struct doc *d, yaml_node_t *root,
                         "scenario '%s' needs traffic (endpoints to "
                         "request)",
                         sc->name);
-  int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "traffic");
-  if (rc != 0)
-    return rc;
+  int rc = 0;
+  if ((sc->endpoints = fl_yaml_array(d, n, YAML_MAPPING_NODE, "traffic",
+                                     sizeof(*sc->endpoints))) == NULL)
+    return FL_EBADSCENARIO;
   if (fl_yaml_count(n) == 0)
     return fl_yaml_fail(d, n, "traffic has no endpoint");
-  if ((sc->endpoints = fl_yaml_calloc(d, n, sizeof(*sc->endpoints))) == NULL)
-    return FL_EBADSCENARIO;
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
        p < n->data.mapping.pairs.top; p++) {
     struct fl_endpoint_decl *e = &sc->endpoints[sc->nendpoints++];
@@ -299,13 +297,12 @@ static int load_timeline(struct doc *d, yaml_node_t *root,
                         "scenario '%s' needs a timeline (a list of "
                         "phases)",
                         sc->name);
-  int rc = fl_yaml_want_kind(d, n, YAML_SEQUENCE_NODE, "timeline");
-  if (rc != 0)
-    return rc;
+  int rc = 0;
+  if ((sc->phases = fl_yaml_array(d, n, YAML_SEQUENCE_NODE, "timeline",
+                                  sizeof(*sc->phases))) == NULL)
+    return FL_EBADSCENARIO;
   if (fl_yaml_count(n) == 0)
     return fl_yaml_fail(d, n, "the timeline has no phase");
-  if ((sc->phases = fl_yaml_calloc(d, n, sizeof(*sc->phases))) == NULL)
-    return FL_EBADSCENARIO;
   for (yaml_node_item_t *it = n->data.sequence.items.start;
        it < n->data.sequence.items.top; it++) {
     /* Counted before loading, so that a half-loaded phase is freed. */

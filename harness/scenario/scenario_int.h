@@ -44,9 +44,11 @@ int fl_yaml_string(struct doc *d, const yaml_node_t *n, const char *what,
                    char **out);
 /* The pairs of a mapping, the items of a list; 0 for a scalar. */
 size_t fl_yaml_count(const yaml_node_t *n);
-/* An array for what `n` holds, plus a zeroed slot to end it; NULL after
- * failing with "out of memory" (then return FL_EBADSCENARIO). */
-void *fl_yaml_calloc(struct doc *d, const yaml_node_t *n, size_t size);
+/* fl_yaml_want_kind(t), then a zeroed array of `size`-byte elements for
+ * what `n` holds, plus one to end it; NULL after failing (the caller then
+ * returns FL_EBADSCENARIO). */
+void *fl_yaml_array(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
+                    const char *what, size_t size);
 /* The value of `key` in a mapping, or NULL. */
 yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
                          const char *key);

@@ -12,10 +12,9 @@
 
 static int load_deps(struct doc *d, const yaml_node_t *n,
                      struct fl_service *s) {
-  int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "dependencies");
-  if (rc != 0)
-    return rc;
-  if ((s->deps = fl_yaml_calloc(d, n, sizeof(*s->deps))) == NULL)
+  int rc = 0;
+  if ((s->deps = fl_yaml_array(d, n, YAML_MAPPING_NODE, "dependencies",
+                               sizeof(*s->deps))) == NULL)
     return FL_EBADSCENARIO;
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
        p < n->data.mapping.pairs.top; p++) {
@@ -96,12 +95,11 @@ static int load_command(struct doc *d, const yaml_node_t *n,
       return fl_yaml_fail(d, n, "command is empty");
     return 0;
   }
-  if ((rc = fl_yaml_want_kind(d, n, YAML_SEQUENCE_NODE, "command")) != 0)
-    return rc;
+  if ((s->argv = fl_yaml_array(d, n, YAML_SEQUENCE_NODE, "command",
+                               sizeof(char *))) == NULL)
+    return FL_EBADSCENARIO;
   if (fl_yaml_count(n) == 0)
     return fl_yaml_fail(d, n, "command is an empty list");
-  if ((s->argv = fl_yaml_calloc(d, n, sizeof(char *))) == NULL)
-    return FL_EBADSCENARIO;
   size_t i = 0;
   for (yaml_node_item_t *it = n->data.sequence.items.start;
        it < n->data.sequence.items.top; it++)
@@ -114,10 +112,9 @@ static int load_command(struct doc *d, const yaml_node_t *n,
 /* env: { NAME: VALUE }; each value's ${...} must expand (checked now,
  * expanded when the target starts). */
 static int load_env(struct doc *d, const yaml_node_t *n, struct fl_service *s) {
-  int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "env");
-  if (rc != 0)
-    return rc;
-  if ((s->env = fl_yaml_calloc(d, n, sizeof(*s->env))) == NULL)
+  int rc = 0;
+  if ((s->env = fl_yaml_array(d, n, YAML_MAPPING_NODE, "env",
+                              sizeof(*s->env))) == NULL)
     return FL_EBADSCENARIO;
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
        p < n->data.mapping.pairs.top; p++) {

@@ -134,7 +134,10 @@ size_t fl_yaml_count(const yaml_node_t *n) {
   return 0;
 }
 
-void *fl_yaml_calloc(struct doc *d, const yaml_node_t *n, size_t size) {
+void *fl_yaml_array(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
+                    const char *what, size_t size) {
+  if (fl_yaml_want_kind(d, n, t, what) != 0)
+    return NULL;
   void *p = calloc(fl_yaml_count(n) + 1, size);
   if (p == NULL)
     fl_yaml_fail(d, n, "out of memory");
