@@ -214,6 +214,40 @@ int fl_cmd_run(int argc, char **argv) {
   return status;
 }
 
+static int say_error(const char *err) {
+  fprintf(stderr, "%s\n", err);
+  return 1;
+}
+
+/* Checks one file, a service or a scenario (against `service`, else its
+ * own); 0 when it is good, else 1 after saying why. */
+static int validate_one(const char *file, const char *service) {
+  char err[FL_ERRLEN];
+  struct fl_service *sv = NULL;
+  if (fl_yaml_kind(file) == 1) {
+    if (fl_service_load(file, &sv, err, sizeof(err)) != 0)
+      return say_error(err);
+    printf("%s: ok (service %s)\n", file, sv->name);
+    fl_service_free(sv);
+    return 0;
+  }
+  struct fl_scenario *sc;
+  if (fl_scenario_load(file, &sc, err, sizeof(err)) != 0)
+    return say_error(err);
+  const char *svc = service ? service : sc->service_file;
+  int bad = 0;
+  if (svc != NULL && fl_service_load(svc, &sv, err, sizeof(err)) != 0)
+    bad = say_error(err);
+  else if (sv != NULL && fl_scenario_check(sc, sv, err, sizeof(err)))
+    bad = say_error(err);
+  else
+    printf("%s: ok (scenario %s%s%s)\n", file, sc->name, sv ? " on " : "",
+           sv ? sv->name : "");
+  fl_service_free(sv);
+  fl_scenario_free(sc);
+  return bad;
+}
+
 int fl_cmd_validate(int argc, char **argv) {
   const char *service = NULL;
   int first = 1;
@@ -231,40 +265,7 @@ int fl_cmd_validate(int argc, char **argv) {
     return FL_EXIT_USAGE;
   }
   int bad = 0;
-  char err[FL_ERRLEN];
-  for (int i = first; i < argc; i++) {
-    int kind = fl_yaml_kind(argv[i]);
-    if (kind == 1) {
-      struct fl_service *sv;
-      if (fl_service_load(argv[i], &sv, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
-        bad++;
-        continue;
-      }
-      printf("%s: ok (service %s)\n", argv[i], sv->name);
-      fl_service_free(sv);
-      continue;
-    }
-    struct fl_scenario *sc;
-    if (fl_scenario_load(argv[i], &sc, err, sizeof(err)) != 0) {
-      fprintf(stderr, "%s\n", err);
-      bad++;
-      continue;
-    }
-    const char *svc = service ? service : sc->service_file;
-    struct fl_service *sv = NULL;
-    if (svc != NULL && fl_service_load(svc, &sv, err, sizeof(err)) != 0) {
-      fprintf(stderr, "%s\n", err);
-      bad++;
-    } else if (sv != NULL && fl_scenario_check(sc, sv, err, sizeof(err))) {
-      fprintf(stderr, "%s\n", err);
-      bad++;
-    } else {
-      printf("%s: ok (scenario %s%s%s)\n", argv[i], sc->name, sv ? " on " : "",
-             sv ? sv->name : "");
-    }
-    fl_service_free(sv);
-    fl_scenario_free(sc);
-  }
+  for (int i = first; i < argc; i++)
+    bad += validate_one(argv[i], service);
   return bad ? FL_EXIT_USAGE : FL_EXIT_OK;
 }

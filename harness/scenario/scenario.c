@@ -165,7 +165,57 @@ static int find_phase(const struct fl_scenario *sc, const char *name) {
   return -1;
 }
 
-/* expect: { PHASE|always: [TARGET-EXPECT...] | { ENDPOINT: [...], ... } } */
+/* One endpoint's expectations: a list, or a single one. */
+static int load_endpoint_expects(struct doc *d, struct fl_scenario *sc,
+                                 yaml_node_t *ek, yaml_node_t *ev,
+                                 const char *phase) {
+  const char *ep;
+  int rc = fl_yaml_want_scalar(d, ek, "an endpoint name", &ep);
+  if (rc != 0)
+    return rc;
+  int target = strcmp(ep, "target") == 0;
+  if (!target && find_endpoint(sc, ep) < 0)
+    return fl_yaml_fail(d, ek,
+                        "expectations for endpoint '%s', which traffic "
+                        "does not define",
+                        ep);
+  if (ev->type == YAML_SCALAR_NODE)
+    return add_expect(d, sc, ev, phase, target ? NULL : ep);
+  if ((rc = fl_yaml_want_kind(d, ev, YAML_SEQUENCE_NODE, "expectations")) != 0)
+    return rc;
+  for (yaml_node_item_t *it = ev->data.sequence.items.start;
+       it < ev->data.sequence.items.top; it++)
+    if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase,
+                         target ? NULL : ep)) != 0)
+      return rc;
+  return 0;
+}
+
+/* A phase's expectations: [TARGET-EXPECT...] | { ENDPOINT: [...], ... } */
+static int load_phase_expects(struct doc *d, struct fl_scenario *sc,
+                              yaml_node_t *v, const char *phase) {
+  int rc;
+  if (v->type == YAML_SEQUENCE_NODE) {
+    for (yaml_node_item_t *it = v->data.sequence.items.start;
+         it < v->data.sequence.items.top; it++)
+      if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase, NULL)) != 0)
+        return rc;
+    return 0;
+  }
+  if (v->type != YAML_MAPPING_NODE)
+    return fl_yaml_fail(d, v,
+                        "expectations of '%s' must be a list or a mapping "
+                        "of endpoint to list, found %s",
+                        phase, fl_yaml_kind_name(v));
+  for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+       q < v->data.mapping.pairs.top; q++)
+    if ((rc = load_endpoint_expects(d, sc, fl_yaml_node(d, q->key),
+                                    fl_yaml_node(d, q->value), phase)) != 0)
+      return rc;
+  return 0;
+}
+
+/* expect: { PHASE|always: ... } */
 static int load_expects(struct doc *d, yaml_node_t *n, struct fl_scenario *sc) {
   int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "expect");
   if (rc != 0)
@@ -184,45 +234,8 @@ static int load_expects(struct doc *d, yaml_node_t *n, struct fl_scenario *sc) {
                           "expectations for phase '%s', which the timeline "
                           "does not define",
                           phase);
-    if (v->type == YAML_SEQUENCE_NODE) {
-      for (yaml_node_item_t *it = v->data.sequence.items.start;
-           it < v->data.sequence.items.top; it++)
-        if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase, NULL)) != 0)
-          return rc;
-      continue;
-    }
-    if (v->type != YAML_MAPPING_NODE)
-      return fl_yaml_fail(d, v,
-                          "expectations of '%s' must be a list or a mapping "
-                          "of endpoint to list, found %s",
-                          phase, fl_yaml_kind_name(v));
-    for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
-         q < v->data.mapping.pairs.top; q++) {
-      yaml_node_t *ek = fl_yaml_node(d, q->key),
-                  *ev = fl_yaml_node(d, q->value);
-      const char *ep;
-      if ((rc = fl_yaml_want_scalar(d, ek, "an endpoint name", &ep)) != 0)
-        return rc;
-      int target = strcmp(ep, "target") == 0;
-      if (!target && find_endpoint(sc, ep) < 0)
-        return fl_yaml_fail(d, ek,
-                            "expectations for endpoint '%s', which traffic "
-                            "does not define",
-                            ep);
-      if (ev->type == YAML_SCALAR_NODE) {
-        if ((rc = add_expect(d, sc, ev, phase, target ? NULL : ep)) != 0)
-          return rc;
-        continue;
-      }
-      if ((rc = fl_yaml_want_kind(d, ev, YAML_SEQUENCE_NODE, "expectations")) !=
-          0)
-        return rc;
-      for (yaml_node_item_t *it = ev->data.sequence.items.start;
-           it < ev->data.sequence.items.top; it++)
-        if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase,
-                             target ? NULL : ep)) != 0)
-          return rc;
-    }
+    if ((rc = load_phase_expects(d, sc, v, phase)) != 0)
+      return rc;
   }
   return 0;
 }

@@ -10,6 +10,45 @@
 #include "base/base.h"
 #include "scenario_int.h"
 
+/* Names become ${NAME_HOST} and the like: lower-case letters, digits, _. */
+static int check_dep_name(struct doc *d, const yaml_node_t *k,
+                          const char *name) {
+  for (const char *c = name; *c; c++)
+    if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && *c != '_')
+      return fl_yaml_fail(d, k,
+                          "bad dependency name '%s' (allowed: lower-case "
+                          "letters, digits and _)",
+                          name);
+  return 0;
+}
+
+/* address: HOST:PORT, for an external dependency only. */
+static int load_address(struct doc *d, const yaml_node_t *v,
+                        struct fl_dep_decl *dep) {
+  yaml_node_t *a = fl_yaml_get(d, v, "address");
+  int rc;
+  if (dep->type != FL_DEP_EXTERNAL) {
+    if (a == NULL)
+      return 0;
+    return fl_yaml_fail(d, a,
+                        "a managed dependency gets its address from "
+                        "faultline; 'address' is only for type external");
+  }
+  const char *addr;
+  if (a == NULL)
+    return fl_yaml_fail(d, v,
+                        "external dependency '%s' needs an address "
+                        "(host:port)",
+                        dep->name);
+  if ((rc = fl_yaml_want_scalar(d, a, "address", &addr)) != 0 ||
+      (rc = fl_yaml_dup(d, a, addr, &dep->address)) != 0)
+    return rc;
+  const char *colon = strrchr(addr, ':');
+  if (colon == NULL || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
+    return fl_yaml_fail(d, a, "bad address '%s' (allowed: host:port)", addr);
+  return 0;
+}
+
 static int load_deps(struct doc *d, const yaml_node_t *n,
                      struct fl_service *s) {
   int rc = 0;
@@ -22,12 +61,8 @@ static int load_deps(struct doc *d, const yaml_node_t *n,
     const char *name;
     if ((rc = fl_yaml_want_scalar(d, k, "a dependency name", &name)) != 0)
       return rc;
-    for (const char *c = name; *c; c++)
-      if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && *c != '_')
-        return fl_yaml_fail(d, k,
-                            "bad dependency name '%s' (allowed: lower-case "
-                            "letters, digits and _)",
-                            name);
+    if ((rc = check_dep_name(d, k, name)) != 0)
+      return rc;
     struct fl_dep_decl *dep = &s->deps[s->ndeps++];
     dep->pos = fl_yaml_pos(k);
     if ((rc = fl_yaml_dup(d, k, name, &dep->name)) != 0)
@@ -57,27 +92,8 @@ static int load_deps(struct doc *d, const yaml_node_t *n,
           "unknown dependency type '%s' (allowed: postgres, redis, "
           "external)",
           type);
-    yaml_node_t *a = fl_yaml_get(d, v, "address");
-    if (dep->type == FL_DEP_EXTERNAL) {
-      const char *addr;
-      if (a == NULL)
-        return fl_yaml_fail(d, v,
-                            "external dependency '%s' needs an address "
-                            "(host:port)",
-                            name);
-      if ((rc = fl_yaml_want_scalar(d, a, "address", &addr)) != 0 ||
-          (rc = fl_yaml_dup(d, a, addr, &dep->address)) != 0)
-        return rc;
-      const char *colon = strrchr(addr, ':');
-      if (colon == NULL || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
-        return fl_yaml_fail(d, a, "bad address '%s' (allowed: host:port)",
-                            addr);
-    } else if (a != NULL) {
-      return fl_yaml_fail(
-          d, a,
-          "a managed dependency gets its address from faultline; "
-          "'address' is only for type external");
-    }
+    if ((rc = load_address(d, v, dep)) != 0)
+      return rc;
   }
   return 0;
 }
