@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -173,4 +174,26 @@ Test(control, counters_and_events_from_a_real_program, .init = setup,
   }
   cr_assert_eq(fl_control_events(c, &since, ev, 8), 0, "nothing new");
   fl_control_remove(c);
+}
+
+/* fl_control_setup publishes a blackhole the handle owns: a connect to it
+ * hangs while the handle lives, and the listener goes with the handle. */
+Test(control, setup_publishes_blackholes, .init = setup, .fini = teardown,
+     .timeout = 10) {
+  fl_control_t *c, *again;
+  char err[256];
+  cr_assert_eq(fl_control_setup(path, 5, &c, err, sizeof(err)), 0, "%s", err);
+  int fd = open(path, O_RDONLY);
+  cr_assert_geq(fd, 0);
+  const struct fl_ctl_header *h =
+      mmap(NULL, FL_CTL_STATS_OFFSET, PROT_READ, MAP_SHARED, fd, 0);
+  cr_assert_neq(h, MAP_FAILED);
+  cr_assert_eq(h->blackhole4.family, AF_INET);
+  cr_assert_neq(h->blackhole4.port, 0);
+  munmap((void *)h, FL_CTL_STATS_OFFSET);
+  close(fd);
+  cr_assert_eq(fl_control_setup(path, 5, &again, err, sizeof(err)), -EEXIST);
+  cr_assert(strstr(err, "cannot create control segment") != NULL, "%s", err);
+  fl_control_remove(c);
+  cr_assert_neq(access(path, F_OK), 0, "remove deletes the file");
 }

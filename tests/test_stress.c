@@ -310,12 +310,9 @@ static void run_variant(const char *name) {
   uint64_t seed = s.rng;
   cr_log_info("%s: seed %llu, folder %s", name, (unsigned long long)seed,
               s.dir);
-  cr_assert_eq(fl_control_create(ctlpath, seed, &s.ctl), 0);
-  struct fl_blackhole bh4, bh6;
-  cr_assert_eq(fl_blackhole_open(AF_INET, &bh4), 0);
-  fl_blackhole_open(AF_INET6, &bh6); /* optional, as in faultline exec */
-  fl_control_set_blackholes(s.ctl, &bh4.addr,
-                            bh6.listen_fd >= 0 ? &bh6.addr : NULL);
+  char err[512];
+  cr_assert_eq(fl_control_setup(ctlpath, seed, &s.ctl, err, sizeof(err)), 0,
+               "%s", err);
 
   char *argv[] = {"setarch",   NULL,           "-R",          exe,
                   "--threads", STRESS_THREADS, "--seconds",   STRESS_SECONDS,
@@ -392,8 +389,6 @@ static void run_variant(const char *name) {
                  s.pids[i], pid);
 
   t_run_free(&r);
-  fl_blackhole_close(&bh4);
-  fl_blackhole_close(&bh6);
   fl_control_remove(s.ctl);
   t_rmtree(s.dir);
 }

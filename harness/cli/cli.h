@@ -2,6 +2,9 @@
 #ifndef FL_CLI_H
 #define FL_CLI_H
 
+#include <getopt.h>
+#include <stdint.h>
+
 int fl_cmd_exec(int argc, char **argv);
 int fl_cmd_inject(int argc, char **argv);
 int fl_cmd_clear(int argc, char **argv);
@@ -16,5 +19,26 @@ void fl_usage(const char *cmd);
 
 /* "faultline: " + message + newline on stderr. */
 __attribute__((format(printf, 1, 2))) void fl_say(const char *fmt, ...);
+
+/* Option values both programs read. Each returns 0, or FL_EXIT_USAGE after
+ * saying what is wrong. */
+/* --seed: a whole number (decimal, 0x hex or 0 octal). */
+int fl_opt_seed(const char *arg, uint64_t *seed);
+/* A subcommand's options: getopt_long's, plus what to do with each. */
+struct fl_opts {
+  const char *cmd;       /* "run": for fl_usage and messages */
+  const char *shortopts; /* getopt_long's; 'h' is --help */
+  const struct option *longs;
+  /* Takes option c (its value, or NULL); 0 or an exit status. */
+  int (*take)(int c, const char *val, void *arg);
+  const char *missing; /* said when no positional argument follows */
+};
+/* Reads the options of argv, leaving the positional arguments (at least
+ * one) at argv[optind..]. Returns 0, -1 after --help, or an exit status
+ * after saying what is wrong. */
+int fl_opt_parse(const struct fl_opts *spec, int argc, char **argv, void *arg);
+/* What getopt_long returned for an option it did not take (':' for a
+ * missing value, else unknown); `arg` is argv[optind - 1]. */
+int fl_opt_bad(const char *cmd, int c, const char *arg);
 
 #endif

@@ -123,6 +123,31 @@ struct exec_opts {
   char **argv;
 };
 
+static int take_opt(int c, const char *val, void *arg) {
+  struct exec_opts *o = arg;
+  switch (c) {
+  case 'c':
+    o->control = val;
+    break;
+  case 'f':
+    o->faults[o->nfaults++] = val;
+    break;
+  case 'p':
+    o->proxies[o->nproxies++] = val;
+    break;
+  case 's':
+    if (fl_opt_seed(val, &o->seed) != 0)
+      return FL_EXIT_USAGE;
+    o->have_seed = 1;
+    break;
+  case 'q':
+    o->quiet = 1;
+    break;
+  }
+  return 0;
+}
+
+/* Returns 0, -1 after --help, or an exit status after saying why. */
 static int parse_opts(int argc, char **argv, struct exec_opts *o) {
   static const struct option longs[] = {
       {"control", required_argument, NULL, 'c'},
@@ -132,56 +157,19 @@ static int parse_opts(int argc, char **argv, struct exec_opts *o) {
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
+  /* '+': stop at the command, whose own options are not ours. */
+  static const struct fl_opts spec = {
+      "exec", "+c:f:p:s:qh", longs, take_opt,
+      "no command given (usage: faultline exec [OPTIONS] -- COMMAND "
+      "[ARG]...)"};
   memset(o, 0, sizeof(*o));
   o->faults = calloc((size_t)argc, sizeof(char *));
   o->proxies = calloc((size_t)argc, sizeof(char *));
   if (o->faults == NULL || o->proxies == NULL)
     return FL_EXIT_ENV;
-  opterr = 0;
-  optind = 1;
-  int c;
-  /* '+': stop at the command, whose own options are not ours. */
-  while ((c = getopt_long(argc, argv, "+c:f:p:s:qh", longs, NULL)) != -1) {
-    switch (c) {
-    case 'c':
-      o->control = optarg;
-      break;
-    case 'f':
-      o->faults[o->nfaults++] = optarg;
-      break;
-    case 'p':
-      o->proxies[o->nproxies++] = optarg;
-      break;
-    case 's': {
-      char *end;
-      errno = 0;
-      o->seed = strtoull(optarg, &end, 0);
-      if (errno != 0 || *end != '\0' || optarg[0] == '-') {
-        fl_say("bad --seed '%s' (allowed: a whole number)", optarg);
-        return FL_EXIT_USAGE;
-      }
-      o->have_seed = 1;
-      break;
-    }
-    case 'q':
-      o->quiet = 1;
-      break;
-    case 'h':
-      fl_usage("exec");
-      return -1;
-    default:
-      fl_say("exec: unknown option '%s' (see faultline exec --help)",
-             argv[optind - 1]);
-      return FL_EXIT_USAGE;
-    }
-  }
-  if (optind >= argc) {
-    fl_say("exec: no command given (usage: faultline exec [OPTIONS] -- "
-           "COMMAND [ARG]...)");
-    return FL_EXIT_USAGE;
-  }
+  int rc = fl_opt_parse(&spec, argc, argv, o);
   o->argv = argv + optind;
-  return 0;
+  return rc;
 }
 
 static uint64_t fresh_seed(void) {
@@ -296,140 +284,172 @@ static int start_proxies(struct exec_state *st, fl_control_t *ctl,
   return 0;
 }
 
-int fl_cmd_exec(int argc, char **argv) {
+/* Everything one `faultline exec` takes. Each step below returns 0 or the
+ * exit status to stop with; exec_close gives back whatever was taken. */
+struct exec_run {
   struct exec_opts o;
-  int rc = parse_opts(argc, argv, &o);
-  if (rc != 0) {
-    free(o.faults);
-    free(o.proxies);
-    return rc < 0 ? FL_EXIT_OK : rc;
-  }
-  int status = FL_EXIT_ENV;
-  char tmpdir[PATH_MAX] = "", ctlpath[PATH_MAX], shim[PATH_MAX], prog[PATH_MAX];
-  fl_control_t *ctl = NULL;
-  struct fl_blackhole bh4 = {-1, -1, {0}}, bh6 = {-1, -1, {0}};
-  char **env = NULL;
-  struct fl_rule *rules = calloc((size_t)o.nfaults + 1, sizeof(*rules));
-  struct sockaddr_storage *ups = calloc((size_t)o.nproxies + 1, sizeof(*ups));
-  char err[512];
+  struct fl_rule *rules;        /* one per --fault */
+  struct sockaddr_storage *ups; /* one per --proxy */
+  char prog[PATH_MAX], shim[PATH_MAX], ctlpath[PATH_MAX];
+  char tmpdir[PATH_MAX]; /* ours to remove when set (no --control) */
+  fl_control_t *ctl;
+  char **env;
   struct exec_state st;
-  int loop_ready = 0;
+  int loop_ready;
+};
 
-  memset(&st, 0, sizeof(st));
-  st.proxies = calloc((size_t)o.nproxies + 1, sizeof(*st.proxies));
-  if (rules == NULL || ups == NULL || st.proxies == NULL)
-    goto out;
-  /* Everything the user typed is checked before anything is started. */
-  for (int i = 0; i < o.nfaults; i++)
-    if (fl_spec_parse(o.faults[i], &rules[i], err, sizeof(err)) != 0) {
+/* Everything the user typed is checked before anything is started. */
+static int check_args(struct exec_run *x) {
+  const struct exec_opts *o = &x->o;
+  x->rules = calloc((size_t)o->nfaults + 1, sizeof(*x->rules));
+  x->ups = calloc((size_t)o->nproxies + 1, sizeof(*x->ups));
+  x->st.proxies = calloc((size_t)o->nproxies + 1, sizeof(*x->st.proxies));
+  if (x->rules == NULL || x->ups == NULL || x->st.proxies == NULL)
+    return FL_EXIT_ENV;
+  char err[512];
+  for (int i = 0; i < o->nfaults; i++)
+    if (fl_spec_parse(o->faults[i], &x->rules[i], err, sizeof(err)) != 0) {
       fl_say("%s", err);
-      status = FL_EXIT_USAGE;
-      goto out;
+      return FL_EXIT_USAGE;
     }
-  for (int i = 0; i < o.nproxies; i++)
-    if ((status = parse_proxy(o.proxies[i], &ups[i])) != 0)
-      goto out;
-  status = FL_EXIT_ENV;
-  if ((rc = fl_find_program(o.argv[0], prog, sizeof(prog))) != 0) {
-    fl_say("cannot run '%s': %s", o.argv[0], fl_strerror(rc));
-    status = FL_EXIT_USAGE;
-    goto out;
+  for (int i = 0; i < o->nproxies; i++) {
+    int status = parse_proxy(o->proxies[i], &x->ups[i]);
+    if (status != 0)
+      return status;
   }
-  rc = fl_check_preloadable(prog);
+  return 0;
+}
+
+/* The command's program, whether the shim can reach it, and the shim. */
+static int find_target(struct exec_run *x) {
+  const char *cmd = x->o.argv[0];
+  int rc = fl_find_program(cmd, x->prog, sizeof(x->prog));
+  if (rc != 0) {
+    fl_say("cannot run '%s': %s", cmd, fl_strerror(rc));
+    return FL_EXIT_USAGE;
+  }
+  rc = fl_check_preloadable(x->prog);
   if (rc == FL_ESTATIC) {
     fl_say("%s is statically linked, so the shim cannot be preloaded into "
            "it; use proxy mode (stream faults) for such targets",
-           prog);
-    status = FL_EXIT_USAGE;
-    goto out;
+           x->prog);
+    return FL_EXIT_USAGE;
   }
-  if (rc == FL_PRELOAD_GO && !o.quiet)
+  if (rc == FL_PRELOAD_GO && !x->o.quiet)
     fl_say("warning: %s is a Go program: it makes raw syscalls that the shim "
            "does not see; use proxy mode (stream faults) for such targets",
-           prog);
-  if (fl_find_shim(shim, sizeof(shim)) != 0) {
+           x->prog);
+  if (fl_find_shim(x->shim, sizeof(x->shim)) != 0) {
     fl_say("libfaultline-preload.so not found beside faultline or in "
            "../lib/faultline/ from it (set FAULTLINE_PRELOAD to its path)");
-    goto out;
+    return FL_EXIT_ENV;
   }
-  if (o.control != NULL) {
-    snprintf(ctlpath, sizeof(ctlpath), "%s", o.control);
-  } else {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/faultline-XXXXXX",
-             t && *t ? t : "/tmp");
-    if (mkdtemp(tmpdir) == NULL) {
-      fl_say("cannot create a temporary folder in %s: %s", t ? t : "/tmp",
-             strerror(errno));
-      tmpdir[0] = '\0';
-      goto out;
-    }
-    snprintf(ctlpath, sizeof(ctlpath), "%s/control", tmpdir);
-  }
-  if ((rc = fl_control_create(ctlpath, o.have_seed ? o.seed : fresh_seed(),
-                              &ctl)) != 0) {
-    fl_say("cannot create control segment %s: %s", ctlpath, fl_strerror(rc));
-    status = rc == -EEXIST ? FL_EXIT_USAGE : FL_EXIT_ENV;
-    goto out;
-  }
-  if ((rc = fl_blackhole_open(AF_INET, &bh4)) != 0) {
-    fl_say("cannot open the loopback listener that hang needs: %s",
-           fl_strerror(rc));
-    goto out;
-  }
-  fl_blackhole_open(AF_INET6, &bh6); /* optional: no IPv6 loopback is fine */
-  fl_control_set_blackholes(ctl, &bh4.addr,
-                            bh6.listen_fd >= 0 ? &bh6.addr : NULL);
-  for (int i = 0; i < o.nfaults; i++) {
-    uint32_t id;
-    if ((rc = fl_control_add(ctl, &rules[i], &id)) != 0) {
-      fl_say("cannot install '%s': %s", o.faults[i], fl_strerror(rc));
-      goto out;
-    }
-    if (!o.quiet)
-      fl_say("rule %" PRIu32 ": %s", id, rules[i].spec);
-  }
-  if ((rc = uv_loop_init(&st.loop)) != 0) {
-    fl_say("cannot set up the event loop: %s", uv_strerror(rc));
-    goto out;
-  }
-  loop_ready = 1;
-  if ((rc = start_proxies(&st, ctl, &o, ups)) != 0) {
-    status = rc;
-    goto out;
-  }
-  if (!o.quiet)
-    fl_say("control %s (seed %" PRIu64 ")", ctlpath, fl_control_seed(ctl));
-  if ((env = child_env(shim, ctlpath)) == NULL)
-    goto out;
+  return 0;
+}
 
-  st.forward_sigint = !isatty(STDIN_FILENO);
-  rc = run_child(&st, prog, o.argv, env);
+/* --control, else "control" in a temporary folder of ours. */
+static int control_path(struct exec_run *x) {
+  if (x->o.control != NULL) {
+    snprintf(x->ctlpath, sizeof(x->ctlpath), "%s", x->o.control);
+    return 0;
+  }
+  const char *t = getenv("TMPDIR");
+  snprintf(x->tmpdir, sizeof(x->tmpdir), "%s/faultline-XXXXXX",
+           t && *t ? t : "/tmp");
+  if (mkdtemp(x->tmpdir) == NULL) {
+    fl_say("cannot create a temporary folder in %s: %s", t ? t : "/tmp",
+           strerror(errno));
+    x->tmpdir[0] = '\0';
+    return FL_EXIT_ENV;
+  }
+  if (snprintf(x->ctlpath, sizeof(x->ctlpath), "%s/control", x->tmpdir) >=
+      (int)sizeof(x->ctlpath)) {
+    fl_say("TMPDIR is too long");
+    return FL_EXIT_ENV;
+  }
+  return 0;
+}
+
+/* The control segment, with the --fault rules installed. */
+static int make_control(struct exec_run *x) {
+  const struct exec_opts *o = &x->o;
+  int rc = control_path(x);
+  if (rc != 0)
+    return rc;
+  char err[512];
+  rc = fl_control_setup(x->ctlpath, o->have_seed ? o->seed : fresh_seed(),
+                        &x->ctl, err, sizeof(err));
   if (rc != 0) {
-    fl_say("cannot start '%s': %s", o.argv[0], uv_strerror(rc));
-  } else if (st.term_signal != 0) {
-    status = 128 + st.term_signal;
-  } else {
-    status = (int)st.exit_status;
+    fl_say("%s", err);
+    return rc == -EEXIST ? FL_EXIT_USAGE : FL_EXIT_ENV;
   }
+  for (int i = 0; i < o->nfaults; i++) {
+    uint32_t id;
+    if ((rc = fl_control_add(x->ctl, &x->rules[i], &id)) != 0) {
+      fl_say("cannot install '%s': %s", o->faults[i], fl_strerror(rc));
+      return FL_EXIT_ENV;
+    }
+    if (!o->quiet)
+      fl_say("rule %" PRIu32 ": %s", id, x->rules[i].spec);
+  }
+  return 0;
+}
 
-out:
-  if (loop_ready) {
-    close_proxies(&st);
-    uv_run(&st.loop, UV_RUN_DEFAULT); /* let closing handles finish */
-    uv_loop_close(&st.loop);
+/* The loop with the proxies on it, and the command's environment. */
+static int start_loop(struct exec_run *x) {
+  int rc = uv_loop_init(&x->st.loop);
+  if (rc != 0) {
+    fl_say("cannot set up the event loop: %s", uv_strerror(rc));
+    return FL_EXIT_ENV;
   }
-  free(st.proxies);
-  free(ups);
-  free_env(env);
-  fl_blackhole_close(&bh4);
-  fl_blackhole_close(&bh6);
-  if (ctl != NULL)
-    fl_control_remove(ctl);
-  if (tmpdir[0] != '\0')
-    rmdir(tmpdir);
-  free(rules);
-  free(o.faults);
-  free(o.proxies);
-  return status;
+  x->loop_ready = 1;
+  if ((rc = start_proxies(&x->st, x->ctl, &x->o, x->ups)) != 0)
+    return rc;
+  if (!x->o.quiet)
+    fl_say("control %s (seed %" PRIu64 ")", x->ctlpath,
+           fl_control_seed(x->ctl));
+  x->env = child_env(x->shim, x->ctlpath);
+  return x->env != NULL ? 0 : FL_EXIT_ENV;
+}
+
+/* Runs the command to its end; its exit status, or 128 + its signal. */
+static int run_target(struct exec_run *x) {
+  x->st.forward_sigint = !isatty(STDIN_FILENO);
+  int rc = run_child(&x->st, x->prog, x->o.argv, x->env);
+  if (rc != 0) {
+    fl_say("cannot start '%s': %s", x->o.argv[0], uv_strerror(rc));
+    return FL_EXIT_ENV;
+  }
+  if (x->st.term_signal != 0)
+    return 128 + x->st.term_signal;
+  return (int)x->st.exit_status;
+}
+
+static void exec_close(struct exec_run *x) {
+  if (x->loop_ready) {
+    close_proxies(&x->st);
+    uv_run(&x->st.loop, UV_RUN_DEFAULT); /* let closing handles finish */
+    uv_loop_close(&x->st.loop);
+  }
+  free(x->st.proxies);
+  free(x->ups);
+  free_env(x->env);
+  fl_control_remove(x->ctl);
+  if (x->tmpdir[0] != '\0')
+    rmdir(x->tmpdir);
+  free(x->rules);
+  free(x->o.faults);
+  free(x->o.proxies);
+}
+
+int fl_cmd_exec(int argc, char **argv) {
+  static int (*const steps[])(struct exec_run *) = {
+      check_args, find_target, make_control, start_loop, run_target};
+  struct exec_run x;
+  memset(&x, 0, sizeof(x));
+  int status = parse_opts(argc, argv, &x.o);
+  for (size_t i = 0; status == 0 && i < sizeof(steps) / sizeof(steps[0]); i++)
+    status = steps[i](&x);
+  exec_close(&x);
+  return status < 0 ? FL_EXIT_OK : status;
 }

@@ -119,7 +119,49 @@ static int write_extra(const char *json, const char *junit, json_t *result) {
   return bad ? -1 : 0;
 }
 
-int fl_cmd_run(int argc, char **argv) {
+/* What `faultline run` was asked for. */
+struct run_args {
+  struct fl_run_opts o;
+  const char *json, *junit; /* extra copies, or NULL */
+  char **files;
+  int nfiles;
+};
+
+static int take_opt(int c, const char *val, void *arg) {
+  struct run_args *a = arg;
+  char *end;
+  switch (c) {
+  case 'o':
+    a->o.out_dir = val;
+    break;
+  case 's':
+    a->o.service_file = val;
+    break;
+  case 'j':
+    a->o.jobs = (int)strtol(val, &end, 10);
+    if (*end != '\0' || a->o.jobs < 1 || a->o.jobs > 64) {
+      fl_say("bad --jobs '%s' (allowed: 1-64)", val);
+      return FL_EXIT_USAGE;
+    }
+    break;
+  case 'S':
+    a->o.have_seed = 1;
+    return fl_opt_seed(val, &a->o.seed);
+  case 'q':
+    a->o.quiet = 1;
+    break;
+  case 'J':
+    a->json = val;
+    return check_writable("--json", val) != 0 ? FL_EXIT_USAGE : 0;
+  case 'U':
+    a->junit = val;
+    return check_writable("--junit", val) != 0 ? FL_EXIT_USAGE : 0;
+  }
+  return 0;
+}
+
+/* Returns 0, -1 after --help, or an exit status after saying why. */
+static int parse_run_args(int argc, char **argv, struct run_args *a) {
   static const struct option longs[] = {
       {"out", required_argument, NULL, 'o'},
       {"service", required_argument, NULL, 's'},
@@ -130,91 +172,80 @@ int fl_cmd_run(int argc, char **argv) {
       {"junit", required_argument, NULL, 'U'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  struct fl_run_opts o = {.out_dir = "out", .jobs = 1};
-  const char *json = NULL, *junit = NULL;
-  opterr = 0;
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, ":o:s:j:qh", longs, NULL)) != -1) {
-    char *end;
-    switch (c) {
-    case 'o':
-      o.out_dir = optarg;
-      break;
-    case 's':
-      o.service_file = optarg;
-      break;
-    case 'j':
-      o.jobs = (int)strtol(optarg, &end, 10);
-      if (*end != '\0' || o.jobs < 1 || o.jobs > 64) {
-        fl_say("bad --jobs '%s' (allowed: 1-64)", optarg);
-        return FL_EXIT_USAGE;
-      }
-      break;
-    case 'S':
-      errno = 0;
-      o.seed = strtoull(optarg, &end, 0);
-      if (errno != 0 || *end != '\0' || optarg[0] == '-') {
-        fl_say("bad --seed '%s' (allowed: a whole number)", optarg);
-        return FL_EXIT_USAGE;
-      }
-      o.have_seed = 1;
-      break;
-    case 'q':
-      o.quiet = 1;
-      break;
-    case 'J':
-      json = optarg;
-      if (check_writable("--json", json) != 0)
-        return FL_EXIT_USAGE;
-      break;
-    case 'U':
-      junit = optarg;
-      if (check_writable("--junit", junit) != 0)
-        return FL_EXIT_USAGE;
-      break;
-    case 'h':
-      fl_usage("run");
-      return FL_EXIT_OK;
-    case ':':
-      fl_say("run: %s needs a value (see faultline run --help)",
-             argv[optind - 1]);
-      return FL_EXIT_USAGE;
-    default:
-      fl_say("run: unknown option '%s' (see faultline run --help)",
-             argv[optind - 1]);
-      return FL_EXIT_USAGE;
-    }
-  }
-  if (optind >= argc) {
-    fl_say("run: no scenario given (usage: faultline run [OPTIONS] "
-           "SCENARIO.yaml...)");
-    return FL_EXIT_USAGE;
-  }
+  static const struct fl_opts spec = {
+      "run", ":o:s:j:qh", longs, take_opt,
+      "no scenario given (usage: faultline run [OPTIONS] SCENARIO.yaml...)"};
+  int rc = fl_opt_parse(&spec, argc, argv, a);
+  a->files = argv + optind;
+  a->nfiles = argc - optind;
+  return rc;
+}
+
+/* The exit status: 130 when interrupted, else from the suite's verdict
+ * (and FL_EXIT_ENV when its files could not be written). */
+static int run_status(int rc, const json_t *result, int written) {
+  const char *v = json_string_value(json_object_get(result, "verdict"));
+  if (rc == -EINTR)
+    return 130;
+  if (strcmp(v, "ERROR") == 0 || !written)
+    return FL_EXIT_ENV;
+  return strcmp(v, "PASS") == 0 ? FL_EXIT_OK : FL_EXIT_FAILED;
+}
+
+int fl_cmd_run(int argc, char **argv) {
+  struct run_args a = {.o = {.out_dir = "out", .jobs = 1}};
+  int rc = parse_run_args(argc, argv, &a);
+  if (rc != 0)
+    return rc < 0 ? FL_EXIT_OK : rc;
   json_t *result = NULL;
   char err[FL_ERRLEN];
-  int rc =
-      fl_run_suite(argv + optind, argc - optind, &o, &result, err, sizeof(err));
+  rc = fl_run_suite(a.files, a.nfiles, &a.o, &result, err, sizeof(err));
   if (rc != 0 && rc != -EINTR) {
     fl_say("%s", err);
     return rc == FL_EBADSCENARIO || rc == -ENOENT ? FL_EXIT_USAGE : FL_EXIT_ENV;
   }
-  int status = FL_EXIT_OK;
-  if (write_result(o.out_dir, result) != 0 ||
-      write_extra(json, junit, result) != 0)
-    status = FL_EXIT_ENV;
+  int written = write_result(a.o.out_dir, result) == 0 &&
+                write_extra(a.json, a.junit, result) == 0;
   const char *nc = getenv("NO_COLOR");
   fl_report_summary(result, stdout,
                     isatty(STDOUT_FILENO) && (nc == NULL || nc[0] == '\0'));
-  const char *v = json_string_value(json_object_get(result, "verdict"));
-  if (rc == -EINTR)
-    status = 130;
-  else if (strcmp(v, "ERROR") == 0)
-    status = FL_EXIT_ENV;
-  else if (strcmp(v, "PASS") != 0 && status == FL_EXIT_OK)
-    status = FL_EXIT_FAILED;
+  int status = run_status(rc, result, written);
   json_decref(result);
   return status;
+}
+
+static int say_error(const char *err) {
+  fprintf(stderr, "%s\n", err);
+  return 1;
+}
+
+/* Checks one file, a service or a scenario (against `service`, else its
+ * own); 0 when it is good, else 1 after saying why. */
+static int validate_one(const char *file, const char *service) {
+  char err[FL_ERRLEN];
+  struct fl_service *sv = NULL;
+  if (fl_yaml_kind(file) == 1) {
+    if (fl_service_load(file, &sv, err, sizeof(err)) != 0)
+      return say_error(err);
+    printf("%s: ok (service %s)\n", file, sv->name);
+    fl_service_free(sv);
+    return 0;
+  }
+  struct fl_scenario *sc;
+  if (fl_scenario_load(file, &sc, err, sizeof(err)) != 0)
+    return say_error(err);
+  const char *svc = service ? service : sc->service_file;
+  int bad = 0;
+  if (svc != NULL && fl_service_load(svc, &sv, err, sizeof(err)) != 0)
+    bad = say_error(err);
+  else if (sv != NULL && fl_scenario_check(sc, sv, err, sizeof(err)))
+    bad = say_error(err);
+  else
+    printf("%s: ok (scenario %s%s%s)\n", file, sc->name, sv ? " on " : "",
+           sv ? sv->name : "");
+  fl_service_free(sv);
+  fl_scenario_free(sc);
+  return bad;
 }
 
 int fl_cmd_validate(int argc, char **argv) {
@@ -234,40 +265,7 @@ int fl_cmd_validate(int argc, char **argv) {
     return FL_EXIT_USAGE;
   }
   int bad = 0;
-  char err[FL_ERRLEN];
-  for (int i = first; i < argc; i++) {
-    int kind = fl_yaml_kind(argv[i]);
-    if (kind == 1) {
-      struct fl_service *sv;
-      if (fl_service_load(argv[i], &sv, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
-        bad++;
-        continue;
-      }
-      printf("%s: ok (service %s)\n", argv[i], sv->name);
-      fl_service_free(sv);
-      continue;
-    }
-    struct fl_scenario *sc;
-    if (fl_scenario_load(argv[i], &sc, err, sizeof(err)) != 0) {
-      fprintf(stderr, "%s\n", err);
-      bad++;
-      continue;
-    }
-    const char *svc = service ? service : sc->service_file;
-    struct fl_service *sv = NULL;
-    if (svc != NULL && fl_service_load(svc, &sv, err, sizeof(err)) != 0) {
-      fprintf(stderr, "%s\n", err);
-      bad++;
-    } else if (sv != NULL && fl_scenario_check(sc, sv, err, sizeof(err))) {
-      fprintf(stderr, "%s\n", err);
-      bad++;
-    } else {
-      printf("%s: ok (scenario %s%s%s)\n", argv[i], sc->name, sv ? " on " : "",
-             sv ? sv->name : "");
-    }
-    fl_service_free(sv);
-    fl_scenario_free(sc);
-  }
+  for (int i = first; i < argc; i++)
+    bad += validate_one(argv[i], service);
   return bad ? FL_EXIT_USAGE : FL_EXIT_OK;
 }

@@ -12,13 +12,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-
-struct fl_control_s {
-  int fd;
-  char *path;
-  struct fl_ctl_header *hdr;
-  struct fl_ctl_stats *stats;
-};
+#include "control_int.h"
 
 static int map(int fd, const char *path, fl_control_t **out) {
   void *m =
@@ -35,6 +29,8 @@ static int map(int fd, const char *path, fl_control_t **out) {
   }
   c->fd = fd;
   c->path = p;
+  for (int i = 0; i < 2; i++)
+    c->blackholes[i].listen_fd = c->blackholes[i].fill_fd = -1;
   c->hdr = m;
   c->stats = (struct fl_ctl_stats *)((char *)m + FL_CTL_STATS_OFFSET);
   *out = c;
@@ -101,6 +97,8 @@ void fl_control_close(fl_control_t *c) {
     return;
   munmap(c->hdr, FL_CTL_TOTAL_SIZE);
   close(c->fd);
+  fl_blackhole_close(&c->blackholes[0]);
+  fl_blackhole_close(&c->blackholes[1]);
   free(c->path);
   free(c);
 }

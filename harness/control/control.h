@@ -6,6 +6,7 @@
 #ifndef FL_CONTROL_H
 #define FL_CONTROL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "faultline/segment.h"
@@ -32,9 +33,16 @@ struct fl_event_view {
 
 /* Creates the segment at `path` (which must not exist), mode 0600. */
 int fl_control_create(const char *path, uint64_t seed, fl_control_t **out);
+/* fl_control_create, then opens the blackholes that `hang` needs (IPv4;
+ * IPv6 when the host has ::1) and publishes them; the handle owns them and
+ * closes them with itself. On error `err` says which step failed, in one
+ * sentence, and nothing is left behind. */
+int fl_control_setup(const char *path, uint64_t seed, fl_control_t **out,
+                     char *err, size_t errlen);
 /* Opens an existing segment for writing rules; FL_EBADCTL when foreign. */
 int fl_control_open(const char *path, fl_control_t **out);
-/* Unmaps; the file stays (the creator removes it with fl_control_remove). */
+/* Unmaps (and closes the blackholes of fl_control_setup); the file stays
+ * (the creator removes it with fl_control_remove). */
 void fl_control_close(fl_control_t *c);
 /* Unmaps and deletes the file. */
 void fl_control_remove(fl_control_t *c);

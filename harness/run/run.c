@@ -89,7 +89,11 @@ static void on_dep_ready(fl_dep_t *dep, int rc, void *arg) {
     fl_target_start(r);
 }
 
-static void begin(struct srun *r) {
+/* ---- the beginning ---- */
+
+/* The run's clock and handles, before anything can fail: teardown then
+ * finds them in a known state. */
+static void init_run(struct srun *r) {
   struct suite *s = r->suite;
   r->state = S_DEPS;
   r->t_begin_ns = uv_hrtime();
@@ -102,8 +106,45 @@ static void begin(struct srun *r) {
   r->timer.data = r->sampler.data = r->killer.data = r;
   r->timers_open = 1;
   r->log_fd = -1;
-  r->bh4.listen_fd = r->bh4.fill_fd = r->bh6.listen_fd = r->bh6.fill_fd = -1;
+}
 
+/* The run's temporary folder: its data folder and its control segment
+ * (with the blackholes that hang needs). 0, or the run has failed. */
+static int make_workdir(struct srun *r) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(r->workdir, sizeof(r->workdir), "%s/faultline-XXXXXX",
+           tmp && *tmp ? tmp : "/tmp");
+  if (mkdtemp(r->workdir) == NULL) {
+    r->workdir[0] = '\0';
+    fl_run_fail(r, "cannot create a temporary folder: %s", strerror(errno));
+    return -1;
+  }
+  chmod(r->workdir, 0755); /* postgres runs as its own user inside it */
+  char ctl[PATH_MAX], err[FL_ERRLEN];
+  if (snprintf(r->datadir, sizeof(r->datadir), "%s/data", r->workdir) >=
+          (int)sizeof(r->datadir) ||
+      snprintf(ctl, sizeof(ctl), "%s/control", r->workdir) >=
+          (int)sizeof(ctl)) {
+    fl_run_fail(r, "TMPDIR is too long");
+    return -1;
+  }
+  if (mkdir(r->datadir, 0700) != 0) {
+    fl_run_fail(r, "cannot set up %s: %s", r->workdir, strerror(errno));
+    return -1;
+  }
+  const struct fl_run_opts *o = r->suite->o;
+  uint64_t seed = o->have_seed ? o->seed : r->sc->seed;
+  if (fl_control_setup(ctl, seed, &r->ctl, err, sizeof(err)) != 0) {
+    fl_run_fail(r, "%s", err);
+    return -1;
+  }
+  return 0;
+}
+
+static void start_deps(struct srun *r);
+
+static void begin(struct srun *r) {
+  init_run(r);
   char err[FL_ERRLEN];
   int rc;
   if ((rc = fl_scenario_check(r->sc, r->sv, err, sizeof(err))) != 0) {
@@ -114,39 +155,13 @@ static void begin(struct srun *r) {
     fl_run_fail(r, "cannot create %s: %s", r->outdir, strerror(-rc));
     return;
   }
-  const char *tmp = getenv("TMPDIR");
-  snprintf(r->workdir, sizeof(r->workdir), "%s/faultline-XXXXXX",
-           tmp && *tmp ? tmp : "/tmp");
-  if (mkdtemp(r->workdir) == NULL) {
-    r->workdir[0] = '\0';
-    fl_run_fail(r, "cannot create a temporary folder: %s", strerror(errno));
-    return;
-  }
-  chmod(r->workdir, 0755); /* postgres runs as its own user inside it */
-  char ctl[PATH_MAX];
-  if (snprintf(r->datadir, sizeof(r->datadir), "%s/data", r->workdir) >=
-          (int)sizeof(r->datadir) ||
-      snprintf(ctl, sizeof(ctl), "%s/control", r->workdir) >=
-          (int)sizeof(ctl)) {
-    fl_run_fail(r, "TMPDIR is too long");
-    return;
-  }
-  uint64_t seed = s->o->have_seed ? s->o->seed : r->sc->seed;
-  if (mkdir(r->datadir, 0700) != 0 ||
-      (rc = fl_control_create(ctl, seed, &r->ctl)) != 0) {
-    fl_run_fail(r, "cannot set up %s: %s", r->workdir,
-                rc ? fl_strerror(rc) : strerror(errno));
-    return;
-  }
-  if ((rc = fl_blackhole_open(AF_INET, &r->bh4)) != 0) {
-    fl_run_fail(r, "cannot open the listener that hang needs: %s",
-                fl_strerror(rc));
-    return;
-  }
-  fl_blackhole_open(AF_INET6, &r->bh6);
-  fl_control_set_blackholes(r->ctl, &r->bh4.addr,
-                            r->bh6.listen_fd >= 0 ? &r->bh6.addr : NULL);
+  if (make_workdir(r) == 0)
+    start_deps(r);
+}
 
+static void start_deps(struct srun *r) {
+  struct suite *s = r->suite;
+  int rc;
   r->ndeps = r->sv->ndeps;
   r->deps = calloc(r->ndeps + 1, sizeof(*r->deps));
   if (r->deps == NULL) {
@@ -192,8 +207,6 @@ static void finish(struct srun *r) {
     fl_control_remove(r->ctl);
     r->ctl = NULL;
   }
-  fl_blackhole_close(&r->bh4);
-  fl_blackhole_close(&r->bh6);
   if (r->log_fd >= 0)
     close(r->log_fd);
   r->log_fd = -1;

@@ -65,8 +65,7 @@ struct srun {
   char started_iso[32];
   uint64_t t_begin_ns, t_traffic_ns, t_end_ns;
 
-  fl_control_t *ctl;
-  struct fl_blackhole bh4, bh6;
+  fl_control_t *ctl; /* with the blackholes it publishes */
   fl_dep_t **deps;
   size_t ndeps, deps_ready, deps_freed;
   int deps_freeing;     /* fl_dep_free called on each; on_dep_freed finishes */

@@ -208,65 +208,66 @@ static void free_strv(char **v) {
   free(v);
 }
 
-void fl_target_start(struct srun *r) {
-  char err[FL_ERRLEN];
-  r->state = S_TARGET;
+/* The port, and the faults marked 'at: start' on before the target's
+ * first instruction (the timeline's first switch-on then finds them on).
+ * 0, or the run has failed. */
+static int prepare(struct srun *r) {
   if ((r->port = fl_free_port()) < 0) {
     fl_run_fail(r, "no free loopback port for the target");
-    return;
+    return -1;
   }
   snprintf(r->base_url, sizeof(r->base_url), "http://127.0.0.1:%d", r->port);
-  /* Faults marked 'at: start' are on before the target's first
-   * instruction; the timeline's first switch-on then finds them on. */
   if (fl_timeline_resolve_faults(r) != 0 || fl_timeline_start_proxies(r) != 0)
-    return;
+    return -1;
   for (size_t i = 0; i < r->nfaults; i++)
     if (r->faults[i].decl->at < 0)
       fl_timeline_switch(r, &r->faults[i], 1);
+  return 0;
+}
+
+/* The service's command, expanded, behind setpriv when we have it (the
+ * target then dies with us even if we are SIGKILLed); r->command gets it
+ * as one line. NULL with `err` set. */
+static char **target_argv(struct srun *r, char *err, size_t errlen) {
   size_t argc = 0;
   while (r->sv->argv[argc] != NULL)
     argc++;
-  /* setpriv makes the target die with us even if we are SIGKILLed. */
-  int wrap = r->suite->setpriv[0] != '\0';
   char **argv = calloc(argc + 5, sizeof(char *));
-  char **env = target_env(r, err, sizeof(err));
-  if (argv == NULL || env == NULL) {
-    free(argv);
-    free_strv(env);
-    fl_run_fail(r, "%s: %s", r->sv->file, env == NULL ? err : "out of memory");
-    return;
+  if (argv == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
   }
   size_t k = 0;
-  if (wrap) {
-    argv[k++] = strdup(r->suite->setpriv);
-    argv[k++] = strdup("--pdeathsig");
-    argv[k++] = strdup("KILL");
-    argv[k++] = strdup("--");
+  if (r->suite->setpriv[0] != '\0') {
+    const char *wrap[] = {r->suite->setpriv, "--pdeathsig", "KILL", "--"};
+    for (size_t i = 0; i < 4; i++)
+      argv[k++] = strdup(wrap[i]);
   }
   r->command[0] = '\0';
   for (size_t i = 0; i < argc; i++) {
-    argv[k] = fl_expand(r->sv->argv[i], fl_target_lookup, r, err, sizeof(err));
+    argv[k] = fl_expand(r->sv->argv[i], fl_target_lookup, r, err, errlen);
     if (argv[k] == NULL) {
       free_strv(argv);
-      free_strv(env);
-      fl_run_fail(r, "%s: %s", r->sv->file, err);
-      return;
+      return NULL;
     }
     size_t at = strlen(r->command);
     snprintf(r->command + at, sizeof(r->command) - at, "%s%s", at ? " " : "",
              argv[k]);
     k++;
   }
+  return argv;
+}
+
+/* OUTDIR/target.log, the target's stdout and stderr. */
+static int open_log(struct srun *r) {
   if (snprintf(r->log_path, sizeof(r->log_path), "%s/target.log", r->outdir) >=
       (int)sizeof(r->log_path))
     r->log_path[0] = '\0';
   r->log_fd = open(r->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (r->log_fd < 0) {
-    free_strv(argv);
-    free_strv(env);
-    fl_run_fail(r, "cannot create %s: %s", r->log_path, strerror(errno));
-    return;
-  }
+  return r->log_fd < 0 ? -errno : 0;
+}
+
+static int spawn(struct srun *r, char **argv, char **env) {
   uv_stdio_container_t stdio[3] = {
       {.flags = UV_IGNORE},
       {.flags = UV_INHERIT_FD, .data.fd = r->log_fd},
@@ -281,14 +282,33 @@ void fl_target_start(struct srun *r) {
                              .stdio_count = 3};
   r->target.data = r;
   int rc = uv_spawn(&r->suite->loop, &r->target, &po);
-  free_strv(argv);
-  free_strv(env);
-  if (rc != 0) {
+  if (rc != 0)
     uv_close((uv_handle_t *)&r->target, NULL);
-    fl_run_fail(r, "cannot start the target '%s' in %s: %s", r->sv->argv[0],
-                r->sv->dir, uv_strerror(rc));
+  return rc;
+}
+
+void fl_target_start(struct srun *r) {
+  char err[FL_ERRLEN];
+  r->state = S_TARGET;
+  if (prepare(r) != 0)
+    return;
+  char **argv = target_argv(r, err, sizeof(err)), **env = NULL;
+  if (argv == NULL || (env = target_env(r, err, sizeof(err))) == NULL) {
+    free_strv(argv);
+    fl_run_fail(r, "%s: %s", r->sv->file, err);
     return;
   }
+  int rc = open_log(r);
+  if (rc != 0) {
+    fl_run_fail(r, "cannot create %s: %s", r->log_path, strerror(-rc));
+  } else if ((rc = spawn(r, argv, env)) != 0) {
+    fl_run_fail(r, "cannot start the target '%s' in %s: %s", r->sv->argv[0],
+                r->sv->dir, uv_strerror(rc));
+  }
+  free_strv(argv);
+  free_strv(env);
+  if (rc != 0)
+    return;
   r->target_spawned = r->target_alive = 1;
   fl_run_say(r, "target pid %d: %s", r->target.pid, r->command);
   r->ready_deadline = fl_run_since(r->t_begin_ns) + r->sv->ready_timeout;

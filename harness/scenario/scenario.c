@@ -15,23 +15,12 @@
 #include "base/base.h"
 #include "scenario_int.h"
 
-static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
-                         struct fl_endpoint_decl *e) {
-  const char *name, *s;
-  int rc;
-  if ((rc = fl_yaml_want_scalar(d, k, "an endpoint name", &name)) != 0 ||
-      (rc = fl_yaml_dup(d, k, name, &e->name)) != 0)
-    return rc;
-  e->pos = fl_yaml_pos(k);
-  if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "an endpoint")) != 0 ||
-      (rc = fl_yaml_check_keys(d, v, "an endpoint",
-                               "request rate timeout body headers")) != 0)
-    return rc;
-  yaml_node_t *n = fl_yaml_get(d, v, "request");
-  if (n == NULL)
-    return fl_yaml_fail(d, v, "endpoint '%s' needs 'request: METHOD /path'",
-                        name);
-  if ((rc = fl_yaml_want_scalar(d, n, "request", &s)) != 0)
+/* request: METHOD /path */
+static int load_request(struct doc *d, yaml_node_t *n,
+                        struct fl_endpoint_decl *e) {
+  const char *s;
+  int rc = fl_yaml_want_scalar(d, n, "request", &s);
+  if (rc != 0)
     return rc;
   char method[16], path[1024];
   if (sscanf(s, "%15s %1023s", method, path) != 2 || path[0] != '/')
@@ -52,9 +41,50 @@ static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
   if ((rc = fl_yaml_dup(d, n, method, &e->method)) != 0 ||
       (rc = fl_yaml_dup(d, n, path, &e->path)) != 0)
     return rc;
+  return 0;
+}
+
+/* headers: { NAME: VALUE, ... }, kept as "NAME: VALUE" lines. */
+static int load_headers(struct doc *d, yaml_node_t *n,
+                        struct fl_endpoint_decl *e) {
+  int rc = 0;
+  if ((e->headers = fl_yaml_array(d, n, YAML_MAPPING_NODE, "headers",
+                                  sizeof(char *))) == NULL)
+    return FL_EBADSCENARIO;
+  size_t i = 0;
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+       p < n->data.mapping.pairs.top; p++) {
+    const char *hk, *hv;
+    if ((rc = fl_yaml_want_scalar(d, fl_yaml_node(d, p->key), "a header name",
+                                  &hk)) != 0 ||
+        (rc = fl_yaml_want_scalar(d, fl_yaml_node(d, p->value),
+                                  "a header value", &hv)) != 0)
+      return rc;
+    if (asprintf(&e->headers[i++], "%s: %s", hk, hv) < 0)
+      return fl_yaml_fail(d, n, "out of memory");
+  }
+  return 0;
+}
+
+static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
+                         struct fl_endpoint_decl *e) {
+  int rc;
+  if ((rc = fl_yaml_string(d, k, "an endpoint name", &e->name)) != 0)
+    return rc;
+  e->pos = fl_yaml_pos(k);
+  if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "an endpoint")) != 0 ||
+      (rc = fl_yaml_check_keys(d, v, "an endpoint",
+                               "request rate timeout body headers")) != 0)
+    return rc;
+  yaml_node_t *n = fl_yaml_get(d, v, "request");
+  if (n == NULL)
+    return fl_yaml_fail(d, v, "endpoint '%s' needs 'request: METHOD /path'",
+                        e->name);
+  if ((rc = load_request(d, n, e)) != 0)
+    return rc;
   if ((n = fl_yaml_get(d, v, "rate")) == NULL)
     return fl_yaml_fail(
-        d, v, "endpoint '%s' needs a rate (requests per second)", name);
+        d, v, "endpoint '%s' needs a rate (requests per second)", e->name);
   if ((rc = fl_yaml_positive(d, n, "rate", &e->rate)) != 0)
     return rc;
   e->timeout = 2.0;
@@ -64,30 +94,10 @@ static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
   if (e->timeout <= 0)
     return fl_yaml_fail(d, n, "timeout must be above 0");
   if ((n = fl_yaml_get(d, v, "body")) != NULL &&
-      ((rc = fl_yaml_want_scalar(d, n, "body", &s)) != 0 ||
-       (rc = fl_yaml_dup(d, n, s, &e->body)) != 0))
+      (rc = fl_yaml_string(d, n, "body", &e->body)) != 0)
     return rc;
-  if ((n = fl_yaml_get(d, v, "headers")) != NULL) {
-    if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "headers")) != 0)
-      return rc;
-    size_t cnt =
-        (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    e->headers = calloc(cnt + 1, sizeof(char *));
-    if (e->headers == NULL)
-      return fl_yaml_fail(d, n, "out of memory");
-    size_t i = 0;
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
-         p < n->data.mapping.pairs.top; p++) {
-      const char *hk, *hv;
-      if ((rc = fl_yaml_want_scalar(d, fl_yaml_node(d, p->key), "a header name",
-                                    &hk)) != 0 ||
-          (rc = fl_yaml_want_scalar(d, fl_yaml_node(d, p->value),
-                                    "a header value", &hv)) != 0)
-        return rc;
-      if (asprintf(&e->headers[i++], "%s: %s", hk, hv) < 0)
-        return fl_yaml_fail(d, n, "out of memory");
-    }
-  }
+  if ((n = fl_yaml_get(d, v, "headers")) != NULL)
+    return load_headers(d, n, e);
   return 0;
 }
 
@@ -155,7 +165,57 @@ static int find_phase(const struct fl_scenario *sc, const char *name) {
   return -1;
 }
 
-/* expect: { PHASE|always: [TARGET-EXPECT...] | { ENDPOINT: [...], ... } } */
+/* One endpoint's expectations: a list, or a single one. */
+static int load_endpoint_expects(struct doc *d, struct fl_scenario *sc,
+                                 yaml_node_t *ek, yaml_node_t *ev,
+                                 const char *phase) {
+  const char *ep;
+  int rc = fl_yaml_want_scalar(d, ek, "an endpoint name", &ep);
+  if (rc != 0)
+    return rc;
+  int target = strcmp(ep, "target") == 0;
+  if (!target && find_endpoint(sc, ep) < 0)
+    return fl_yaml_fail(d, ek,
+                        "expectations for endpoint '%s', which traffic "
+                        "does not define",
+                        ep);
+  if (ev->type == YAML_SCALAR_NODE)
+    return add_expect(d, sc, ev, phase, target ? NULL : ep);
+  if ((rc = fl_yaml_want_kind(d, ev, YAML_SEQUENCE_NODE, "expectations")) != 0)
+    return rc;
+  for (yaml_node_item_t *it = ev->data.sequence.items.start;
+       it < ev->data.sequence.items.top; it++)
+    if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase,
+                         target ? NULL : ep)) != 0)
+      return rc;
+  return 0;
+}
+
+/* A phase's expectations: [TARGET-EXPECT...] | { ENDPOINT: [...], ... } */
+static int load_phase_expects(struct doc *d, struct fl_scenario *sc,
+                              yaml_node_t *v, const char *phase) {
+  int rc;
+  if (v->type == YAML_SEQUENCE_NODE) {
+    for (yaml_node_item_t *it = v->data.sequence.items.start;
+         it < v->data.sequence.items.top; it++)
+      if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase, NULL)) != 0)
+        return rc;
+    return 0;
+  }
+  if (v->type != YAML_MAPPING_NODE)
+    return fl_yaml_fail(d, v,
+                        "expectations of '%s' must be a list or a mapping "
+                        "of endpoint to list, found %s",
+                        phase, fl_yaml_kind_name(v));
+  for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+       q < v->data.mapping.pairs.top; q++)
+    if ((rc = load_endpoint_expects(d, sc, fl_yaml_node(d, q->key),
+                                    fl_yaml_node(d, q->value), phase)) != 0)
+      return rc;
+  return 0;
+}
+
+/* expect: { PHASE|always: ... } */
 static int load_expects(struct doc *d, yaml_node_t *n, struct fl_scenario *sc) {
   int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "expect");
   if (rc != 0)
@@ -174,66 +234,24 @@ static int load_expects(struct doc *d, yaml_node_t *n, struct fl_scenario *sc) {
                           "expectations for phase '%s', which the timeline "
                           "does not define",
                           phase);
-    if (v->type == YAML_SEQUENCE_NODE) {
-      for (yaml_node_item_t *it = v->data.sequence.items.start;
-           it < v->data.sequence.items.top; it++)
-        if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase, NULL)) != 0)
-          return rc;
-      continue;
-    }
-    if (v->type != YAML_MAPPING_NODE)
-      return fl_yaml_fail(d, v,
-                          "expectations of '%s' must be a list or a mapping "
-                          "of endpoint to list, found %s",
-                          phase, fl_yaml_kind_name(v));
-    for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
-         q < v->data.mapping.pairs.top; q++) {
-      yaml_node_t *ek = fl_yaml_node(d, q->key),
-                  *ev = fl_yaml_node(d, q->value);
-      const char *ep;
-      if ((rc = fl_yaml_want_scalar(d, ek, "an endpoint name", &ep)) != 0)
-        return rc;
-      int target = strcmp(ep, "target") == 0;
-      if (!target && find_endpoint(sc, ep) < 0)
-        return fl_yaml_fail(d, ek,
-                            "expectations for endpoint '%s', which traffic "
-                            "does not define",
-                            ep);
-      if (ev->type == YAML_SCALAR_NODE) {
-        if ((rc = add_expect(d, sc, ev, phase, target ? NULL : ep)) != 0)
-          return rc;
-        continue;
-      }
-      if ((rc = fl_yaml_want_kind(d, ev, YAML_SEQUENCE_NODE, "expectations")) !=
-          0)
-        return rc;
-      for (yaml_node_item_t *it = ev->data.sequence.items.start;
-           it < ev->data.sequence.items.top; it++)
-        if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase,
-                             target ? NULL : ep)) != 0)
-          return rc;
-    }
+    if ((rc = load_phase_expects(d, sc, v, phase)) != 0)
+      return rc;
   }
   return 0;
 }
 
-static int load_scenario(struct doc *d, struct fl_scenario *sc) {
-  yaml_node_t *root = yaml_document_get_root_node(&d->yd), *n;
+/* scenario, description, service and seed. */
+static int load_about(struct doc *d, yaml_node_t *root,
+                      struct fl_scenario *sc) {
+  yaml_node_t *n;
   const char *s;
-  int rc =
-      fl_yaml_check_keys(d, root, "a scenario file",
-                         "scenario description service seed traffic timeline "
-                         "expect");
-  if (rc != 0)
-    return rc;
+  int rc;
   if ((n = fl_yaml_get(d, root, "scenario")) == NULL)
     return fl_yaml_fail(d, root, "a scenario file needs 'scenario: NAME'");
-  if ((rc = fl_yaml_want_scalar(d, n, "scenario", &s)) != 0 ||
-      (rc = fl_yaml_dup(d, n, s, &sc->name)) != 0)
+  if ((rc = fl_yaml_string(d, n, "scenario", &sc->name)) != 0)
     return rc;
   if ((n = fl_yaml_get(d, root, "description")) != NULL &&
-      ((rc = fl_yaml_want_scalar(d, n, "description", &s)) != 0 ||
-       (rc = fl_yaml_dup(d, n, s, &sc->description)) != 0))
+      (rc = fl_yaml_string(d, n, "description", &sc->description)) != 0)
     return rc;
   if ((n = fl_yaml_get(d, root, "service")) != NULL) {
     if ((rc = fl_yaml_want_scalar(d, n, "service", &s)) != 0)
@@ -251,20 +269,24 @@ static int load_scenario(struct doc *d, struct fl_scenario *sc) {
     if (errno != 0 || *end != '\0' || s[0] == '-' || s[0] == '\0')
       return fl_yaml_fail(d, n, "bad seed '%s' (allowed: a whole number)", s);
   }
-  if ((n = fl_yaml_get(d, root, "traffic")) == NULL)
+  return 0;
+}
+
+/* traffic: { ENDPOINT: {...}, ... } */
+static int load_traffic(struct doc *d, yaml_node_t *root,
+                        struct fl_scenario *sc) {
+  yaml_node_t *n = fl_yaml_get(d, root, "traffic");
+  if (n == NULL)
     return fl_yaml_fail(d, root,
                         "scenario '%s' needs traffic (endpoints to "
                         "request)",
                         sc->name);
-  if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "traffic")) != 0)
-    return rc;
-  size_t cnt =
-      (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-  if (cnt == 0)
+  int rc = 0;
+  if ((sc->endpoints = fl_yaml_array(d, n, YAML_MAPPING_NODE, "traffic",
+                                     sizeof(*sc->endpoints))) == NULL)
+    return FL_EBADSCENARIO;
+  if (fl_yaml_count(n) == 0)
     return fl_yaml_fail(d, n, "traffic has no endpoint");
-  sc->endpoints = calloc(cnt, sizeof(*sc->endpoints));
-  if (sc->endpoints == NULL)
-    return fl_yaml_fail(d, n, "out of memory");
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
        p < n->data.mapping.pairs.top; p++) {
     struct fl_endpoint_decl *e = &sc->endpoints[sc->nendpoints++];
@@ -276,19 +298,24 @@ static int load_scenario(struct doc *d, struct fl_scenario *sc) {
                           "'target' is reserved for target "
                           "expectations; choose another endpoint name");
   }
-  if ((n = fl_yaml_get(d, root, "timeline")) == NULL)
+  return 0;
+}
+
+/* timeline: [PHASE, ...] */
+static int load_timeline(struct doc *d, yaml_node_t *root,
+                         struct fl_scenario *sc) {
+  yaml_node_t *n = fl_yaml_get(d, root, "timeline");
+  if (n == NULL)
     return fl_yaml_fail(d, root,
                         "scenario '%s' needs a timeline (a list of "
                         "phases)",
                         sc->name);
-  if ((rc = fl_yaml_want_kind(d, n, YAML_SEQUENCE_NODE, "timeline")) != 0)
-    return rc;
-  cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-  if (cnt == 0)
+  int rc = 0;
+  if ((sc->phases = fl_yaml_array(d, n, YAML_SEQUENCE_NODE, "timeline",
+                                  sizeof(*sc->phases))) == NULL)
+    return FL_EBADSCENARIO;
+  if (fl_yaml_count(n) == 0)
     return fl_yaml_fail(d, n, "the timeline has no phase");
-  sc->phases = calloc(cnt, sizeof(*sc->phases));
-  if (sc->phases == NULL)
-    return fl_yaml_fail(d, n, "out of memory");
   for (yaml_node_item_t *it = n->data.sequence.items.start;
        it < n->data.sequence.items.top; it++) {
     /* Counted before loading, so that a half-loaded phase is freed. */
@@ -301,31 +328,37 @@ static int load_scenario(struct doc *d, struct fl_scenario *sc) {
       return fl_yaml_fail(d, fl_yaml_node(d, *it),
                           "phase '%s' is defined twice", ph->name);
   }
+  return 0;
+}
+
+static int load_scenario(struct doc *d, void *obj) {
+  struct fl_scenario *sc = obj;
+  yaml_node_t *root = yaml_document_get_root_node(&d->yd), *n;
+  int rc = fl_yaml_dup(d, NULL, d->file, &sc->file);
+  if (rc != 0 ||
+      (rc = fl_yaml_check_keys(d, root, "a scenario file",
+                               "scenario description service seed traffic "
+                               "timeline expect")) != 0 ||
+      (rc = load_about(d, root, sc)) != 0 ||
+      (rc = load_traffic(d, root, sc)) != 0 ||
+      (rc = load_timeline(d, root, sc)) != 0)
+    return rc;
   if ((n = fl_yaml_get(d, root, "expect")) != NULL &&
       (rc = load_expects(d, n, sc)))
     return rc;
   return 0;
 }
 
+static void release_scenario(void *sc) { fl_scenario_free(sc); }
+
 int fl_scenario_load(const char *path, struct fl_scenario **out, char *err,
                      size_t errlen) {
-  struct doc d;
-  *out = NULL;
-  int rc = fl_yaml_load_doc(path, &d, err, errlen);
-  if (rc != 0)
-    return rc;
-  struct fl_scenario *sc = calloc(1, sizeof(*sc));
-  if (sc == NULL || (sc->file = strdup(path)) == NULL)
-    rc = fl_yaml_fail(&d, NULL, "out of memory");
-  else
-    rc = load_scenario(&d, sc);
-  yaml_document_delete(&d.yd);
-  if (rc != 0) {
-    fl_scenario_free(sc);
-    return rc;
-  }
+  static const struct fl_yaml_schema schema = {sizeof(struct fl_scenario),
+                                               load_scenario, release_scenario};
+  void *sc;
+  int rc = fl_yaml_load_file(path, &schema, &sc, err, errlen);
   *out = sc;
-  return 0;
+  return rc;
 }
 
 void fl_scenario_free(struct fl_scenario *sc) {

@@ -39,6 +39,16 @@ int fl_yaml_want_kind(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
 int fl_yaml_dup(struct doc *d, const yaml_node_t *n, const char *s, char **out);
 int fl_yaml_check_keys(struct doc *d, const yaml_node_t *map, const char *where,
                        const char *allowed);
+/* fl_yaml_want_scalar, then a copy of it in *out. */
+int fl_yaml_string(struct doc *d, const yaml_node_t *n, const char *what,
+                   char **out);
+/* The pairs of a mapping, the items of a list; 0 for a scalar. */
+size_t fl_yaml_count(const yaml_node_t *n);
+/* fl_yaml_want_kind(t), then a zeroed array of `size`-byte elements for
+ * what `n` holds, plus one to end it; NULL after failing (the caller then
+ * returns FL_EBADSCENARIO). */
+void *fl_yaml_array(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
+                    const char *what, size_t size);
 /* The value of `key` in a mapping, or NULL. */
 yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
                          const char *key);
@@ -49,6 +59,17 @@ int fl_yaml_positive(struct doc *d, const yaml_node_t *n, const char *what,
 /* Parses the file into d (whose root is then a mapping); 0, -errno when
  * it cannot be read, or FL_EBADSCENARIO. On 0 the caller deletes d->yd. */
 int fl_yaml_load_doc(const char *path, struct doc *d, char *err, size_t errlen);
+/* How one kind of file becomes its struct: load() fills a zeroed object
+ * of `size` bytes from the document; release() frees a half-filled one. */
+struct fl_yaml_schema {
+  size_t size;
+  int (*load)(struct doc *d, void *obj);
+  void (*release)(void *obj);
+};
+/* Reads `path` into a new object of `schema`: 0, -errno when the file
+ * cannot be read, or FL_EBADSCENARIO; `err` says why. */
+int fl_yaml_load_file(const char *path, const struct fl_yaml_schema *schema,
+                      void **out, char *err, size_t errlen);
 /* A new absolute path for `rel`, relative to the folder of `file`; NULL
  * with errno set on failure. */
 char *fl_yaml_relative_to(const char *file, const char *rel);

@@ -7,30 +7,62 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "scenario_int.h"
+
+/* Names become ${NAME_HOST} and the like: lower-case letters, digits, _. */
+static int check_dep_name(struct doc *d, const yaml_node_t *k,
+                          const char *name) {
+  for (const char *c = name; *c; c++)
+    if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && *c != '_')
+      return fl_yaml_fail(d, k,
+                          "bad dependency name '%s' (allowed: lower-case "
+                          "letters, digits and _)",
+                          name);
+  return 0;
+}
+
+/* address: HOST:PORT, for an external dependency only. */
+static int load_address(struct doc *d, const yaml_node_t *v,
+                        struct fl_dep_decl *dep) {
+  yaml_node_t *a = fl_yaml_get(d, v, "address");
+  int rc;
+  if (dep->type != FL_DEP_EXTERNAL) {
+    if (a == NULL)
+      return 0;
+    return fl_yaml_fail(d, a,
+                        "a managed dependency gets its address from "
+                        "faultline; 'address' is only for type external");
+  }
+  const char *addr;
+  if (a == NULL)
+    return fl_yaml_fail(d, v,
+                        "external dependency '%s' needs an address "
+                        "(host:port)",
+                        dep->name);
+  if ((rc = fl_yaml_want_scalar(d, a, "address", &addr)) != 0 ||
+      (rc = fl_yaml_dup(d, a, addr, &dep->address)) != 0)
+    return rc;
+  const char *colon = strrchr(addr, ':');
+  if (colon == NULL || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
+    return fl_yaml_fail(d, a, "bad address '%s' (allowed: host:port)", addr);
+  return 0;
+}
 
 static int load_deps(struct doc *d, const yaml_node_t *n,
                      struct fl_service *s) {
-  int rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "dependencies");
-  if (rc != 0)
-    return rc;
-  size_t cnt =
-      (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-  s->deps = calloc(cnt + 1, sizeof(*s->deps));
-  if (s->deps == NULL)
-    return fl_yaml_fail(d, n, "out of memory");
+  int rc = 0;
+  if ((s->deps = fl_yaml_array(d, n, YAML_MAPPING_NODE, "dependencies",
+                               sizeof(*s->deps))) == NULL)
+    return FL_EBADSCENARIO;
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
        p < n->data.mapping.pairs.top; p++) {
     yaml_node_t *k = fl_yaml_node(d, p->key), *v = fl_yaml_node(d, p->value);
     const char *name;
     if ((rc = fl_yaml_want_scalar(d, k, "a dependency name", &name)) != 0)
       return rc;
-    for (const char *c = name; *c; c++)
-      if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && *c != '_')
-        return fl_yaml_fail(d, k,
-                            "bad dependency name '%s' (allowed: lower-case "
-                            "letters, digits and _)",
-                            name);
+    if ((rc = check_dep_name(d, k, name)) != 0)
+      return rc;
     struct fl_dep_decl *dep = &s->deps[s->ndeps++];
     dep->pos = fl_yaml_pos(k);
     if ((rc = fl_yaml_dup(d, k, name, &dep->name)) != 0)
@@ -60,27 +92,8 @@ static int load_deps(struct doc *d, const yaml_node_t *n,
           "unknown dependency type '%s' (allowed: postgres, redis, "
           "external)",
           type);
-    yaml_node_t *a = fl_yaml_get(d, v, "address");
-    if (dep->type == FL_DEP_EXTERNAL) {
-      const char *addr;
-      if (a == NULL)
-        return fl_yaml_fail(d, v,
-                            "external dependency '%s' needs an address "
-                            "(host:port)",
-                            name);
-      if ((rc = fl_yaml_want_scalar(d, a, "address", &addr)) != 0 ||
-          (rc = fl_yaml_dup(d, a, addr, &dep->address)) != 0)
-        return rc;
-      const char *colon = strrchr(addr, ':');
-      if (colon == NULL || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
-        return fl_yaml_fail(d, a, "bad address '%s' (allowed: host:port)",
-                            addr);
-    } else if (a != NULL) {
-      return fl_yaml_fail(
-          d, a,
-          "a managed dependency gets its address from faultline; "
-          "'address' is only for type external");
-    }
+    if ((rc = load_address(d, v, dep)) != 0)
+      return rc;
   }
   return 0;
 }
@@ -98,39 +111,86 @@ static int load_command(struct doc *d, const yaml_node_t *n,
       return fl_yaml_fail(d, n, "command is empty");
     return 0;
   }
-  if ((rc = fl_yaml_want_kind(d, n, YAML_SEQUENCE_NODE, "command")) != 0)
-    return rc;
-  size_t cnt =
-      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-  if (cnt == 0)
+  if ((s->argv = fl_yaml_array(d, n, YAML_SEQUENCE_NODE, "command",
+                               sizeof(char *))) == NULL)
+    return FL_EBADSCENARIO;
+  if (fl_yaml_count(n) == 0)
     return fl_yaml_fail(d, n, "command is an empty list");
-  s->argv = calloc(cnt + 1, sizeof(char *));
-  if (s->argv == NULL)
-    return fl_yaml_fail(d, n, "out of memory");
   size_t i = 0;
   for (yaml_node_item_t *it = n->data.sequence.items.start;
-       it < n->data.sequence.items.top; it++) {
-    yaml_node_t *a = fl_yaml_node(d, *it);
-    const char *v;
-    if ((rc = fl_yaml_want_scalar(d, a, "each command word", &v)) != 0 ||
-        (rc = fl_yaml_dup(d, a, v, &s->argv[i++])) != 0)
+       it < n->data.sequence.items.top; it++)
+    if ((rc = fl_yaml_string(d, fl_yaml_node(d, *it), "each command word",
+                             &s->argv[i++])) != 0)
       return rc;
+  return 0;
+}
+
+/* env: { NAME: VALUE }; each value's ${...} must expand (checked now,
+ * expanded when the target starts). */
+static int load_env(struct doc *d, const yaml_node_t *n, struct fl_service *s) {
+  int rc = 0;
+  if ((s->env = fl_yaml_array(d, n, YAML_MAPPING_NODE, "env",
+                              sizeof(*s->env))) == NULL)
+    return FL_EBADSCENARIO;
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+       p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = fl_yaml_node(d, p->key), *val = fl_yaml_node(d, p->value);
+    struct fl_kv *kv = &s->env[s->nenv++];
+    kv->pos = fl_yaml_pos(val);
+    if ((rc = fl_yaml_string(d, k, "an env name", &kv->key)) != 0 ||
+        (rc = fl_yaml_string(d, val, "an env value", &kv->value)) != 0)
+      return rc;
+    char e[128];
+    char *x = fl_expand(kv->value, NULL, NULL, e, sizeof(e));
+    if (x == NULL)
+      return fl_yaml_fail(d, val, "%s", e);
+    free(x);
   }
   return 0;
 }
 
-static int load_service(struct doc *d, struct fl_service *s) {
+/* ready: { http: /path | tcp: ..., timeout: DURATION } */
+static int load_ready(struct doc *d, const yaml_node_t *n,
+                      struct fl_service *s) {
+  int rc;
+  if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "ready")) != 0 ||
+      (rc = fl_yaml_check_keys(d, n, "ready", "http tcp timeout")) != 0)
+    return rc;
+  yaml_node_t *h = fl_yaml_get(d, n, "http"), *t = fl_yaml_get(d, n, "tcp"),
+              *to = fl_yaml_get(d, n, "timeout");
+  if (h != NULL && t != NULL)
+    return fl_yaml_fail(d, t, "ready takes http or tcp, not both");
+  if (h != NULL) {
+    const char *v;
+    if ((rc = fl_yaml_want_scalar(d, h, "ready.http", &v)) != 0)
+      return rc;
+    if (v[0] != '/')
+      return fl_yaml_fail(d, h,
+                          "bad ready.http '%s' (allowed: a path such as "
+                          "/health)",
+                          v);
+    if ((rc = fl_yaml_dup(d, h, v, &s->ready_http)) != 0)
+      return rc;
+  }
+  if (to != NULL &&
+      (rc = fl_yaml_duration(d, to, "ready.timeout", &s->ready_timeout)) != 0)
+    return rc;
+  return 0;
+}
+
+static int load_service(struct doc *d, void *obj) {
+  struct fl_service *s = obj;
   yaml_node_t *root = yaml_document_get_root_node(&d->yd), *n;
   const char *v;
-  int rc = fl_yaml_check_keys(d, root, "a service file",
-                              "service description command dir env ready "
-                              "dependencies");
-  if (rc != 0)
+  int rc = fl_yaml_dup(d, NULL, d->file, &s->file);
+  if (rc != 0 ||
+      (rc = fl_yaml_check_keys(d, root, "a service file",
+                               "service description command dir env ready "
+                               "dependencies")) != 0)
     return rc;
   if ((n = fl_yaml_get(d, root, "service")) == NULL)
     return fl_yaml_fail(d, root, "a service file needs 'service: NAME'");
-  if ((rc = fl_yaml_want_scalar(d, n, "service", &v)) != 0 ||
-      (rc = fl_yaml_dup(d, n, v, &s->name)) != 0)
+  if ((rc = fl_yaml_string(d, n, "service", &s->name)) != 0)
     return rc;
   if ((n = fl_yaml_get(d, root, "command")) == NULL)
     return fl_yaml_fail(d, root, "service '%s' needs a command", s->name);
@@ -142,83 +202,29 @@ static int load_service(struct doc *d, struct fl_service *s) {
   if ((s->dir = fl_yaml_relative_to(d->file, n ? v : ".")) == NULL)
     return fl_yaml_fail(d, n ? n : root, "cannot resolve dir: %s",
                         strerror(errno));
-  if ((n = fl_yaml_get(d, root, "env")) != NULL) {
-    if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "env")) != 0)
-      return rc;
-    size_t cnt =
-        (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    s->env = calloc(cnt + 1, sizeof(*s->env));
-    if (s->env == NULL)
-      return fl_yaml_fail(d, n, "out of memory");
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
-         p < n->data.mapping.pairs.top; p++) {
-      yaml_node_t *k = fl_yaml_node(d, p->key),
-                  *val = fl_yaml_node(d, p->value);
-      const char *key, *value;
-      if ((rc = fl_yaml_want_scalar(d, k, "an env name", &key)) != 0 ||
-          (rc = fl_yaml_want_scalar(d, val, "an env value", &value)) != 0)
-        return rc;
-      struct fl_kv *kv = &s->env[s->nenv++];
-      kv->pos = fl_yaml_pos(val);
-      if ((rc = fl_yaml_dup(d, k, key, &kv->key)) != 0 ||
-          (rc = fl_yaml_dup(d, val, value, &kv->value)) != 0)
-        return rc;
-      char e[128];
-      char *x = fl_expand(value, NULL, NULL, e, sizeof(e));
-      if (x == NULL)
-        return fl_yaml_fail(d, val, "%s", e);
-      free(x);
-    }
-  }
+  if ((n = fl_yaml_get(d, root, "env")) != NULL &&
+      (rc = load_env(d, n, s)) != 0)
+    return rc;
   s->ready_timeout = 30;
-  if ((n = fl_yaml_get(d, root, "ready")) != NULL) {
-    if ((rc = fl_yaml_want_kind(d, n, YAML_MAPPING_NODE, "ready")) != 0 ||
-        (rc = fl_yaml_check_keys(d, n, "ready", "http tcp timeout")) != 0)
-      return rc;
-    yaml_node_t *h = fl_yaml_get(d, n, "http"), *t = fl_yaml_get(d, n, "tcp"),
-                *to = fl_yaml_get(d, n, "timeout");
-    if (h != NULL && t != NULL)
-      return fl_yaml_fail(d, t, "ready takes http or tcp, not both");
-    if (h != NULL) {
-      if ((rc = fl_yaml_want_scalar(d, h, "ready.http", &v)) != 0)
-        return rc;
-      if (v[0] != '/')
-        return fl_yaml_fail(d, h,
-                            "bad ready.http '%s' (allowed: a path such as "
-                            "/health)",
-                            v);
-      if ((rc = fl_yaml_dup(d, h, v, &s->ready_http)) != 0)
-        return rc;
-    }
-    if (to != NULL &&
-        (rc = fl_yaml_duration(d, to, "ready.timeout", &s->ready_timeout)) != 0)
-      return rc;
-  }
+  if ((n = fl_yaml_get(d, root, "ready")) != NULL &&
+      (rc = load_ready(d, n, s)) != 0)
+    return rc;
   if ((n = fl_yaml_get(d, root, "dependencies")) != NULL &&
       (rc = load_deps(d, n, s)) != 0)
     return rc;
   return 0;
 }
 
+static void release_service(void *s) { fl_service_free(s); }
+
 int fl_service_load(const char *path, struct fl_service **out, char *err,
                     size_t errlen) {
-  struct doc d;
-  *out = NULL;
-  int rc = fl_yaml_load_doc(path, &d, err, errlen);
-  if (rc != 0)
-    return rc;
-  struct fl_service *s = calloc(1, sizeof(*s));
-  if (s == NULL || (s->file = strdup(path)) == NULL)
-    rc = fl_yaml_fail(&d, NULL, "out of memory");
-  else
-    rc = load_service(&d, s);
-  yaml_document_delete(&d.yd);
-  if (rc != 0) {
-    fl_service_free(s);
-    return rc;
-  }
+  static const struct fl_yaml_schema schema = {sizeof(struct fl_service),
+                                               load_service, release_service};
+  void *s;
+  int rc = fl_yaml_load_file(path, &schema, &s, err, errlen);
   *out = s;
-  return 0;
+  return rc;
 }
 
 void fl_service_free(struct fl_service *s) {

@@ -118,6 +118,31 @@ int fl_yaml_check_keys(struct doc *d, const yaml_node_t *map, const char *where,
   return 0;
 }
 
+int fl_yaml_string(struct doc *d, const yaml_node_t *n, const char *what,
+                   char **out) {
+  const char *s;
+  int rc = fl_yaml_want_scalar(d, n, what, &s);
+  return rc != 0 ? rc : fl_yaml_dup(d, n, s, out);
+}
+
+size_t fl_yaml_count(const yaml_node_t *n) {
+  if (n->type == YAML_MAPPING_NODE)
+    return (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  if (n->type == YAML_SEQUENCE_NODE)
+    return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  return 0;
+}
+
+void *fl_yaml_array(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
+                    const char *what, size_t size) {
+  if (fl_yaml_want_kind(d, n, t, what) != 0)
+    return NULL;
+  void *p = calloc(fl_yaml_count(n) + 1, size);
+  if (p == NULL)
+    fl_yaml_fail(d, n, "out of memory");
+  return p;
+}
+
 yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
                          const char *key) {
   for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
@@ -202,6 +227,26 @@ int fl_yaml_load_doc(const char *path, struct doc *d, char *err,
     yaml_document_delete(&d->yd);
     return rc;
   }
+  return 0;
+}
+
+int fl_yaml_load_file(const char *path, const struct fl_yaml_schema *schema,
+                      void **out, char *err, size_t errlen) {
+  struct doc d;
+  *out = NULL;
+  int rc = fl_yaml_load_doc(path, &d, err, errlen);
+  if (rc != 0)
+    return rc;
+  void *obj = calloc(1, schema->size);
+  rc = obj != NULL ? schema->load(&d, obj)
+                   : fl_yaml_fail(&d, NULL, "out of memory");
+  yaml_document_delete(&d.yd);
+  if (rc != 0) {
+    if (obj != NULL)
+      schema->release(obj);
+    return rc;
+  }
+  *out = obj;
   return 0;
 }
 

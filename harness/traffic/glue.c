@@ -18,18 +18,22 @@ struct sock {
   struct sock *prev, *next; /* g->socks: the ones not closing yet */
 };
 
-void fl_glue_on_handle_closed(uv_handle_t *h) {
-  struct glue *g = h->data;
-  if (--g->handles == 0)
-    g->closed(g);
+/* Counts off one handle; after the last, the owner (which may free g) and
+ * then libcurl's global state, taken by fl_glue_init, are let go. */
+static void handle_closed(struct glue *g) {
+  if (--g->handles > 0)
+    return;
+  g->closed(g);
+  curl_global_cleanup();
 }
+
+void fl_glue_on_handle_closed(uv_handle_t *h) { handle_closed(h->data); }
 
 static void on_sock_closed(uv_handle_t *h) {
   struct sock *s = h->data;
   struct glue *g = s->g;
   free(s);
-  if (--g->handles == 0)
-    g->closed(g);
+  handle_closed(g);
 }
 
 static void sock_close(struct sock *s) {
@@ -144,13 +148,18 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
   return 0;
 }
 
-/* Makes the multi handle and the timer; returns 0 or -ENOMEM with nothing
- * left to free. */
+/* Takes libcurl's global state (reference-counted by curl) and makes the
+ * multi handle and the timer; returns 0 or -ENOMEM with nothing left to
+ * free. */
 int fl_glue_init(struct glue *g, uv_loop_t *loop) {
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+    return -ENOMEM;
   g->loop = loop;
   g->multi = curl_multi_init();
-  if (g->multi == NULL)
+  if (g->multi == NULL) {
+    curl_global_cleanup();
     return -ENOMEM;
+  }
   curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
   curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g);
   curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -222,20 +231,28 @@ int fl_glue_error_class(CURL *easy, CURLcode rc) {
   }
 }
 
+/* One row per class: its name in records and reports, and the errno a
+ * readiness probe reports it as. */
+static const struct {
+  const char *name;
+  int err;
+} xfer_errors[] = {
+    [FL_XFER_OK] = {"ok", 0},
+    [FL_XFER_REFUSED] = {"refused", ECONNREFUSED},
+    [FL_XFER_RESET] = {"reset", ECONNRESET},
+    [FL_XFER_TIMEOUT] = {"timeout", ETIMEDOUT},
+    [FL_XFER_DNS] = {"dns", EHOSTUNREACH},
+    [FL_XFER_OTHER] = {"other", EIO},
+};
+
+static int known_class(int e) {
+  return e >= 0 && (size_t)e < sizeof(xfer_errors) / sizeof(xfer_errors[0]);
+}
+
 const char *fl_xfer_error_name(int e) {
-  switch ((enum fl_xfer_error)e) {
-  case FL_XFER_OK:
-    return "ok";
-  case FL_XFER_REFUSED:
-    return "refused";
-  case FL_XFER_RESET:
-    return "reset";
-  case FL_XFER_TIMEOUT:
-    return "timeout";
-  case FL_XFER_DNS:
-    return "dns";
-  case FL_XFER_OTHER:
-    return "other";
-  }
-  return "unknown";
+  return known_class(e) ? xfer_errors[e].name : "unknown";
+}
+
+int fl_glue_error_errno(int e) {
+  return known_class(e) ? -xfer_errors[e].err : -EIO;
 }

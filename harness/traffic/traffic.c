@@ -303,7 +303,6 @@ static void traffic_closed(struct glue *g) {
   free(t->eps);
   free(t->base);
   free(t);
-  curl_global_cleanup();
   if (cb != NULL)
     cb(arg);
 }
@@ -311,18 +310,12 @@ static void traffic_closed(struct glue *g) {
 int fl_traffic_new(uv_loop_t *loop, const char *base_url, fl_traffic_t **out) {
   if (loop == NULL || base_url == NULL || out == NULL)
     return -EINVAL;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return -ENOMEM;
   struct fl_traffic *t = calloc(1, sizeof(*t));
-  if (t == NULL || (t->base = strdup(base_url)) == NULL) {
+  if (t == NULL || (t->base = strdup(base_url)) == NULL ||
+      fl_glue_init(&t->g, loop) != 0) {
+    if (t != NULL)
+      free(t->base);
     free(t);
-    curl_global_cleanup();
-    return -ENOMEM;
-  }
-  if (fl_glue_init(&t->g, loop) != 0) {
-    free(t->base);
-    free(t);
-    curl_global_cleanup();
     return -ENOMEM;
   }
   t->g.done = on_xfer_done;

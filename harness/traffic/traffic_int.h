@@ -40,11 +40,12 @@ struct glue {
   void (*closed)(struct glue *g);
 };
 
-/* The glue's life: fl_glue_init() makes the multi handle and the timer
- * (0 or -ENOMEM, nothing left to free); fl_glue_kick() runs curl at once
- * rather than on the next turn; fl_glue_close() cleans up the multi handle
- * (every easy handle removed first) and closes the libuv handles, g->closed()
- * running when the last has. fl_glue_on_handle_closed() is the close
+/* The glue's life: fl_glue_init() takes libcurl's global state and makes
+ * the multi handle and the timer (0 or -ENOMEM, nothing left to free);
+ * fl_glue_kick() runs curl at once rather than on the next turn;
+ * fl_glue_close() cleans up the multi handle (every easy handle removed first)
+ * and closes the libuv handles, g->closed() running when the last has (and
+ * libcurl's global state let go after). fl_glue_on_handle_closed() is the close
  * callback for an owner's handle whose data is the glue: it counts it off. */
 void fl_glue_on_handle_closed(uv_handle_t *h);
 int fl_glue_init(struct glue *g, uv_loop_t *loop);
@@ -54,5 +55,7 @@ void fl_glue_close(struct glue *g);
 void fl_glue_easy_common(CURL *easy, const char *url, double timeout);
 /* The class of a failed transfer: enum fl_xfer_error. */
 int fl_glue_error_class(CURL *easy, CURLcode rc);
+/* A class as a -errno (0 for FL_XFER_OK): what a probe reports. */
+int fl_glue_error_errno(int e);
 
 #endif
