@@ -24,7 +24,52 @@ static fl_dep_t *dep_by_name(const struct srun *r, const char *name) {
   return NULL;
 }
 
-/* Builds each fault's rule now that addresses are known. */
+/* The target as the rule's spec text shows it, and the rule aimed at it:
+ * a dependency's address, or the target with its ${VAR}s expanded. */
+static int aim_rule(struct srun *r, struct fault_state *f, char *target,
+                    size_t size, char *e, size_t elen) {
+  const struct fl_fault_decl *d = f->decl;
+  if (d->pending == FL_PENDING_DEP && f->dep == NULL) {
+    snprintf(e, elen, "fault target '%s' is not a dependency", d->target);
+    return -EINVAL;
+  }
+  if (d->pending == FL_PENDING_DEP) {
+    snprintf(target, size, "%s:%d", fl_dep_host(f->dep), fl_dep_port(f->dep));
+    return fl_rule_aim_host(&f->rule, fl_dep_host(f->dep), fl_dep_port(f->dep),
+                            e, elen);
+  }
+  if (d->pending == FL_PENDING_NONE) {
+    snprintf(target, size, "%s", d->target);
+    return 0;
+  }
+  char *x = fl_expand(d->target, fl_target_lookup, r, e, elen);
+  if (x == NULL)
+    return -EINVAL;
+  snprintf(target, size, "%s", x);
+  free(x);
+  return fl_rule_aim(&f->rule, target, e, elen);
+}
+
+/* The decl's typed rule, aimed now that addresses are known. */
+static int resolve_rule(struct srun *r, struct fault_state *f) {
+  const struct fl_fault_decl *d = f->decl;
+  char target[512], e[512];
+  memcpy(&f->rule, &d->rule, sizeof(f->rule));
+  if (aim_rule(r, f, target, sizeof(target), e, sizeof(e)) != 0) {
+    fl_run_fail(r, "%s:%d:%d: %s", r->sc->file, d->pos.line, d->pos.col, e);
+    return -EINVAL;
+  }
+  if (snprintf(f->spec, sizeof(f->spec), "%s@%s%s", d->action, target,
+               d->options) >= (int)sizeof(f->spec)) {
+    fl_run_fail(r, "%s:%d:%d: the fault is too long", r->sc->file, d->pos.line,
+                d->pos.col);
+    return -EINVAL;
+  }
+  memcpy(f->rule.spec, f->spec, sizeof(f->rule.spec));
+  return 0;
+}
+
+/* Builds each fault's state, and its rule now that addresses are known. */
 int fl_timeline_resolve_faults(struct srun *r) {
   size_t n = 0;
   for (size_t i = 0; i < r->sc->nphases; i++)
@@ -41,34 +86,10 @@ int fl_timeline_resolve_faults(struct srun *r) {
       f->on_t = f->off_t = -1;
       f->dep = dep_by_name(r, d->target);
       snprintf(f->name, sizeof(f->name), "%s %s", d->action, d->target);
-      if (d->kind == FL_FAULT_PROCESS) {
+      if (d->kind == FL_FAULT_PROCESS)
         snprintf(f->spec, sizeof(f->spec), "%s %s", d->action, d->target);
-        continue;
-      }
-      char target[512], e[512];
-      if (f->dep != NULL && strcmp(d->action, "dns") != 0) {
-        snprintf(target, sizeof(target), "%s:%d", fl_dep_host(f->dep),
-                 fl_dep_port(f->dep));
-      } else {
-        char *x = fl_expand(d->target, fl_target_lookup, r, e, sizeof(e));
-        if (x == NULL) {
-          fl_run_fail(r, "%s:%d:%d: %s", r->sc->file, d->pos.line, d->pos.col,
-                      e);
-          return -EINVAL;
-        }
-        snprintf(target, sizeof(target), "%s", x);
-        free(x);
-      }
-      if (snprintf(f->spec, sizeof(f->spec), "%s@%s%s", d->action, target,
-                   d->options) >= (int)sizeof(f->spec)) {
-        fl_run_fail(r, "%s:%d:%d: the fault is too long", r->sc->file,
-                    d->pos.line, d->pos.col);
+      else if (resolve_rule(r, f) != 0)
         return -EINVAL;
-      }
-      if (fl_spec_parse(f->spec, &f->rule, e, sizeof(e)) != 0) {
-        fl_run_fail(r, "%s:%d:%d: %s", r->sc->file, d->pos.line, d->pos.col, e);
-        return -EINVAL;
-      }
     }
   return 0;
 }
@@ -133,18 +154,26 @@ static void on_process_fault(fl_dep_t *dep, int rc, void *arg) {
     f->delivered++;
 }
 
-static enum fl_dep_fault inverse(int fault) {
-  switch (fault) {
-  case FL_DEP_KILL:
-  case FL_DEP_STOP:
-    return FL_DEP_START;
-  case FL_DEP_PAUSE:
-    return FL_DEP_RESUME;
-  case FL_DEP_SATURATE:
-    return FL_DEP_UNSATURATE;
-  default:
-    return (enum fl_dep_fault) - 1;
-  }
+/* What switches each process fault on and off, in dependency operations;
+ * -1: nothing to undo. */
+static const struct {
+  int on, off;
+} proc_ops[] = {
+    [FL_PROC_KILL] = {FL_DEP_KILL, FL_DEP_START},
+    [FL_PROC_STOP] = {FL_DEP_STOP, FL_DEP_START},
+    [FL_PROC_PAUSE] = {FL_DEP_PAUSE, FL_DEP_RESUME},
+    [FL_PROC_RESTART] = {FL_DEP_RESTART, -1},
+    [FL_PROC_SATURATE] = {FL_DEP_SATURATE, FL_DEP_UNSATURATE},
+};
+
+static void switch_process(struct srun *r, struct fault_state *f, int on) {
+  int proc = f->decl->type->proc;
+  f->on = on;
+  int what = on ? proc_ops[proc].on : proc_ops[proc].off;
+  if (what >= 0 && fl_dep_fault(f->dep, (enum fl_dep_fault)what,
+                                on ? on_process_fault : NULL, f) != 0)
+    fl_run_say(r, "warning: %s%s could not be applied: %s",
+               on ? "" : "lifting ", f->name, fl_dep_error(f->dep));
 }
 
 void fl_timeline_switch(struct srun *r, struct fault_state *f, int on) {
@@ -152,12 +181,7 @@ void fl_timeline_switch(struct srun *r, struct fault_state *f, int on) {
   if (on == f->on)
     return;
   if (f->decl->kind == FL_FAULT_PROCESS) {
-    f->on = on;
-    int what = on ? f->decl->process : (int)inverse(f->decl->process);
-    if (what >= 0 && fl_dep_fault(f->dep, (enum fl_dep_fault)what,
-                                  on ? on_process_fault : NULL, f) != 0)
-      fl_run_say(r, "warning: %s%s could not be applied: %s",
-                 on ? "" : "lifting ", f->name, fl_dep_error(f->dep));
+    switch_process(r, f, on);
   } else if (on) {
     int rc = fl_control_add(r->ctl, &f->rule, &f->id);
     if (rc != 0) {
@@ -288,8 +312,7 @@ int fl_timeline_start_proxies(struct srun *r) {
     int wanted = 0;
     for (size_t k = 0; k < r->nfaults; k++)
       wanted |= r->faults[k].dep == r->deps[i] &&
-                r->faults[k].decl->kind == FL_FAULT_SHIM &&
-                FL_ACT_IS_PROXY(r->faults[k].rule.action);
+                r->faults[k].decl->kind == FL_FAULT_PROXY;
     if (!wanted)
       continue;
     struct sockaddr_in up = {.sin_family = AF_INET,
