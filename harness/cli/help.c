@@ -223,24 +223,9 @@ static void list_faults(unsigned kinds) {
       printf("  %-11s %-24s %s\n", t->name, fl_fault_aim_name(t->aim), t->help);
 }
 
-int fl_cmd_list(int argc, char **argv) {
-  if (argc == 2 &&
-      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    fl_usage("list");
-    return FL_EXIT_OK;
-  }
-  if (argc > 1) {
-    fl_say("list takes no arguments (see faultline list --help)");
-    return FL_EXIT_USAGE;
-  }
-  puts("Faults: in a scenario '{ ACTION: TARGET, option: value }'; with "
-       "'faultline inject' ACTION@TARGET,option=value ('faultline help "
-       "faults')");
-  list_faults(1u << FL_FAULT_SHIM | 1u << FL_FAULT_PROXY);
-  puts("Process faults: in a scenario only, on a managed dependency");
-  list_faults(1u << FL_FAULT_PROCESS);
-  puts("Fault timing: at: DURATION|start, until: DURATION, every: DURATION");
-  puts("");
+/* `faultline list`: the expectation forms, per endpoint and for the
+ * target. */
+static void list_expectations(void) {
   puts("Expectations: under a phase name or 'always' (scenarios/README.md)");
   puts("  per endpoint:");
   static const char *const endpoint[][2] = {
@@ -269,5 +254,26 @@ int fl_cmd_list(int argc, char **argv) {
     printf("    %-45s %s\n", target[i][0], target[i][1]);
   puts("  CLASS: 503, 2xx, 5xx, error, refused, reset, timeout; "
        "OP: < <= > >= == !=");
+}
+
+int fl_cmd_list(int argc, char **argv) {
+  if (argc == 2 &&
+      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    fl_usage("list");
+    return FL_EXIT_OK;
+  }
+  if (argc > 1) {
+    fl_say("list takes no arguments (see faultline list --help)");
+    return FL_EXIT_USAGE;
+  }
+  puts("Faults: in a scenario '{ ACTION: TARGET, option: value }'; with "
+       "'faultline inject' ACTION@TARGET,option=value ('faultline help "
+       "faults')");
+  list_faults(1u << FL_FAULT_SHIM | 1u << FL_FAULT_PROXY);
+  puts("Process faults: in a scenario only, on a managed dependency");
+  list_faults(1u << FL_FAULT_PROCESS);
+  puts("Fault timing: at: DURATION|start, until: DURATION, every: DURATION");
+  puts("");
+  list_expectations();
   return FL_EXIT_OK;
 }

@@ -107,7 +107,7 @@ typedef int read_fn(const struct option *o, const char *v,
 
 struct option {
   const char *key;
-  const char *label;   /* in messages: bad LABEL 'value' */
+  const char *label;   /* in messages: bad LABEL 'value' (to: the fault) */
   read_fn *read;       /* by unit: count, duration, size, share... */
   uint64_t min, max;   /* the range of counts, durations (ms), sizes */
   uint64_t def;        /* the value when not given; 0: none */
@@ -244,8 +244,8 @@ static int read_to(const struct option *o, const char *v,
     return rc;
   if (tmp.target != FL_TGT_INET || tmp.addrs[0].port == 0 ||
       tmp.addrs[0].prefix != (tmp.addrs[0].family == AF_INET ? 32 : 128))
-    return fl_faults_fail(err, errlen, "bad %s '%s' (allowed: %s)", o->label, v,
-                          o->allowed);
+    return fl_faults_fail(err, errlen, "bad %s '%s' (allowed: %s)",
+                          d->type->name, v, o->allowed);
   d->rule.redirect = tmp.addrs[0];
   return 0;
 }
@@ -266,7 +266,7 @@ static const struct option options[] = {
      AT(toxic.jitter)},
     {"max", "max", read_count, 0, FL_LIMIT_SLOTS, AT(max)},
     {"err", "err", read_err, AT(err)},
-    {"to", "redirect", read_to, .allowed = "ADDRESS:PORT", AT(redirect)},
+    {"to", NULL, read_to, .allowed = "ADDRESS:PORT", AT(redirect)},
     {"rate", "rate", read_size, 1, MAX_BYTES,
      .allowed = "bytes per second, 1 or more, e.g. 65536, 64k or 1m",
      AT(toxic.rate)},

@@ -302,6 +302,46 @@ void fl_timeline_begin_traffic(struct srun *r) {
 /* A dependency that stream faults aim at is reached through a proxy for
  * the whole run: the shim redirects the target's connections to it, and
  * the proxy applies the faults' rules as they are switched. */
+static int wants_proxy(const struct srun *r, const fl_dep_t *dep) {
+  for (size_t k = 0; k < r->nfaults; k++)
+    if (r->faults[k].dep == dep && r->faults[k].decl->kind == FL_FAULT_PROXY)
+      return 1;
+  return 0;
+}
+
+/* Starts dependency i's proxy and the pinned rule that sends the target's
+ * connections to it. */
+static int start_proxy(struct srun *r, size_t i) {
+  fl_dep_t *dep = r->deps[i];
+  struct sockaddr_in up = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)fl_dep_port(dep))};
+  if (inet_pton(AF_INET, fl_dep_host(dep), &up.sin_addr) != 1) {
+    fl_run_fail(r, "dependency %s: stream faults need an IPv4 address, not %s",
+                fl_dep_name(dep), fl_dep_host(dep));
+    return -EINVAL;
+  }
+  int rc = fl_proxy_start(&r->suite->loop, r->ctl, (const struct sockaddr *)&up,
+                          &r->proxies[i]);
+  if (rc != 0) {
+    fl_run_fail(r, "cannot start the proxy for %s: %s", fl_dep_name(dep),
+                fl_strerror(rc));
+    return rc;
+  }
+  char target[96], e[256] = "";
+  struct fl_rule rule;
+  uint32_t id;
+  snprintf(target, sizeof(target), "%s:%d", fl_dep_host(dep), fl_dep_port(dep));
+  if (fl_proxy_redirect_rule(r->proxies[i], target, &rule, e, sizeof(e)) != 0 ||
+      (rc = fl_control_add(r->ctl, &rule, &id)) != 0) {
+    fl_run_fail(r, "cannot redirect %s to its proxy: %s", fl_dep_name(dep),
+                e[0] ? e : fl_strerror(rc));
+    return -EINVAL;
+  }
+  fl_run_say(r, "%s reached through the proxy on 127.0.0.1:%d",
+             fl_dep_name(dep), fl_proxy_port(r->proxies[i]));
+  return 0;
+}
+
 int fl_timeline_start_proxies(struct srun *r) {
   r->proxies = calloc(r->ndeps + 1, sizeof(*r->proxies));
   if (r->proxies == NULL) {
@@ -309,42 +349,9 @@ int fl_timeline_start_proxies(struct srun *r) {
     return -ENOMEM;
   }
   for (size_t i = 0; i < r->ndeps; i++) {
-    int wanted = 0;
-    for (size_t k = 0; k < r->nfaults; k++)
-      wanted |= r->faults[k].dep == r->deps[i] &&
-                r->faults[k].decl->kind == FL_FAULT_PROXY;
-    if (!wanted)
-      continue;
-    struct sockaddr_in up = {.sin_family = AF_INET,
-                             .sin_port =
-                                 htons((uint16_t)fl_dep_port(r->deps[i]))};
-    if (inet_pton(AF_INET, fl_dep_host(r->deps[i]), &up.sin_addr) != 1) {
-      fl_run_fail(r,
-                  "dependency %s: stream faults need an IPv4 address, not %s",
-                  fl_dep_name(r->deps[i]), fl_dep_host(r->deps[i]));
-      return -EINVAL;
-    }
-    int rc = fl_proxy_start(&r->suite->loop, r->ctl,
-                            (const struct sockaddr *)&up, &r->proxies[i]);
-    if (rc != 0) {
-      fl_run_fail(r, "cannot start the proxy for %s: %s",
-                  fl_dep_name(r->deps[i]), fl_strerror(rc));
+    int rc = wants_proxy(r, r->deps[i]) ? start_proxy(r, i) : 0;
+    if (rc != 0)
       return rc;
-    }
-    char target[96], e[256] = "";
-    struct fl_rule rule;
-    uint32_t id;
-    snprintf(target, sizeof(target), "%s:%d", fl_dep_host(r->deps[i]),
-             fl_dep_port(r->deps[i]));
-    if (fl_proxy_redirect_rule(r->proxies[i], target, &rule, e, sizeof(e)) !=
-            0 ||
-        (rc = fl_control_add(r->ctl, &rule, &id)) != 0) {
-      fl_run_fail(r, "cannot redirect %s to its proxy: %s",
-                  fl_dep_name(r->deps[i]), e[0] ? e : fl_strerror(rc));
-      return -EINVAL;
-    }
-    fl_run_say(r, "%s reached through the proxy on 127.0.0.1:%d",
-               fl_dep_name(r->deps[i]), fl_proxy_port(r->proxies[i]));
   }
   return 0;
 }
