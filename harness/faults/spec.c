@@ -33,7 +33,12 @@ static int parse(char *buf, struct fl_rule_draft *d, char *err, size_t errlen) {
         err, errlen, "missing '@' (expected ACTION@TARGET[,key=value]...)");
   *at = '\0';
   const struct fl_fault_type *t = fl_fault_find(buf);
-  if (t == NULL || t->kind == FL_FAULT_PROCESS)
+  if (t != NULL && t->kind == FL_FAULT_PROCESS)
+    return fl_faults_fail(err, errlen,
+                          "%s is a process fault, for scenarios only ('{ %s: "
+                          "DEPENDENCY }')",
+                          t->name, t->name);
+  if (t == NULL)
     return unknown_action(buf, err, errlen);
   fl_draft_init(d, t);
   char *target = at + 1, *opts = strchr(target, ',');

@@ -198,30 +198,32 @@ static int aim_fds(struct fl_rule *r, const char *t, char *err, size_t errlen) {
                         fl_action_name(r->action), t);
 }
 
+/* A connection target; the proxy's faults act on TCP streams only. */
+static int aim_conn(struct fl_rule *r, const char *t, char *err,
+                    size_t errlen) {
+  if (FL_ACT_IS_PROXY(r->action) && t[0] == '/')
+    return fl_faults_fail(err, errlen,
+                          "%s is a proxy fault, aimed at a TCP dependency: "
+                          "its target is HOST:PORT, not a unix socket path",
+                          fl_action_name(r->action));
+  return fl_faults_conn_target(t, r, err, errlen);
+}
+
+typedef int aim_fn(struct fl_rule *r, const char *t, char *err, size_t errlen);
+static aim_fn *const aims[] = {
+    [FL_AIM_CONN] = aim_conn, [FL_AIM_NAME] = aim_name,
+    [FL_AIM_PATH] = aim_path, [FL_AIM_FDS] = aim_fds,
+    [FL_AIM_DEP] = aim_conn,
+};
+
 int fl_rule_aim(struct fl_rule *r, const char *t, char *err, size_t errlen) {
   const struct fl_fault_type *type = fl_fault_of_action(r->action);
-  if (type == NULL)
+  if (type == NULL || type->aim >= sizeof(aims) / sizeof(aims[0]))
     return fl_faults_fail(err, errlen, "no action to aim");
   if (t[0] == '\0')
     return fl_faults_fail(err, errlen, "missing target after '@'");
   r->ops = type->ops;
-  switch ((enum fl_fault_aim)type->aim) {
-  case FL_AIM_NAME:
-    return aim_name(r, t, err, errlen);
-  case FL_AIM_PATH:
-    return aim_path(r, t, err, errlen);
-  case FL_AIM_FDS:
-    return aim_fds(r, t, err, errlen);
-  case FL_AIM_CONN:
-  case FL_AIM_DEP:
-    break;
-  }
-  if (type->kind == FL_FAULT_PROXY && t[0] == '/')
-    return fl_faults_fail(err, errlen,
-                          "%s is a proxy fault, aimed at a TCP dependency: "
-                          "its target is HOST:PORT, not a unix socket path",
-                          type->name);
-  return fl_faults_conn_target(t, r, err, errlen);
+  return aims[type->aim](r, t, err, errlen);
 }
 
 int fl_rule_aim_host(struct fl_rule *r, const char *host, int port, char *err,
