@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "faultline/segment.h"
+#include "faults/faults.h"
 #include "support.h"
 
 static struct {
@@ -521,16 +521,13 @@ Test(cli, help_faults_mentions_every_action, .timeout = 30) {
   fl("help", "faults", NULL);
   ASSERT_STATUS(0);
   cr_assert_str_eq(S.run.err, "");
-  static const char *const actions[] = {
-#define FL_X_NAME(name, text, help) text,
-      FL_ACTIONS(FL_X_NAME)
-#undef FL_X_NAME
-  };
-  for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+  const struct fl_fault_type *t;
+  for (size_t i = 0; (t = fl_fault_at(i)) != NULL; i++) {
     char needle[64];
-    snprintf(needle, sizeof(needle), "%s@", actions[i]);
+    snprintf(needle, sizeof(needle), "\n  %s%s", t->name,
+             t->kind == FL_FAULT_PROCESS ? ": " : "@");
     cr_expect(strstr(S.run.out, needle) != NULL,
-              "'faultline help faults' does not mention %s", actions[i]);
+              "'faultline help faults' does not mention %s", t->name);
   }
   fl("help", "list", NULL);
   ASSERT_STATUS(0);

@@ -108,3 +108,46 @@ Test(faultspec, bad_spec_corpus, .timeout = 30) {
   fclose(f);
   cr_assert_geq(checked, 20);
 }
+
+/* Durations and sizes read with their units; bare numbers as before. */
+Test(faultspec, units, .timeout = 10) {
+  struct fl_rule r = parse_ok("delay@127.0.0.1:6379,ms=2s");
+  cr_assert_eq(r.ms, 2000);
+  r = parse_ok("delay@127.0.0.1:6379,ms=250ms,p=0.5");
+  cr_assert_eq(r.ms, 250);
+  cr_assert_eq(r.p_threshold, UINT64_C(1) << 31);
+  r = parse_ok("bandwidth@127.0.0.1:6379,rate=64kB");
+  cr_assert_eq(r.toxic.rate, 65536);
+  r = parse_ok("slicer@127.0.0.1:6379,size=1k");
+  cr_assert_eq(r.toxic.size, 1024);
+}
+
+/* Every rule action has one row, every row one name. */
+Test(faultspec, vocabulary, .timeout = 10) {
+  for (int a = FL_ACT_NONE + 1; a < FL_ACT_COUNT; a++) {
+    const struct fl_fault_type *t = fl_fault_of_action(a);
+    cr_assert_not_null(t, "action %d has no row", a);
+    cr_assert_eq(fl_fault_find(t->name), t, "%s", t->name);
+    cr_assert_not_null(t->help, "%s has no help", t->name);
+  }
+  const struct fl_fault_type *t;
+  for (size_t i = 0; (t = fl_fault_at(i)) != NULL; i++)
+    cr_assert_eq(fl_fault_find(t->name), t, "%s is not unique", t->name);
+  cr_assert_eq(fl_fault_find("kill")->kind, FL_FAULT_PROCESS);
+  cr_assert_eq(fl_fault_find("kill")->proc, FL_PROC_KILL);
+}
+
+/* A scenario's way in: a draft from keys, aimed afterwards. */
+Test(faultspec, draft, .timeout = 10) {
+  struct fl_rule_draft d;
+  char err[256] = "";
+  fl_draft_init(&d, fl_fault_find("limit"));
+  cr_assert_eq(fl_draft_finish(&d, err, sizeof(err)), FL_EBADSPEC);
+  cr_assert_str_eq(err, "limit needs max=N (e.g. limit@127.0.0.1:5432,max=5)");
+  cr_assert_eq(fl_draft_option(&d, "max", "0", err, sizeof(err)), 0, "%s", err);
+  cr_assert_eq(fl_draft_finish(&d, err, sizeof(err)), 0, "%s", err);
+  cr_assert_eq(fl_rule_aim_host(&d.rule, "127.0.0.1", 5432, err, sizeof(err)),
+               0, "%s", err);
+  cr_assert_eq(d.rule.addrs[0].port, 5432);
+  cr_assert_eq(d.rule.ops, FL_OPC_CONNECT);
+}

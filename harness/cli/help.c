@@ -3,7 +3,7 @@
 
 #include "base/base.h"
 #include "cli.h"
-#include "faultline/segment.h"
+#include "faults/faults.h"
 
 static const char general[] =
     "usage: faultline COMMAND [OPTIONS]\n"
@@ -99,45 +99,20 @@ static const char list_usage[] =
     "Prints every fault (what it is aimed at and what it does) and every\n"
     "expectation form a scenario can use, one line each.\n";
 
-static const char faults_help[] =
+/* `help faults`: the sections below frame the table's rows (vocab.c). */
+static const char faults_conn[] =
     "Fault specs: ACTION@TARGET[,KEY=VALUE]...\n"
     "\n"
     "Connection faults, TARGET is HOST[:PORT], CIDR[:PORT], [IPV6][:PORT],\n"
     "*:PORT or a unix socket path; a host name is resolved when the rule is\n"
-    "added, and no port means every port:\n"
-    "  refuse@T              connect fails with ECONNREFUSED\n"
-    "  reset@T               the next read/write on each connection fails\n"
-    "                        with ECONNRESET and the connection is dropped\n"
-    "                        (the peer gets an RST); new connections too\n"
-    "  hang@T                connect never completes while the rule is on:\n"
-    "                        non-blocking sockets stay in progress (never\n"
-    "                        writable) until the caller's timeout; blocking\n"
-    "                        ones wait (SO_SNDTIMEO honoured) and connect for\n"
-    "                        real once the rule is cleared\n"
-    "  delay@T,ms=N          N ms more on connect/send/recv, blocking sockets\n"
-    "  limit@T,max=N         at most N connections open at once (across all\n"
-    "                        processes of the target); the next fails\n"
-    "                        (err=, default ECONNREFUSED)\n"
-    "  redirect@T,to=A:P     connect to A:P instead (proxy mode)\n"
+    "added, and no port means every port:\n";
+
+static const char faults_stream[] =
     "Stream faults, applied by the proxy to connections to the dependency at\n"
     "TARGET (HOST:PORT or CIDR[:PORT]) that 'exec --proxy HOST:PORT' (or the\n"
-    "runner) redirects through it; they reach established connections too:\n"
-    "  latency@T,ms=N        hold each chunk N ms more (jitter=J: plus or\n"
-    "                        minus up to J ms, uniform; order is kept);\n"
-    "                        default dir=down: a round trip gets N ms more\n"
-    "  bandwidth@T,rate=R    at most R bytes per second (64k = 65536, 1m)\n"
-    "  slicer@T              split data into size=N byte pieces (default 64)\n"
-    "                        written ms=N apart (default 0); dir=down\n"
-    "  stall@T               accept and forward nothing: the connect works,\n"
-    "                        the dependency never answers; ms=N closes the\n"
-    "                        connection after N ms (default: never)\n"
-    "  slow_close@T,ms=N     pass on a close (end of stream) N ms late\n"
-    "  reset_peer@T          reset the connection (the client sees\n"
-    "                        ECONNRESET) after bytes=N have passed, or after\n"
-    "                        ms=N; at once when neither is given\n"
-    "  limit_data@T,bytes=N  close the connection once N bytes have passed\n"
-    "  down@T                refuse new connections (ECONNREFUSED) and close\n"
-    "                        existing ones, until cleared\n"
+    "runner) redirects through it; they reach established connections too:\n";
+
+static const char faults_stream_opts[] =
     "  Their options: dir=up|down|both (up: client to dependency; default\n"
     "  both unless said above), toxicity=0.3 or 30% (share of connections\n"
     "  affected, decided per connection from the seed: reproducible),\n"
@@ -146,13 +121,13 @@ static const char faults_help[] =
     "  connections affected (reset_peer, limit_data: connections cut; down:\n"
     "  connections refused or closed, and once when the listener stops);\n"
     "  bytes held back by latency, bandwidth and slicer are counted too.\n"
-    "Other faults:\n"
-    "  exhaust@sockets|files|fds   socket/accept (sockets), open (files) or\n"
-    "                        both fail with EMFILE\n"
-    "  dns@NAME              lookups of NAME (glob: dns@*.internal) fail with\n"
-    "                        EAI_AGAIN; numeric addresses are never looked up\n"
-    "  enospc@GLOB           writes, opens for writing and fsync of files\n"
-    "  eio@GLOB              under the absolute path GLOB fail (* spans /)\n"
+    "Other faults:\n";
+
+static const char faults_process[] =
+    "Process faults, in a scenario only ('{ ACTION: DEP }'), on a managed\n"
+    "dependency DEP; the fault ends when its time is up:\n";
+
+static const char faults_tail[] =
     "\n"
     "Options (the faults above the stream faults):\n"
     "  p=0.3 or p=30%        inject with this probability, decided from the\n"
@@ -166,6 +141,8 @@ static const char faults_help[] =
     "                        ENOSPC EDQUOT EIO EROFS EACCES EPERM EFBIG; for\n"
     "                        dns: EAI_AGAIN EAI_NONAME EAI_FAIL EAI_NODATA\n"
     "                        EAI_MEMORY\n"
+    "  Durations (ms=, jitter=) are milliseconds, or take a unit: 2s, 250ms;\n"
+    "  sizes (rate=, size=, bytes=) are bytes, or 64k, 1m, 1g.\n"
     "\n"
     "Examples:\n"
     "  refuse@127.0.0.1:6379      reset@127.0.0.1:5432,after=3\n"
@@ -178,6 +155,42 @@ static const char faults_help[] =
     "  stall@127.0.0.1:6379,ms=5000              reset_peer@127.0.0.1:6379,"
     "bytes=1k\n"
     "  down@127.0.0.1:5432,toxicity=50%\n";
+
+static int in_section(const struct fl_fault_type *t, int kind, int conn) {
+  return t->kind == kind &&
+         (kind != FL_FAULT_SHIM || (t->aim == FL_AIM_CONN) == conn);
+}
+
+/* The rows of one section: NAME+USAGE, then the detail, its later lines
+ * indented under the first. */
+static void print_faults(int kind, int conn) {
+  const struct fl_fault_type *t;
+  for (size_t i = 0; (t = fl_fault_at(i)) != NULL; i++) {
+    if (!in_section(t, kind, conn))
+      continue;
+    char head[64];
+    snprintf(head, sizeof(head), "%s%s", t->name, t->usage);
+    printf("  %-21s ", head);
+    for (const char *p = t->detail ? t->detail : t->help; *p != '\0'; p++)
+      if (*p == '\n')
+        printf("\n%24s", "");
+      else
+        putchar(*p);
+    putchar('\n');
+  }
+}
+
+static void faults_help(void) {
+  fputs(faults_conn, stdout);
+  print_faults(FL_FAULT_SHIM, 1);
+  fputs(faults_stream, stdout);
+  print_faults(FL_FAULT_PROXY, 1);
+  fputs(faults_stream_opts, stdout);
+  print_faults(FL_FAULT_SHIM, 0);
+  fputs(faults_process, stdout);
+  print_faults(FL_FAULT_PROCESS, 1);
+  fputs(faults_tail, stdout);
+}
 
 void fl_usage(const char *cmd) {
   const char *text = general;
@@ -198,62 +211,21 @@ void fl_usage(const char *cmd) {
   else if (strcmp(cmd, "list") == 0)
     text = list_usage;
   else if (strcmp(cmd, "faults") == 0)
-    text = faults_help;
+    return faults_help();
   fputs(text, stdout);
 }
 
-/* What each shim and proxy action is aimed at, for `faultline list`. */
-static const char *target_kind(const char *action) {
-  static const struct {
-    const char *action, *target;
-  } kinds[] = {
-      {"dns", "host name (glob)"}, {"exhaust", "sockets|files|fds"},
-      {"enospc", "path glob"},     {"eio", "path glob"},
-      {"redirect", NULL}, /* the runner's own plumbing, not a fault */
-  };
-  for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-    if (strcmp(action, kinds[i].action) == 0)
-      return kinds[i].target;
-  return "dependency or host:port";
+/* `faultline list`: one line per fault of these kinds (bits 1 << kind). */
+static void list_faults(unsigned kinds) {
+  const struct fl_fault_type *t;
+  for (size_t i = 0; (t = fl_fault_at(i)) != NULL; i++)
+    if ((kinds & (1u << t->kind)) && !t->internal)
+      printf("  %-11s %-24s %s\n", t->name, fl_fault_aim_name(t->aim), t->help);
 }
 
-int fl_cmd_list(int argc, char **argv) {
-  if (argc == 2 &&
-      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-    fl_usage("list");
-    return FL_EXIT_OK;
-  }
-  if (argc > 1) {
-    fl_say("list takes no arguments (see faultline list --help)");
-    return FL_EXIT_USAGE;
-  }
-  static const struct {
-    const char *name, *text;
-  } actions[] = {
-#define FL_X_LIST(name, text, help) {text, help},
-      FL_ACTIONS(FL_X_LIST)
-#undef FL_X_LIST
-  };
-  puts("Faults: in a scenario '{ ACTION: TARGET, option: value }'; with "
-       "'faultline inject' ACTION@TARGET,option=value ('faultline help "
-       "faults')");
-  for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
-    const char *kind = target_kind(actions[i].name);
-    if (kind != NULL)
-      printf("  %-11s %-24s %s\n", actions[i].name, kind, actions[i].text);
-  }
-  puts("Process faults: in a scenario only, on a managed dependency");
-  static const char *const process[][2] = {
-      {"kill", "SIGKILL the server; started again when the fault ends"},
-      {"stop", "stop it cleanly; started again when the fault ends"},
-      {"pause", "SIGSTOP (a real hang); SIGCONT when the fault ends"},
-      {"restart", "stop it cleanly and start it again"},
-      {"saturate", "postgres: hold every connection slot; released at the end"},
-  };
-  for (size_t i = 0; i < sizeof(process) / sizeof(process[0]); i++)
-    printf("  %-11s %-24s %s\n", process[i][0], "dependency", process[i][1]);
-  puts("Fault timing: at: DURATION|start, until: DURATION, every: DURATION");
-  puts("");
+/* `faultline list`: the expectation forms, per endpoint and for the
+ * target. */
+static void list_expectations(void) {
   puts("Expectations: under a phase name or 'always' (scenarios/README.md)");
   puts("  per endpoint:");
   static const char *const endpoint[][2] = {
@@ -282,5 +254,26 @@ int fl_cmd_list(int argc, char **argv) {
     printf("    %-45s %s\n", target[i][0], target[i][1]);
   puts("  CLASS: 503, 2xx, 5xx, error, refused, reset, timeout; "
        "OP: < <= > >= == !=");
+}
+
+int fl_cmd_list(int argc, char **argv) {
+  if (argc == 2 &&
+      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    fl_usage("list");
+    return FL_EXIT_OK;
+  }
+  if (argc > 1) {
+    fl_say("list takes no arguments (see faultline list --help)");
+    return FL_EXIT_USAGE;
+  }
+  puts("Faults: in a scenario '{ ACTION: TARGET, option: value }'; with "
+       "'faultline inject' ACTION@TARGET,option=value ('faultline help "
+       "faults')");
+  list_faults(1u << FL_FAULT_SHIM | 1u << FL_FAULT_PROXY);
+  puts("Process faults: in a scenario only, on a managed dependency");
+  list_faults(1u << FL_FAULT_PROCESS);
+  puts("Fault timing: at: DURATION|start, until: DURATION, every: DURATION");
+  puts("");
+  list_expectations();
   return FL_EXIT_OK;
 }

@@ -449,24 +449,27 @@ int fl_dep_set_max_connections(fl_dep_t *d, int n) {
   return 0;
 }
 
+/* The operation, for "NAME: cannot OPERATION: why". It says what is done
+ * to the process, never the fault's name: the runner leads its warning
+ * with that, from the fault vocabulary. */
 static const char *fault_name(enum fl_dep_fault f) {
   switch (f) {
   case FL_DEP_KILL:
-    return "kill";
+    return "send SIGKILL";
   case FL_DEP_STOP:
-    return "stop";
+    return "shut it down";
   case FL_DEP_START:
-    return "start";
+    return "start it again";
   case FL_DEP_PAUSE:
-    return "pause";
+    return "send SIGSTOP";
   case FL_DEP_RESUME:
-    return "resume";
+    return "send SIGCONT";
   case FL_DEP_RESTART:
-    return "restart";
+    return "shut it down and start it again";
   case FL_DEP_SATURATE:
-    return "saturate";
+    return "hold its connection slots";
   case FL_DEP_UNSATURATE:
-    return "unsaturate";
+    return "release its connection slots";
   }
   return "?";
 }

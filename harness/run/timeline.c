@@ -24,7 +24,52 @@ static fl_dep_t *dep_by_name(const struct srun *r, const char *name) {
   return NULL;
 }
 
-/* Builds each fault's rule now that addresses are known. */
+/* The target as the rule's spec text shows it, and the rule aimed at it:
+ * a dependency's address, or the target with its ${VAR}s expanded. */
+static int aim_rule(struct srun *r, struct fault_state *f, char *target,
+                    size_t size, char *e, size_t elen) {
+  const struct fl_fault_decl *d = f->decl;
+  if (d->pending == FL_PENDING_DEP && f->dep == NULL) {
+    snprintf(e, elen, "fault target '%s' is not a dependency", d->target);
+    return -EINVAL;
+  }
+  if (d->pending == FL_PENDING_DEP) {
+    snprintf(target, size, "%s:%d", fl_dep_host(f->dep), fl_dep_port(f->dep));
+    return fl_rule_aim_host(&f->rule, fl_dep_host(f->dep), fl_dep_port(f->dep),
+                            e, elen);
+  }
+  if (d->pending == FL_PENDING_NONE) {
+    snprintf(target, size, "%s", d->target);
+    return 0;
+  }
+  char *x = fl_expand(d->target, fl_target_lookup, r, e, elen);
+  if (x == NULL)
+    return -EINVAL;
+  snprintf(target, size, "%s", x);
+  free(x);
+  return fl_rule_aim(&f->rule, target, e, elen);
+}
+
+/* The decl's typed rule, aimed now that addresses are known. */
+static int resolve_rule(struct srun *r, struct fault_state *f) {
+  const struct fl_fault_decl *d = f->decl;
+  char target[512], e[512];
+  memcpy(&f->rule, &d->rule, sizeof(f->rule));
+  if (aim_rule(r, f, target, sizeof(target), e, sizeof(e)) != 0) {
+    fl_run_fail(r, "%s:%d:%d: %s", r->sc->file, d->pos.line, d->pos.col, e);
+    return -EINVAL;
+  }
+  if (snprintf(f->spec, sizeof(f->spec), "%s@%s%s", d->action, target,
+               d->options) >= (int)sizeof(f->spec)) {
+    fl_run_fail(r, "%s:%d:%d: the fault is too long", r->sc->file, d->pos.line,
+                d->pos.col);
+    return -EINVAL;
+  }
+  memcpy(f->rule.spec, f->spec, sizeof(f->rule.spec));
+  return 0;
+}
+
+/* Builds each fault's state, and its rule now that addresses are known. */
 int fl_timeline_resolve_faults(struct srun *r) {
   size_t n = 0;
   for (size_t i = 0; i < r->sc->nphases; i++)
@@ -41,34 +86,10 @@ int fl_timeline_resolve_faults(struct srun *r) {
       f->on_t = f->off_t = -1;
       f->dep = dep_by_name(r, d->target);
       snprintf(f->name, sizeof(f->name), "%s %s", d->action, d->target);
-      if (d->kind == FL_FAULT_PROCESS) {
+      if (d->kind == FL_FAULT_PROCESS)
         snprintf(f->spec, sizeof(f->spec), "%s %s", d->action, d->target);
-        continue;
-      }
-      char target[512], e[512];
-      if (f->dep != NULL && strcmp(d->action, "dns") != 0) {
-        snprintf(target, sizeof(target), "%s:%d", fl_dep_host(f->dep),
-                 fl_dep_port(f->dep));
-      } else {
-        char *x = fl_expand(d->target, fl_target_lookup, r, e, sizeof(e));
-        if (x == NULL) {
-          fl_run_fail(r, "%s:%d:%d: %s", r->sc->file, d->pos.line, d->pos.col,
-                      e);
-          return -EINVAL;
-        }
-        snprintf(target, sizeof(target), "%s", x);
-        free(x);
-      }
-      if (snprintf(f->spec, sizeof(f->spec), "%s@%s%s", d->action, target,
-                   d->options) >= (int)sizeof(f->spec)) {
-        fl_run_fail(r, "%s:%d:%d: the fault is too long", r->sc->file,
-                    d->pos.line, d->pos.col);
+      else if (resolve_rule(r, f) != 0)
         return -EINVAL;
-      }
-      if (fl_spec_parse(f->spec, &f->rule, e, sizeof(e)) != 0) {
-        fl_run_fail(r, "%s:%d:%d: %s", r->sc->file, d->pos.line, d->pos.col, e);
-        return -EINVAL;
-      }
     }
   return 0;
 }
@@ -133,18 +154,26 @@ static void on_process_fault(fl_dep_t *dep, int rc, void *arg) {
     f->delivered++;
 }
 
-static enum fl_dep_fault inverse(int fault) {
-  switch (fault) {
-  case FL_DEP_KILL:
-  case FL_DEP_STOP:
-    return FL_DEP_START;
-  case FL_DEP_PAUSE:
-    return FL_DEP_RESUME;
-  case FL_DEP_SATURATE:
-    return FL_DEP_UNSATURATE;
-  default:
-    return (enum fl_dep_fault) - 1;
-  }
+/* What switches each process fault on and off, in dependency operations;
+ * -1: nothing to undo. */
+static const struct {
+  int on, off;
+} proc_ops[] = {
+    [FL_PROC_KILL] = {FL_DEP_KILL, FL_DEP_START},
+    [FL_PROC_STOP] = {FL_DEP_STOP, FL_DEP_START},
+    [FL_PROC_PAUSE] = {FL_DEP_PAUSE, FL_DEP_RESUME},
+    [FL_PROC_RESTART] = {FL_DEP_RESTART, -1},
+    [FL_PROC_SATURATE] = {FL_DEP_SATURATE, FL_DEP_UNSATURATE},
+};
+
+static void switch_process(struct srun *r, struct fault_state *f, int on) {
+  int proc = f->decl->type->proc;
+  f->on = on;
+  int what = on ? proc_ops[proc].on : proc_ops[proc].off;
+  if (what >= 0 && fl_dep_fault(f->dep, (enum fl_dep_fault)what,
+                                on ? on_process_fault : NULL, f) != 0)
+    fl_run_say(r, "warning: %s%s could not be applied: %s",
+               on ? "" : "lifting ", f->name, fl_dep_error(f->dep));
 }
 
 void fl_timeline_switch(struct srun *r, struct fault_state *f, int on) {
@@ -152,12 +181,7 @@ void fl_timeline_switch(struct srun *r, struct fault_state *f, int on) {
   if (on == f->on)
     return;
   if (f->decl->kind == FL_FAULT_PROCESS) {
-    f->on = on;
-    int what = on ? f->decl->process : (int)inverse(f->decl->process);
-    if (what >= 0 && fl_dep_fault(f->dep, (enum fl_dep_fault)what,
-                                  on ? on_process_fault : NULL, f) != 0)
-      fl_run_say(r, "warning: %s%s could not be applied: %s",
-                 on ? "" : "lifting ", f->name, fl_dep_error(f->dep));
+    switch_process(r, f, on);
   } else if (on) {
     int rc = fl_control_add(r->ctl, &f->rule, &f->id);
     if (rc != 0) {
@@ -278,6 +302,46 @@ void fl_timeline_begin_traffic(struct srun *r) {
 /* A dependency that stream faults aim at is reached through a proxy for
  * the whole run: the shim redirects the target's connections to it, and
  * the proxy applies the faults' rules as they are switched. */
+static int wants_proxy(const struct srun *r, const fl_dep_t *dep) {
+  for (size_t k = 0; k < r->nfaults; k++)
+    if (r->faults[k].dep == dep && r->faults[k].decl->kind == FL_FAULT_PROXY)
+      return 1;
+  return 0;
+}
+
+/* Starts dependency i's proxy and the pinned rule that sends the target's
+ * connections to it. */
+static int start_proxy(struct srun *r, size_t i) {
+  fl_dep_t *dep = r->deps[i];
+  struct sockaddr_in up = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)fl_dep_port(dep))};
+  if (inet_pton(AF_INET, fl_dep_host(dep), &up.sin_addr) != 1) {
+    fl_run_fail(r, "dependency %s: stream faults need an IPv4 address, not %s",
+                fl_dep_name(dep), fl_dep_host(dep));
+    return -EINVAL;
+  }
+  int rc = fl_proxy_start(&r->suite->loop, r->ctl, (const struct sockaddr *)&up,
+                          &r->proxies[i]);
+  if (rc != 0) {
+    fl_run_fail(r, "cannot start the proxy for %s: %s", fl_dep_name(dep),
+                fl_strerror(rc));
+    return rc;
+  }
+  char target[96], e[256] = "";
+  struct fl_rule rule;
+  uint32_t id;
+  snprintf(target, sizeof(target), "%s:%d", fl_dep_host(dep), fl_dep_port(dep));
+  if (fl_proxy_redirect_rule(r->proxies[i], target, &rule, e, sizeof(e)) != 0 ||
+      (rc = fl_control_add(r->ctl, &rule, &id)) != 0) {
+    fl_run_fail(r, "cannot redirect %s to its proxy: %s", fl_dep_name(dep),
+                e[0] ? e : fl_strerror(rc));
+    return -EINVAL;
+  }
+  fl_run_say(r, "%s reached through the proxy on 127.0.0.1:%d",
+             fl_dep_name(dep), fl_proxy_port(r->proxies[i]));
+  return 0;
+}
+
 int fl_timeline_start_proxies(struct srun *r) {
   r->proxies = calloc(r->ndeps + 1, sizeof(*r->proxies));
   if (r->proxies == NULL) {
@@ -285,43 +349,9 @@ int fl_timeline_start_proxies(struct srun *r) {
     return -ENOMEM;
   }
   for (size_t i = 0; i < r->ndeps; i++) {
-    int wanted = 0;
-    for (size_t k = 0; k < r->nfaults; k++)
-      wanted |= r->faults[k].dep == r->deps[i] &&
-                r->faults[k].decl->kind == FL_FAULT_SHIM &&
-                FL_ACT_IS_PROXY(r->faults[k].rule.action);
-    if (!wanted)
-      continue;
-    struct sockaddr_in up = {.sin_family = AF_INET,
-                             .sin_port =
-                                 htons((uint16_t)fl_dep_port(r->deps[i]))};
-    if (inet_pton(AF_INET, fl_dep_host(r->deps[i]), &up.sin_addr) != 1) {
-      fl_run_fail(r,
-                  "dependency %s: stream faults need an IPv4 address, not %s",
-                  fl_dep_name(r->deps[i]), fl_dep_host(r->deps[i]));
-      return -EINVAL;
-    }
-    int rc = fl_proxy_start(&r->suite->loop, r->ctl,
-                            (const struct sockaddr *)&up, &r->proxies[i]);
-    if (rc != 0) {
-      fl_run_fail(r, "cannot start the proxy for %s: %s",
-                  fl_dep_name(r->deps[i]), fl_strerror(rc));
+    int rc = wants_proxy(r, r->deps[i]) ? start_proxy(r, i) : 0;
+    if (rc != 0)
       return rc;
-    }
-    char target[96], e[256] = "";
-    struct fl_rule rule;
-    uint32_t id;
-    snprintf(target, sizeof(target), "%s:%d", fl_dep_host(r->deps[i]),
-             fl_dep_port(r->deps[i]));
-    if (fl_proxy_redirect_rule(r->proxies[i], target, &rule, e, sizeof(e)) !=
-            0 ||
-        (rc = fl_control_add(r->ctl, &rule, &id)) != 0) {
-      fl_run_fail(r, "cannot redirect %s to its proxy: %s",
-                  fl_dep_name(r->deps[i]), e[0] ? e : fl_strerror(rc));
-      return -EINVAL;
-    }
-    fl_run_say(r, "%s reached through the proxy on 127.0.0.1:%d",
-               fl_dep_name(r->deps[i]), fl_proxy_port(r->proxies[i]));
   }
   return 0;
 }

@@ -412,9 +412,7 @@ int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
     for (size_t k = 0; k < sc->phases[i].nfaults; k++) {
       const struct fl_fault_decl *f = &sc->phases[i].faults[k];
       const struct fl_dep_decl *dep = find_dep(sv, f->target);
-      int literal = strchr(f->target, ':') || strchr(f->target, '/') ||
-                    strchr(f->target, '$') || strcmp(f->action, "dns") == 0 ||
-                    strcmp(f->action, "exhaust") == 0;
+      int literal = f->pending != FL_PENDING_DEP;
       if (f->kind == FL_FAULT_PROCESS &&
           (dep == NULL || dep->type == FL_DEP_EXTERNAL)) {
         snprintf(err, errlen,
@@ -424,12 +422,10 @@ int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
                  f->target);
         return FL_EBADSCENARIO;
       }
-      if (f->kind == FL_FAULT_PROCESS && f->process == FL_DEP_SATURATE &&
-          dep->type != FL_DEP_POSTGRES) {
+      if (f->type->proc == FL_PROC_SATURATE && dep->type != FL_DEP_POSTGRES) {
         snprintf(err, errlen,
-                 "%s:%d:%d: saturate works on postgres only, "
-                 "'%s' is not one",
-                 sc->file, f->pos.line, f->pos.col, f->target);
+                 "%s:%d:%d: %s works on postgres only, '%s' is not one",
+                 sc->file, f->pos.line, f->pos.col, f->action, f->target);
         return FL_EBADSCENARIO;
       }
       if (dep == NULL && !literal) {

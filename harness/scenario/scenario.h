@@ -12,6 +12,7 @@
 
 #include "deps/deps.h"
 #include "expect/expect.h"
+#include "faults/faults.h"
 
 #define FL_ERRLEN 768
 
@@ -44,21 +45,25 @@ struct fl_service {
   size_t ndeps;
 };
 
-/* How a fault is applied. */
-enum fl_fault_kind {
-  FL_FAULT_SHIM,    /* a rule in the control segment (shim or proxy) */
-  FL_FAULT_PROCESS, /* a process fault on a managed dependency */
+/* What the runner must still fill in of a fault's rule. */
+enum fl_fault_pending {
+  FL_PENDING_NONE,   /* aimed when loaded */
+  FL_PENDING_DEP,    /* the target names a dependency: its address */
+  FL_PENDING_EXPAND, /* the target has ${VAR}s: aimed once expanded */
 };
 
 struct fl_fault_decl {
-  int kind;
-  char *action;  /* "refuse", "kill"... */
-  char *target;  /* a dependency name, or as written (name, glob, addr) */
-  char *options; /* ",k=v,..." for the rule spec, "" for none */
-  int process;   /* enum fl_dep_fault to switch on (process faults) */
-  double at;     /* seconds after the phase's start */
-  double until;  /* seconds after the phase's start; < 0: its end */
-  double every;  /* > 0: on and off in turns of this length (flapping) */
+  const struct fl_fault_type *type; /* its row in the fault vocabulary */
+  int kind;                         /* enum fl_fault_kind (type->kind) */
+  char *action;        /* type->name: what fault(NAME) and reports say */
+  char *target;        /* a dependency name, or as written (name, glob...) */
+  char *options;       /* ",k=v,..." as written, for the rule's spec text */
+  struct fl_rule rule; /* shim and proxy faults: options read, and aimed
+                          unless pending */
+  int pending;         /* enum fl_fault_pending */
+  double at;           /* seconds after the phase's start */
+  double until;        /* seconds after the phase's start; < 0: its end */
+  double every;        /* > 0: on and off in turns of this length */
   struct fl_pos pos;
 };
 

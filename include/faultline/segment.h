@@ -43,30 +43,31 @@
 #define FL_RING_SIZE 1024  /* power of two */
 #define FL_LIMIT_SLOTS 256 /* most connections a limit rule can count */
 
-/* What a rule does. Values are part of the segment format: append only. */
+/* What a rule does. Values are part of the segment format: append only.
+ * Names, options and help live in one table, harness/faults/vocab.c. */
 #define FL_ACTIONS(X)                                                          \
-  X(REFUSE, "refuse", "connect fails with ECONNREFUSED")                       \
-  X(RESET, "reset", "reads/writes on connections fail with ECONNRESET")        \
-  X(HANG, "hang", "connect never completes while the rule is active")          \
-  X(DELAY, "delay", "add ms=N to connect/send/recv on blocking sockets")       \
-  X(LIMIT, "limit", "at most max=N concurrent connections, then fail")         \
-  X(EXHAUST, "exhaust", "socket/accept/open fail with EMFILE")                 \
-  X(DNS, "dns", "name lookups fail with EAI_AGAIN")                            \
-  X(ENOSPC, "enospc", "writes, opens for writing and fsync fail with ENOSPC")  \
-  X(EIO, "eio", "writes, opens for writing and fsync fail with EIO")           \
-  X(REDIRECT, "redirect", "connect goes to another address (proxy mode)")      \
-  X(LATENCY, "latency", "proxy: hold each chunk ms=N (jitter=N) longer")       \
-  X(BANDWIDTH, "bandwidth", "proxy: at most rate=N bytes per second")          \
-  X(SLICER, "slicer", "proxy: split data into size=N pieces, ms=N apart")      \
-  X(STALL, "stall", "proxy: forward nothing (close after ms=N if given)")      \
-  X(SLOW_CLOSE, "slow_close", "proxy: pass on a close ms=N late")              \
-  X(RESET_PEER, "reset_peer", "proxy: RST after bytes=N or ms=N")              \
-  X(LIMIT_DATA, "limit_data", "proxy: close after bytes=N")                    \
-  X(DOWN, "down", "proxy: refuse new connections, close existing ones")
+  X(REFUSE)                                                                    \
+  X(RESET)                                                                     \
+  X(HANG)                                                                      \
+  X(DELAY)                                                                     \
+  X(LIMIT)                                                                     \
+  X(EXHAUST)                                                                   \
+  X(DNS)                                                                       \
+  X(ENOSPC)                                                                    \
+  X(EIO)                                                                       \
+  X(REDIRECT)                                                                  \
+  X(LATENCY)                                                                   \
+  X(BANDWIDTH)                                                                 \
+  X(SLICER)                                                                    \
+  X(STALL)                                                                     \
+  X(SLOW_CLOSE)                                                                \
+  X(RESET_PEER)                                                                \
+  X(LIMIT_DATA)                                                                \
+  X(DOWN)
 
 enum fl_action {
   FL_ACT_NONE = 0,
-#define FL_X_ENUM(name, text, help) FL_ACT_##name,
+#define FL_X_ENUM(name) FL_ACT_##name,
   FL_ACTIONS(FL_X_ENUM)
 #undef FL_X_ENUM
       FL_ACT_COUNT
