@@ -21,7 +21,7 @@
 /* ---- process groups ---- */
 
 /* Is any process of group pgid still alive? Zombies do not count: a
- * backend orphaned by a killed postmaster may wait for a reaper that never
+ * child orphaned by a killed server may wait for a reaper that never
  * comes, yet it holds nothing. */
 int fl_dep_group_alive(pid_t pgid) {
   if (pgid <= 0)
@@ -131,14 +131,16 @@ static void on_child_exit(uv_process_t *h, int64_t status, int sig) {
     fl_dep_server_exited(d, status, sig);
   } else if (c == d->helper) {
     d->helper = NULL;
-    fl_pg_helper_exited(d, status, sig);
+    if (d->kind->helper_exited != NULL)
+      d->kind->helper_exited(d, status, sig);
   }
 }
 
-/* Runs argv (argv[0] a full path) through setpriv, as user postgres when
- * as_pg, in its own process group, output to the log. */
-int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
-  char *args[32];
+/* The options of a spawn through setpriv: args (32 slots) gets setpriv's
+ * arguments then argv, stdio (3 slots) sends output to the log. */
+static void spawn_options(struct fl_dep *d, char *const argv[], char **args,
+                          uv_stdio_container_t *stdio,
+                          uv_process_options_t *po) {
   size_t n = 0;
   args[n++] = d->setpriv;
   args[n++] = "--pdeathsig";
@@ -147,28 +149,48 @@ int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
   for (size_t i = 0; argv[i] != NULL && n < 31; i++)
     args[n++] = argv[i];
   args[n] = NULL;
-
-  uv_stdio_container_t stdio[3];
   stdio[0].flags = UV_IGNORE;
   for (int i = 1; i < 3; i++) {
     stdio[i].flags = UV_INHERIT_FD;
     stdio[i].data.fd = d->log_fd;
   }
-  uv_process_options_t po;
-  memset(&po, 0, sizeof(po));
-  po.file = d->setpriv;
-  po.args = args;
-  po.cwd = d->dir;
-  po.exit_cb = on_child_exit;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.flags = UV_PROCESS_DETACHED;
-  if (d->as_pg) {
-    po.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-    po.uid = d->uid;
-    po.gid = d->gid;
+  memset(po, 0, sizeof(*po));
+  po->file = d->setpriv;
+  po->args = args;
+  po->cwd = d->dir;
+  po->exit_cb = on_child_exit;
+  po->stdio = stdio;
+  po->stdio_count = 3;
+  po->flags = UV_PROCESS_DETACHED;
+  if (d->as_user) {
+    po->flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+    po->uid = d->uid;
+    po->gid = d->gid;
   }
+}
 
+static void note_child(struct fl_dep *d, struct child *c, int is_server,
+                       off_t mark) {
+  if (is_server) {
+    fl_dep_signal_group(&d->server_pgid, SIGKILL); /* leftovers of a crash */
+    d->server = c;
+    d->server_pgid = c->h.pid;
+    d->server_mark = mark;
+    d->ending = 0;
+  } else {
+    d->helper = c;
+    d->helper_pgid = c->h.pid;
+    d->helper_mark = mark;
+  }
+}
+
+/* Runs argv (argv[0] a full path) through setpriv, as uid/gid when
+ * as_user, in its own process group, output to the log. */
+int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
+  char *args[32];
+  uv_stdio_container_t stdio[3];
+  uv_process_options_t po;
+  spawn_options(d, argv, args, stdio, &po);
   struct child *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return -ENOMEM;
@@ -181,16 +203,18 @@ int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
     uv_close((uv_handle_t *)&c->h, child_closed);
     return rc;
   }
-  if (is_server) {
-    fl_dep_signal_group(&d->server_pgid, SIGKILL); /* leftovers of a crash */
-    d->server = c;
-    d->server_pgid = c->h.pid;
-    d->server_mark = mark;
-    d->ending = 0;
-  } else {
-    d->helper = c;
-    d->helper_pgid = c->h.pid;
-    d->helper_mark = mark;
-  }
+  note_child(d, c, is_server, mark);
   return 0;
+}
+
+void fl_dep_run_helper(struct fl_dep *d, enum phase ph, const char *step,
+                       char *const argv[]) {
+  d->phase = ph;
+  d->step = step;
+  int rc = fl_dep_spawn(d, argv, 0);
+  if (rc != 0) {
+    const char *prog = strrchr(argv[0], '/');
+    fl_dep_fail(d, rc, "%s: cannot run %s: %s", d->kind->name,
+                prog ? prog + 1 : argv[0], uv_strerror(rc));
+  }
 }

@@ -383,7 +383,7 @@ int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
                     strchr(f->target, '$') || strcmp(f->action, "dns") == 0 ||
                     strcmp(f->action, "exhaust") == 0;
       if (f->kind == FL_FAULT_PROCESS &&
-          (dep == NULL || dep->type == FL_DEP_EXTERNAL)) {
+          (dep == NULL || !fl_dep_kind_managed(dep->kind))) {
         snprintf(err, errlen,
                  "%s:%d:%d: %s needs a managed dependency of service '%s', "
                  "found '%s'",
@@ -391,12 +391,13 @@ int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
                  f->target);
         return FL_EBADSCENARIO;
       }
-      if (f->kind == FL_FAULT_PROCESS && f->process == FL_DEP_SATURATE &&
-          dep->type != FL_DEP_POSTGRES) {
-        snprintf(err, errlen,
-                 "%s:%d:%d: saturate works on postgres only, "
-                 "'%s' is not one",
-                 sc->file, f->pos.line, f->pos.col, f->target);
+      if (f->kind == FL_FAULT_PROCESS &&
+          !fl_dep_kind_supports(dep->kind, f->process)) {
+        char kinds[128];
+        snprintf(err, errlen, "%s:%d:%d: %s works on %s only, '%s' is not one",
+                 sc->file, f->pos.line, f->pos.col, f->action,
+                 fl_dep_kind_names(f->process, kinds, sizeof(kinds)),
+                 f->target);
         return FL_EBADSCENARIO;
       }
       if (dep == NULL && !literal) {
