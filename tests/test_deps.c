@@ -97,8 +97,10 @@ static void fault(struct ctx *c, fl_dep_t *d, enum fl_dep_fault f) {
   note_group(c, d);
 }
 
-/* Is a process of group pgid alive (zombies aside)? */
-static int group_alive(pid_t pgid) {
+/* Calls fn for each live process of group pgid (zombies aside); returns
+ * how many there were. */
+static int each_in_group(pid_t pgid, void (*fn)(int pid, void *arg),
+                         void *arg) {
   DIR *proc = opendir("/proc");
   struct dirent *e;
   int alive = 0;
@@ -116,12 +118,20 @@ static int group_alive(pid_t pgid) {
     char *p = strrchr(buf, ')'), state;
     int ppid, pgrp;
     if (p && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
-        pgrp == pgid && state != 'Z')
-      alive = 1;
+        pgrp == pgid && state != 'Z') {
+      alive++;
+      if (fn != NULL)
+        fn(atoi(e->d_name), arg);
+    }
   }
   if (proc != NULL)
     closedir(proc);
   return alive;
+}
+
+/* Is a process of group pgid alive (zombies aside)? */
+static int group_alive(pid_t pgid) {
+  return each_in_group(pgid, NULL, NULL) > 0;
 }
 
 static int exists(const char *path) {
@@ -368,6 +378,106 @@ Test(deps, postgres_saturate_holds, .timeout = 120) {
                 "a freed slot stayed free: %s", out);
   cr_assert(strstr(out, "too many clients"), "%s", out);
   finish(&c, d);
+}
+
+/* ---- shared memory ---- */
+
+/* The shared memory a server's processes have mapped, as their maps show
+ * it: POSIX segments by path (/dev/shm/PostgreSQL.N), System V ones by key
+ * ("/SYSV0052e2c1 (deleted)"). Knowing our own segments keeps the check
+ * exact while other clusters come and go on the machine. */
+struct segs {
+  char shm[32][64];
+  unsigned keys[32];
+  int nshm, nkeys;
+};
+
+static void note_maps(int pid, void *arg) {
+  struct segs *s = arg;
+  char path[64], line[512];
+  snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "r");
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+    char *shm = strstr(line, "/dev/shm/"), *sysv = strstr(line, "/SYSV");
+    unsigned key;
+    if (shm != NULL) {
+      shm[strcspn(shm, " \n")] = '\0';
+      int seen = 0;
+      for (int i = 0; i < s->nshm; i++)
+        seen |= strcmp(s->shm[i], shm) == 0;
+      if (!seen && s->nshm < 32)
+        snprintf(s->shm[s->nshm++], sizeof(s->shm[0]), "%s", shm);
+    } else if (sysv != NULL && sscanf(sysv, "/SYSV%8x", &key) == 1 &&
+               key != 0) {
+      int seen = 0;
+      for (int i = 0; i < s->nkeys; i++)
+        seen |= s->keys[i] == key;
+      if (!seen && s->nkeys < 32)
+        s->keys[s->nkeys++] = key;
+    }
+  }
+  if (f != NULL)
+    fclose(f);
+}
+
+static int sysv_exists(unsigned key) {
+  FILE *f = fopen("/proc/sysvipc/shm", "r");
+  char line[512];
+  int found = 0;
+  long long k;
+  while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+    found = sscanf(line, "%lld", &k) == 1 && (unsigned)k == key;
+  if (f != NULL)
+    fclose(f);
+  return found;
+}
+
+static int count_pg_dev_shm(void) {
+  DIR *dir = opendir("/dev/shm");
+  struct dirent *e;
+  int n = 0;
+  while (dir != NULL && (e = readdir(dir)) != NULL)
+    n += strncmp(e->d_name, "PostgreSQL.", 11) == 0;
+  if (dir != NULL)
+    closedir(dir);
+  return n;
+}
+
+static void assert_segments_gone(const struct segs *s, const char *when) {
+  for (int i = 0; i < s->nshm; i++)
+    cr_assert(!exists(s->shm[i]), "%s is left after %s", s->shm[i], when);
+  for (int i = 0; i < s->nkeys; i++)
+    cr_assert(!sysv_exists(s->keys[i]),
+              "System V segment 0x%08x is left after %s", s->keys[i], when);
+}
+
+/* Kill, restart and free leave no shared memory behind: neither the
+ * segments our servers mapped nor any new /dev/shm/PostgreSQL.* entry
+ * (the count is compared too; a cluster of someone else's starting or
+ * ending meanwhile would show there, not in the exact check). */
+Test(deps, postgres_leaves_no_shared_memory, .timeout = 180) {
+  struct ctx c;
+  ctx_init(&c);
+  int before = count_pg_dev_shm();
+  struct segs s = {0};
+  fl_dep_t *d = start(&c, PG);
+  each_in_group(fl_dep_pid(d), note_maps, &s);
+  cr_assert_gt(s.nshm + s.nkeys, 0, "no shared memory seen at all");
+  fault(&c, d, FL_DEP_KILL);
+  assert_segments_gone(&s, "a kill");
+
+  fault(&c, d, FL_DEP_START);
+  each_in_group(fl_dep_pid(d), note_maps, &s);
+  pid_t old = fl_dep_pid(d);
+  fault(&c, d, FL_DEP_RESTART);
+  cr_assert(!group_alive(old));
+  each_in_group(fl_dep_pid(d), note_maps, &s);
+  psql_ok(d, "select 1", "1");
+  finish(&c, d); /* SIGKILL while running */
+  assert_segments_gone(&s, "free");
+  cr_assert_eq(count_pg_dev_shm(), before,
+               "/dev/shm held %d PostgreSQL.* entries before, %d after", before,
+               count_pg_dev_shm());
 }
 
 /* ---- freeing at any time ---- */

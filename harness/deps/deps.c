@@ -79,8 +79,8 @@ void fl_dep_fail(struct fl_dep *d, int rc, const char *fmt, ...) {
   vsnprintf(d->err, sizeof(d->err), fmt, ap);
   va_end(ap);
   fl_dep_halt(d);
-  fl_dep_signal_group(&d->helper_pgid, SIGKILL);
-  fl_dep_signal_group(&d->server_pgid, SIGKILL);
+  fl_dep_kill_tree(d, &d->helper_pgid);
+  fl_dep_kill_tree(d, &d->server_pgid);
   d->ending = 1;
   d->paused = 0;
   fl_dep_op_done(d, rc);
@@ -179,10 +179,11 @@ static void start_timeout(struct fl_dep *d) {
 }
 
 static void tick_stopping(struct fl_dep *d, uint64_t now) {
-  if (d->server != NULL || fl_dep_group_alive(d->server_pgid)) {
+  if (d->server != NULL || fl_dep_group_alive(d->server_pgid) ||
+      fl_dep_strays_alive(d)) {
     if (now >= d->deadline && !d->forced) {
       d->forced = 1;
-      fl_dep_signal_group(&d->server_pgid, SIGKILL);
+      fl_dep_kill_tree(d, &d->server_pgid);
     }
     return;
   }
@@ -205,6 +206,7 @@ static void dep_freed(uv_handle_t *h) {
   void (*done)(void *) = d->free_done;
   void *arg = d->free_arg;
   free(d->priv);
+  free(d->strays);
   free(d->name);
   free(d);
   if (done != NULL)
@@ -220,11 +222,12 @@ static void dir_removed(void *arg) {
 }
 
 static void tick_freeing(struct fl_dep *d, uint64_t now) {
-  fl_dep_signal_group(&d->helper_pgid, SIGKILL);
-  fl_dep_signal_group(&d->server_pgid, SIGKILL);
+  fl_dep_kill_tree(d, &d->helper_pgid);
+  fl_dep_kill_tree(d, &d->server_pgid);
   if (d->handles > 0)
     return;
-  if ((d->helper_pgid != 0 || d->server_pgid != 0) && now < d->deadline)
+  if ((d->helper_pgid != 0 || d->server_pgid != 0 || d->nstrays > 0) &&
+      now < d->deadline)
     return;
   if (d->removing)
     return;
@@ -476,7 +479,7 @@ void fl_dep_free(fl_dep_t *d, void (*done)(void *arg), void *arg) {
   d->phase = PH_FREEING;
   d->deadline = uv_now(d->loop) + FREE_MS;
   fl_dep_halt(d);
-  fl_dep_signal_group(&d->helper_pgid, SIGKILL);
-  fl_dep_signal_group(&d->server_pgid, SIGKILL);
+  fl_dep_kill_tree(d, &d->helper_pgid);
+  fl_dep_kill_tree(d, &d->server_pgid);
   uv_timer_start(&d->tick, on_tick, 0, TICK_MS);
 }

@@ -141,6 +141,8 @@ struct fl_dep {
   struct child *helper; /* a kind's helper program */
   pid_t server_pgid;    /* kept after exit until the group is empty */
   pid_t helper_pgid;
+  pid_t *strays; /* processes of theirs that left their group */
+  int nstrays, strayscap;
   int paused;
   int ending;    /* we sent the server a signal that ends it */
   int saturated; /* saturate succeeded and nothing ended it since */
@@ -175,6 +177,11 @@ void fl_dep_server_exited(struct fl_dep *d, int64_t status, int sig);
 /* proc.c: processes, their groups and the log. */
 int fl_dep_group_alive(pid_t pgid);
 void fl_dep_signal_group(pid_t *pgid, int sig);
+/* SIGKILL to group *pgid (forgotten once empty) and to every descendant
+ * of it that left the group, noted until it is gone. */
+void fl_dep_kill_tree(struct fl_dep *d, pid_t *pgid);
+/* Is a process noted by fl_dep_kill_tree still alive? */
+int fl_dep_strays_alive(struct fl_dep *d);
 void fl_dep_log_tail(const struct fl_dep *d, off_t mark, char *out,
                      size_t size);
 const char *fl_dep_exit_how(int64_t status, int sig, char *buf, size_t size);

@@ -36,7 +36,7 @@ static int do_kill(struct fl_dep *d, fl_dep_cb cb, void *arg) {
   d->paused = 0;
   d->restarting = 0;
   d->ending = 1;
-  kill(-d->server_pgid, SIGKILL);
+  fl_dep_kill_tree(d, &d->server_pgid);
   fl_dep_begin_op(d, PH_STOPPING, STOP_MS, cb, arg);
   return 0;
 }

@@ -203,6 +203,17 @@ static void url(const struct fl_dep *d, char *out, size_t size) {
            d->port);
 }
 
+/* The server's shared memory must go with its folder, whichever way it
+ * ends: we end it with SIGKILL (free, kill, a failed start), and a killed
+ * postmaster removes nothing. Its dynamic segments (default "posix") would
+ * stay in /dev/shm as PostgreSQL.N, named by a random handle kept only in
+ * the dead server's memory, so nobody could tell ours from another
+ * cluster's; with "mmap" they are files in data/pg_dynshmem, removed with
+ * the folder (and cleared by postgres itself when it starts again). The
+ * main segment is anonymous memory that dies with its processes; only a
+ * small System V segment, named in postmaster.pid, needs remove_shm(),
+ * once no process is attached to it. A graceful stop on free would cost a
+ * shutdown checkpoint on every teardown and still not cover a kill. */
 static int spawn_server(struct fl_dep *d) {
   struct pg *pg = fl_pg(d);
   char port[16], maxc[64], bin[PATH_MAX + 32], data[PATH_MAX + 8];
@@ -211,11 +222,22 @@ static int spawn_server(struct fl_dep *d) {
   snprintf(data, sizeof(data), "%s/data", d->dir);
   pg->server_max_conn = pg->max_conn ? pg->max_conn : PG_MAX_CONN;
   snprintf(maxc, sizeof(maxc), "max_connections=%d", pg->server_max_conn);
-  char *argv[] = {bin,    "-D",        data,
-                  "-p",   port,        "-k",
-                  d->dir, "-c",        "listen_addresses=127.0.0.1",
-                  "-c",   "fsync=off", "-c",
-                  maxc,   NULL};
+  char *argv[] = {bin,
+                  "-D",
+                  data,
+                  "-p",
+                  port,
+                  "-k",
+                  d->dir,
+                  "-c",
+                  "listen_addresses=127.0.0.1",
+                  "-c",
+                  "fsync=off",
+                  "-c",
+                  "dynamic_shared_memory_type=mmap",
+                  "-c",
+                  maxc,
+                  NULL};
   return fl_dep_spawn(d, argv, 1);
 }
 

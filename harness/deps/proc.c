@@ -20,39 +20,71 @@
 
 /* ---- process groups ---- */
 
-/* Is any process of group pgid still alive? Zombies do not count: a
- * child orphaned by a killed server may wait for a reaper that never
- * comes, yet it holds nothing. */
+/* State, parent and group of process `pid` from /proc/PID/stat; 0 when it
+ * is alive. Zombies do not count: a child orphaned by a killed server may
+ * wait for a reaper that never comes, yet it holds nothing. */
+static int read_stat(const char *pid, int *ppid, int *pgrp) {
+  char path[300], buf[512];
+  snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -ESRCH;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0)
+    return -ESRCH;
+  buf[n] = '\0';
+  /* "pid (comm) state ppid pgrp ...": comm may hold anything. */
+  char *p = strrchr(buf, ')');
+  char state;
+  if (p == NULL || sscanf(p + 1, " %c %d %d", &state, ppid, pgrp) != 3 ||
+      state == 'Z' || state == 'X')
+    return -ESRCH;
+  return 0;
+}
+
+struct proc_entry {
+  pid_t pid, ppid, pgrp;
+  int in_tree;
+};
+
+/* The live processes; NULL (and *n 0) when /proc cannot be read. */
+static struct proc_entry *list_procs(size_t *n) {
+  *n = 0;
+  DIR *proc = opendir("/proc");
+  struct proc_entry *v = NULL;
+  size_t cap = 0;
+  struct dirent *e;
+  while (proc != NULL && (e = readdir(proc)) != NULL) {
+    int ppid, pgrp;
+    if (!isdigit((unsigned char)e->d_name[0]) ||
+        read_stat(e->d_name, &ppid, &pgrp) != 0)
+      continue;
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 256;
+      struct proc_entry *nv = realloc(v, cap * sizeof(*v));
+      if (nv == NULL)
+        break;
+      v = nv;
+    }
+    v[(*n)++] = (struct proc_entry){atoi(e->d_name), ppid, pgrp, 0};
+  }
+  if (proc != NULL)
+    closedir(proc);
+  return v;
+}
+
 int fl_dep_group_alive(pid_t pgid) {
   if (pgid <= 0)
     return 0;
-  DIR *proc = opendir("/proc");
-  if (proc == NULL)
+  size_t n;
+  struct proc_entry *v = list_procs(&n);
+  if (v == NULL)
     return kill(-pgid, 0) == 0;
   int alive = 0;
-  struct dirent *e;
-  while (!alive && (e = readdir(proc)) != NULL) {
-    if (!isdigit((unsigned char)e->d_name[0]))
-      continue;
-    char path[300], buf[512];
-    snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-      continue;
-    buf[n] = '\0';
-    /* "pid (comm) state ppid pgrp ...": comm may hold anything. */
-    char *p = strrchr(buf, ')');
-    char state;
-    int ppid, pgrp;
-    if (p != NULL && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
-        pgrp == pgid && state != 'Z' && state != 'X')
-      alive = 1;
-  }
-  closedir(proc);
+  for (size_t i = 0; i < n && !alive; i++)
+    alive = v[i].pgrp == pgid;
+  free(v);
   return alive;
 }
 
@@ -64,6 +96,65 @@ void fl_dep_signal_group(pid_t *pgid, int sig) {
     *pgid = 0;
   if (*pgid > 0)
     kill(-*pgid, sig);
+}
+
+static void add_stray(struct fl_dep *d, pid_t pid) {
+  for (int i = 0; i < d->nstrays; i++)
+    if (d->strays[i] == pid)
+      return;
+  if (d->nstrays == d->strayscap) {
+    int cap = d->strayscap ? 2 * d->strayscap : 16;
+    pid_t *n = realloc(d->strays, (size_t)cap * sizeof(*n));
+    if (n == NULL)
+      return;
+    d->strays = n;
+    d->strayscap = cap;
+  }
+  d->strays[d->nstrays++] = pid;
+}
+
+/* Notes the descendants of group pgid that left it: a server may give its
+ * children sessions of their own (postgres does, for each backend). Once
+ * their parent dies they are orphans, linked to the group no more, so they
+ * are noted while it lives. */
+static void note_strays(struct fl_dep *d, pid_t pgid) {
+  size_t n;
+  struct proc_entry *v = list_procs(&n);
+  for (size_t i = 0; i < n; i++)
+    v[i].in_tree = v[i].pgrp == pgid;
+  for (int more = 1; more;) {
+    more = 0;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < n && !v[i].in_tree; j++)
+        if (v[j].in_tree && v[j].pid == v[i].ppid)
+          more = v[i].in_tree = 1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (v[i].in_tree && v[i].pgrp != pgid)
+      add_stray(d, v[i].pid);
+  free(v);
+}
+
+int fl_dep_strays_alive(struct fl_dep *d) {
+  for (int i = 0; i < d->nstrays;) {
+    char pid[16];
+    int ppid, pgrp;
+    snprintf(pid, sizeof(pid), "%d", (int)d->strays[i]);
+    if (read_stat(pid, &ppid, &pgrp) != 0)
+      d->strays[i] = d->strays[--d->nstrays];
+    else
+      i++;
+  }
+  return d->nstrays > 0;
+}
+
+void fl_dep_kill_tree(struct fl_dep *d, pid_t *pgid) {
+  if (*pgid > 0)
+    note_strays(d, *pgid);
+  fl_dep_signal_group(pgid, SIGKILL);
+  if (fl_dep_strays_alive(d))
+    for (int i = 0; i < d->nstrays; i++)
+      kill(d->strays[i], SIGKILL);
 }
 
 /* ---- the log ---- */
@@ -172,7 +263,7 @@ static void spawn_options(struct fl_dep *d, char *const argv[], char **args,
 static void note_child(struct fl_dep *d, struct child *c, int is_server,
                        off_t mark) {
   if (is_server) {
-    fl_dep_signal_group(&d->server_pgid, SIGKILL); /* leftovers of a crash */
+    fl_dep_kill_tree(d, &d->server_pgid); /* leftovers of a crash */
     d->server = c;
     d->server_pgid = c->h.pid;
     d->server_mark = mark;
