@@ -27,6 +27,8 @@
 #include "support.h"
 
 #define PSQL "/usr/lib/postgresql/15/bin/psql"
+#define PG fl_dep_kind_find("postgres")
+#define REDIS fl_dep_kind_find("redis")
 
 struct ctx {
   uv_loop_t loop;
@@ -72,11 +74,11 @@ static void note_group(struct ctx *c, fl_dep_t *d) {
 }
 
 /* Starts a dependency and waits until it is ready. */
-static fl_dep_t *start(struct ctx *c, enum fl_dep_type type) {
+static fl_dep_t *start(struct ctx *c, const fl_dep_kind_t *type) {
   fl_dep_t *d = NULL;
   c->done = 0;
-  int rc = fl_dep_start(&c->loop, type, type == FL_DEP_REDIS ? "cache" : "db",
-                        c->work, on_done, c, &d);
+  int rc = fl_dep_start(&c->loop, type, type == REDIS ? "cache" : "db", c->work,
+                        on_done, c, &d);
   cr_assert_eq(rc, 0, "fl_dep_start: %s", fl_strerror(rc));
   RUN_UNTIL(c, c->done, 40000, "start");
   cr_assert_eq(c->rc, 0, "start failed: %s", fl_dep_error(d));
@@ -95,8 +97,10 @@ static void fault(struct ctx *c, fl_dep_t *d, enum fl_dep_fault f) {
   note_group(c, d);
 }
 
-/* Is a process of group pgid alive (zombies aside)? */
-static int group_alive(pid_t pgid) {
+/* Calls fn for each live process of group pgid (zombies aside); returns
+ * how many there were. */
+static int each_in_group(pid_t pgid, void (*fn)(int pid, void *arg),
+                         void *arg) {
   DIR *proc = opendir("/proc");
   struct dirent *e;
   int alive = 0;
@@ -114,12 +118,20 @@ static int group_alive(pid_t pgid) {
     char *p = strrchr(buf, ')'), state;
     int ppid, pgrp;
     if (p && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
-        pgrp == pgid && state != 'Z')
-      alive = 1;
+        pgrp == pgid && state != 'Z') {
+      alive++;
+      if (fn != NULL)
+        fn(atoi(e->d_name), arg);
+    }
   }
   if (proc != NULL)
     closedir(proc);
   return alive;
+}
+
+/* Is a process of group pgid alive (zombies aside)? */
+static int group_alive(pid_t pgid) {
+  return each_in_group(pgid, NULL, NULL) > 0;
 }
 
 static int exists(const char *path) {
@@ -193,7 +205,7 @@ static void psql_ok(fl_dep_t *d, const char *sql, const char *want) {
 Test(deps, redis_faults, .timeout = 120) {
   struct ctx c;
   ctx_init(&c);
-  fl_dep_t *d = start(&c, FL_DEP_REDIS);
+  fl_dep_t *d = start(&c, REDIS);
   char url[64], out[512];
   snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", fl_dep_port(d));
   cr_assert_str_eq(fl_dep_url(d), url);
@@ -246,7 +258,7 @@ Test(deps, redis_faults, .timeout = 120) {
 Test(deps, redis_stop_while_paused, .timeout = 60) {
   struct ctx c;
   ctx_init(&c);
-  fl_dep_t *d = start(&c, FL_DEP_REDIS);
+  fl_dep_t *d = start(&c, REDIS);
   fault(&c, d, FL_DEP_PAUSE);
   fault(&c, d, FL_DEP_RESTART);
   redis_ok(d);
@@ -261,7 +273,7 @@ Test(deps, redis_stop_while_paused, .timeout = 60) {
 Test(deps, redis_crash_then_start, .timeout = 60) {
   struct ctx c;
   ctx_init(&c);
-  fl_dep_t *d = start(&c, FL_DEP_REDIS);
+  fl_dep_t *d = start(&c, REDIS);
   kill(fl_dep_pid(d), SIGSEGV);
   RUN_UNTIL(&c, fl_dep_pid(d) == 0, 10000, "crash seen");
   cr_assert(strstr(fl_dep_error(d), "redis exited unexpectedly (signal 11)"),
@@ -278,7 +290,7 @@ Test(deps, redis_crash_then_start, .timeout = 60) {
 Test(deps, postgres_faults, .timeout = 180) {
   struct ctx c;
   ctx_init(&c);
-  fl_dep_t *d = start(&c, FL_DEP_POSTGRES);
+  fl_dep_t *d = start(&c, PG);
   char url[128], out[1024];
   snprintf(url, sizeof(url),
            "postgresql://faultline:faultline@127.0.0.1:%d/faultline",
@@ -321,7 +333,7 @@ Test(deps, postgres_faults, .timeout = 180) {
 Test(deps, postgres_saturate, .timeout = 120) {
   struct ctx c;
   ctx_init(&c);
-  fl_dep_t *d = start(&c, FL_DEP_POSTGRES);
+  fl_dep_t *d = start(&c, PG);
   char out[1024];
   fault(&c, d, FL_DEP_SATURATE);
   cr_assert_eq(fl_dep_fault(d, FL_DEP_SATURATE, NULL, NULL), -EALREADY);
@@ -349,7 +361,7 @@ Test(deps, postgres_saturate, .timeout = 120) {
 Test(deps, postgres_saturate_holds, .timeout = 120) {
   struct ctx c;
   ctx_init(&c);
-  fl_dep_t *d = start(&c, FL_DEP_POSTGRES);
+  fl_dep_t *d = start(&c, PG);
   struct t_proc held;
   char *argv[] = {PSQL, (char *)fl_dep_url(d), "-X", "-A", "-t", NULL};
   cr_assert_eq(t_spawn(&held, argv, NULL, 1), 0);
@@ -368,6 +380,106 @@ Test(deps, postgres_saturate_holds, .timeout = 120) {
   finish(&c, d);
 }
 
+/* ---- shared memory ---- */
+
+/* The shared memory a server's processes have mapped, as their maps show
+ * it: POSIX segments by path (/dev/shm/PostgreSQL.N), System V ones by key
+ * ("/SYSV0052e2c1 (deleted)"). Knowing our own segments keeps the check
+ * exact while other clusters come and go on the machine. */
+struct segs {
+  char shm[32][64];
+  unsigned keys[32];
+  int nshm, nkeys;
+};
+
+static void note_maps(int pid, void *arg) {
+  struct segs *s = arg;
+  char path[64], line[512];
+  snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "r");
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+    char *shm = strstr(line, "/dev/shm/"), *sysv = strstr(line, "/SYSV");
+    unsigned key;
+    if (shm != NULL) {
+      shm[strcspn(shm, " \n")] = '\0';
+      int seen = 0;
+      for (int i = 0; i < s->nshm; i++)
+        seen |= strcmp(s->shm[i], shm) == 0;
+      if (!seen && s->nshm < 32)
+        snprintf(s->shm[s->nshm++], sizeof(s->shm[0]), "%s", shm);
+    } else if (sysv != NULL && sscanf(sysv, "/SYSV%8x", &key) == 1 &&
+               key != 0) {
+      int seen = 0;
+      for (int i = 0; i < s->nkeys; i++)
+        seen |= s->keys[i] == key;
+      if (!seen && s->nkeys < 32)
+        s->keys[s->nkeys++] = key;
+    }
+  }
+  if (f != NULL)
+    fclose(f);
+}
+
+static int sysv_exists(unsigned key) {
+  FILE *f = fopen("/proc/sysvipc/shm", "r");
+  char line[512];
+  int found = 0;
+  long long k;
+  while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+    found = sscanf(line, "%lld", &k) == 1 && (unsigned)k == key;
+  if (f != NULL)
+    fclose(f);
+  return found;
+}
+
+static int count_pg_dev_shm(void) {
+  DIR *dir = opendir("/dev/shm");
+  struct dirent *e;
+  int n = 0;
+  while (dir != NULL && (e = readdir(dir)) != NULL)
+    n += strncmp(e->d_name, "PostgreSQL.", 11) == 0;
+  if (dir != NULL)
+    closedir(dir);
+  return n;
+}
+
+static void assert_segments_gone(const struct segs *s, const char *when) {
+  for (int i = 0; i < s->nshm; i++)
+    cr_assert(!exists(s->shm[i]), "%s is left after %s", s->shm[i], when);
+  for (int i = 0; i < s->nkeys; i++)
+    cr_assert(!sysv_exists(s->keys[i]),
+              "System V segment 0x%08x is left after %s", s->keys[i], when);
+}
+
+/* Kill, restart and free leave no shared memory behind: neither the
+ * segments our servers mapped nor any new /dev/shm/PostgreSQL.* entry
+ * (the count is compared too; a cluster of someone else's starting or
+ * ending meanwhile would show there, not in the exact check). */
+Test(deps, postgres_leaves_no_shared_memory, .timeout = 180) {
+  struct ctx c;
+  ctx_init(&c);
+  int before = count_pg_dev_shm();
+  struct segs s = {0};
+  fl_dep_t *d = start(&c, PG);
+  each_in_group(fl_dep_pid(d), note_maps, &s);
+  cr_assert_gt(s.nshm + s.nkeys, 0, "no shared memory seen at all");
+  fault(&c, d, FL_DEP_KILL);
+  assert_segments_gone(&s, "a kill");
+
+  fault(&c, d, FL_DEP_START);
+  each_in_group(fl_dep_pid(d), note_maps, &s);
+  pid_t old = fl_dep_pid(d);
+  fault(&c, d, FL_DEP_RESTART);
+  cr_assert(!group_alive(old));
+  each_in_group(fl_dep_pid(d), note_maps, &s);
+  psql_ok(d, "select 1", "1");
+  finish(&c, d); /* SIGKILL while running */
+  assert_segments_gone(&s, "free");
+  cr_assert_eq(count_pg_dev_shm(), before,
+               "/dev/shm held %d PostgreSQL.* entries before, %d after", before,
+               count_pg_dev_shm());
+}
+
 /* ---- freeing at any time ---- */
 
 Test(deps, free_while_starting, .timeout = 120) {
@@ -375,8 +487,7 @@ Test(deps, free_while_starting, .timeout = 120) {
   ctx_init(&c);
   fl_dep_t *d = NULL;
   /* During initdb, before the loop even ran. */
-  cr_assert_eq(
-      fl_dep_start(&c.loop, FL_DEP_POSTGRES, "db", c.work, on_done, &c, &d), 0);
+  cr_assert_eq(fl_dep_start(&c.loop, PG, "db", c.work, on_done, &c, &d), 0);
   c.freed = 0;
   char dir[4096];
   snprintf(dir, sizeof(dir), "%s", fl_dep_dir(d));
@@ -387,8 +498,7 @@ Test(deps, free_while_starting, .timeout = 120) {
   cr_assert_eq(c.done, 0, "start callback ran after free");
 
   /* While the server boots. */
-  cr_assert_eq(
-      fl_dep_start(&c.loop, FL_DEP_POSTGRES, "db", c.work, on_done, &c, &d), 0);
+  cr_assert_eq(fl_dep_start(&c.loop, PG, "db", c.work, on_done, &c, &d), 0);
   RUN_UNTIL(&c, fl_dep_pid(d) > 0, 40000, "server spawned");
   finish(&c, d);
 }
@@ -430,8 +540,8 @@ Test(deps, children_die_with_us, .timeout = 120) {
     memset(&c, 0, sizeof(c));
     uv_loop_init(&c.loop);
     fl_dep_t *pg = NULL, *rd = NULL;
-    fl_dep_start(&c.loop, FL_DEP_POSTGRES, "db", work, on_done, &c, &pg);
-    fl_dep_start(&c.loop, FL_DEP_REDIS, "cache", work, NULL, NULL, &rd);
+    fl_dep_start(&c.loop, PG, "db", work, on_done, &c, &pg);
+    fl_dep_start(&c.loop, REDIS, "cache", work, NULL, NULL, &rd);
     uv_timer_init(&c.loop, &c.guard);
     uv_timer_start(&c.guard, on_guard, 50, 50);
     long long end = t_now_ms() + 40000;
@@ -485,7 +595,7 @@ static void path_first(const char *dir) {
 }
 
 /* Starts and expects a failure whose message contains each of want[]. */
-static void start_fails(struct ctx *c, enum fl_dep_type type,
+static void start_fails(struct ctx *c, const fl_dep_kind_t *type,
                         const char *const want[]) {
   fl_dep_t *d = NULL;
   c->done = 0;
@@ -507,7 +617,7 @@ Test(deps, redis_exits_at_start, .timeout = 60) {
   fake_program(bin, "redis-server",
                "echo 'fake redis-server: cannot start' >&2; exit 3");
   path_first(bin);
-  start_fails(&c, FL_DEP_REDIS,
+  start_fails(&c, REDIS,
               (const char *const[]){"redis exited during start-up (exit 3)",
                                     "fake redis-server: cannot start", NULL});
   t_rmtree(bin);
@@ -521,7 +631,7 @@ Test(deps, redis_not_installed, .timeout = 60) {
   snprintf(link, sizeof(link), "%s/setpriv", bin);
   cr_assert_eq(symlink("/usr/bin/setpriv", link), 0);
   setenv("PATH", bin, 1);
-  start_fails(&c, FL_DEP_REDIS,
+  start_fails(&c, REDIS,
               (const char *const[]){
                   "redis-server not found in PATH: install it with 'apt-get "
                   "install redis-server'",
@@ -544,7 +654,7 @@ Test(deps, initdb_fails, .timeout = 60) {
   }
   chmod(bin, 0755);
   path_first(bin);
-  start_fails(&c, FL_DEP_POSTGRES,
+  start_fails(&c, PG,
               (const char *const[]){
                   "postgres: initdb failed (exit 1): initdb: error: fake "
                   "failure",
@@ -569,7 +679,7 @@ Test(deps, redis_port_retry, .timeout = 60) {
            first, first);
   fake_program(bin, "redis-server", script);
   path_first(bin);
-  fl_dep_t *d = start(&c, FL_DEP_REDIS);
+  fl_dep_t *d = start(&c, REDIS);
   FILE *f = fopen(first, "r");
   int port = 0;
   cr_assert(f != NULL && fscanf(f, "%d", &port) == 1);
@@ -591,7 +701,7 @@ Test(deps, redis_never_ready, .timeout = 60) {
   path_first(bin);
   long long t0 = t_now_ms();
   start_fails(
-      &c, FL_DEP_REDIS,
+      &c, REDIS,
       (const char *const[]){"redis did not answer PING within 10 s", NULL});
   cr_assert_geq(t_now_ms() - t0, 10000);
   t_rmtree(bin);
@@ -607,8 +717,7 @@ Test(deps, postgres_unreachable_workdir, .timeout = 60) {
   snprintf(inner, sizeof(inner), "%s/private", c.work);
   cr_assert_eq(mkdir(inner, 0700), 0);
   fl_dep_t *d = NULL;
-  cr_assert_eq(
-      fl_dep_start(&c.loop, FL_DEP_POSTGRES, "db", inner, on_done, &c, &d), 0);
+  cr_assert_eq(fl_dep_start(&c.loop, PG, "db", inner, on_done, &c, &d), 0);
   RUN_UNTIL(&c, c.done, 10000, "failed start");
   cr_assert_lt(c.rc, 0);
   cr_assert(strstr(fl_dep_error(d), "user postgres cannot reach") &&
@@ -618,7 +727,7 @@ Test(deps, postgres_unreachable_workdir, .timeout = 60) {
 }
 
 /* A port taken while the server was down: start fails and says why. */
-static void start_on_taken_port(enum fl_dep_type type, const char *want) {
+static void start_on_taken_port(const fl_dep_kind_t *type, const char *want) {
   struct ctx c;
   ctx_init(&c);
   fl_dep_t *d = start(&c, type);
@@ -645,11 +754,11 @@ static void start_on_taken_port(enum fl_dep_type type, const char *want) {
 }
 
 Test(deps, redis_port_taken, .timeout = 60) {
-  start_on_taken_port(FL_DEP_REDIS, "Address already in use");
+  start_on_taken_port(REDIS, "Address already in use");
 }
 
 Test(deps, postgres_port_taken, .timeout = 120) {
-  start_on_taken_port(FL_DEP_POSTGRES, "Address already in use");
+  start_on_taken_port(PG, "Address already in use");
 }
 
 /* ---- external ---- */
@@ -660,7 +769,7 @@ Test(deps, external, .timeout = 10) {
   cr_assert_str_eq(fl_dep_host(d), "db.example");
   cr_assert_eq(fl_dep_port(d), 5432);
   cr_assert_str_eq(fl_dep_url(d), "db.example:5432");
-  cr_assert_eq(fl_dep_type(d), FL_DEP_EXTERNAL);
+  cr_assert(!fl_dep_kind_managed(fl_dep_kind_of(d)));
   cr_assert_eq(fl_dep_pid(d), 0);
   cr_assert_eq(fl_dep_fault(d, FL_DEP_KILL, NULL, NULL), -EINVAL);
   cr_assert(strstr(fl_dep_error(d), "external"), "%s", fl_dep_error(d));

@@ -14,7 +14,7 @@
 
 #include <uv.h>
 
-enum fl_dep_type { FL_DEP_POSTGRES, FL_DEP_REDIS, FL_DEP_EXTERNAL };
+#include <stddef.h>
 
 /* Process faults on a managed dependency. */
 enum fl_dep_fault {
@@ -31,12 +31,29 @@ enum fl_dep_fault {
 
 typedef struct fl_dep fl_dep_t;
 
+/* A kind of dependency ("postgres", "redis", "external"): the server it
+ * runs and the faults it supports, one table each inside harness/deps/.
+ * Kinds are static: never freed. */
+typedef struct fl_dep_kind fl_dep_kind_t;
+
+/* The kind named `name`, or NULL. */
+const fl_dep_kind_t *fl_dep_kind_find(const char *name);
+const char *fl_dep_kind_name(const fl_dep_kind_t *k);
+/* 1 when faultline runs it (fl_dep_start), 0 for an address only
+ * (fl_dep_external). */
+int fl_dep_kind_managed(const fl_dep_kind_t *k);
+/* 1 when fault f applies to its dependencies. */
+int fl_dep_kind_supports(const fl_dep_kind_t *k, enum fl_dep_fault f);
+/* The names of the kinds, ", "-separated, in buf (returned): all of them
+ * when fault < 0, else those that support that fault. */
+const char *fl_dep_kind_names(int fault, char *buf, size_t size);
+
 /* Called once when the dependency is ready (rc 0) or failed to start
  * (rc < 0, with a one-sentence reason in fl_dep_error()). */
 typedef void (*fl_dep_cb)(fl_dep_t *dep, int rc, void *arg);
 
-/* Starts a managed dependency (postgres or redis) named `name` on a free
- * 127.0.0.1 port; `workdir` is an existing folder where it may create its
+/* Starts a managed dependency of `kind` (postgres or redis) named `name` on a
+ * free 127.0.0.1 port; `workdir` is an existing folder where it may create its
  * own temporary folder (when we are root, user "postgres" must be able to
  * reach it). Readiness: postgres accepts sessions and user "faultline"
  * (password "faultline", a superuser) owns database "faultline"; redis
@@ -49,15 +66,16 @@ typedef void (*fl_dep_cb)(fl_dep_t *dep, int rc, void *arg);
  * Returns 0 and sets *out; every failure to start, a missing program
  * included, then reaches cb with rc < 0. The caller frees *out with
  * fl_dep_free() in every case, after a failed start too. Returns -EINVAL
- * (bad arguments) or -ENOMEM with *out NULL, without calling cb. */
-int fl_dep_start(uv_loop_t *loop, enum fl_dep_type type, const char *name,
+ * (bad arguments, a kind that is not managed) or -ENOMEM with *out NULL,
+ * without calling cb. */
+int fl_dep_start(uv_loop_t *loop, const fl_dep_kind_t *kind, const char *name,
                  const char *workdir, fl_dep_cb cb, void *arg, fl_dep_t **out);
 
 /* An external dependency: an address only ("host:port"); ready at once. */
 int fl_dep_external(const char *name, const char *address, fl_dep_t **out);
 
 const char *fl_dep_name(const fl_dep_t *d);
-enum fl_dep_type fl_dep_type(const fl_dep_t *d);
+const fl_dep_kind_t *fl_dep_kind_of(const fl_dep_t *d);
 const char *fl_dep_host(const fl_dep_t *d); /* "127.0.0.1" */
 /* The port; may still change while the first start runs (a port taken by
  * someone else between our choice and the server's bind is retried). */
@@ -65,6 +83,10 @@ int fl_dep_port(const fl_dep_t *d);
 /* postgresql://faultline:faultline@127.0.0.1:PORT/faultline or
  * redis://127.0.0.1:PORT/0; for external: the address. */
 const char *fl_dep_url(const fl_dep_t *d);
+/* The value of variable ${NAME_WHAT} for WHAT in HOST, PORT, ADDR
+ * (host:port), URL; NULL for another WHAT. It may be written in buf. */
+const char *fl_dep_var(const fl_dep_t *d, const char *what, char *buf,
+                       size_t size);
 const char *fl_dep_error(const fl_dep_t *d);
 /* The server's main pid, 0 when not running. It leads the server's
  * process group. */
@@ -74,7 +96,7 @@ const char *fl_dep_dir(const fl_dep_t *d);
 
 /* postgres: max_connections (default 50, so that saturate is quick), from
  * the server's next start on; call it right after fl_dep_start() for the
- * first one. -EINVAL for other types or n outside 5..10000. */
+ * first one. -EINVAL for other kinds or n outside 5..10000. */
 int fl_dep_set_max_connections(fl_dep_t *d, int n);
 
 /* Applies a process fault; cb (may be NULL) is called when it is done
@@ -85,8 +107,8 @@ int fl_dep_set_max_connections(fl_dep_t *d, int n);
  * 200 ms, as a competing client would. Kill, stop and restart end it.
  * Returns, without calling cb, with a sentence in
  * fl_dep_error():
- *   -EINVAL   a fault the type does not support (saturate on redis,
- *             anything on external);
+ *   -EINVAL   a fault its kind does not support (saturate on redis,
+ *             anything on external; see fl_dep_kind_supports);
  *   -EBUSY    another operation (start or fault) is still in progress;
  *   -ESRCH    the server is not running (kill, stop, pause, saturate...),
  *             or start/restart of one whose first start failed;
@@ -104,5 +126,11 @@ int fl_dep_fault(fl_dep_t *d, enum fl_dep_fault f, fl_dep_cb cb, void *arg);
  * frees, then calls done (may be NULL). Pending callbacks are dropped. For
  * an external dependency, done is called before fl_dep_free() returns. */
 void fl_dep_free(fl_dep_t *d, void (*done)(void *arg), void *arg);
+
+/* The operation that switches process fault `proc` (enum fl_proc_fault of
+ * faults/faults.h, from the fault vocabulary) on (on = 1) or off (0), as
+ * an enum fl_dep_fault; -1 when there is none (restart has nothing to
+ * undo). */
+int fl_dep_fault_of(int proc, int on);
 
 #endif

@@ -1,15 +1,16 @@
 /*
- * The state of one managed dependency, shared by the files that make up
- * deps.c's module: deps.c (the operations' state machine, the tick and the
- * public API), proc.c (the programs it runs and their log),
- * postgres.c and redis.c (what is particular to each server) and
- * saturate.c (holding postgres's connection slots). Nothing outside
- * these files includes it.
+ * The state of one managed dependency and the ops table of its kind,
+ * shared by the files of harness/deps/: deps.c (the operations' state
+ * machine, the tick and the public API) and proc.c (the programs it runs
+ * and their log) are generic; each kind is one file with one ops table
+ * (postgres.c, redis.c), listed once in kinds.c. Nothing outside these
+ * files includes it.
  */
 #ifndef FL_DEPS_PRIV_H
 #define FL_DEPS_PRIV_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
@@ -17,31 +18,81 @@
 #include "deps.h"
 
 #define TICK_MS 20
-#define PG_START_MS 30000 /* initdb; then the server until ready */
-#define REDIS_START_MS 10000
 #define STOP_MS 30000 /* graceful stop before SIGKILL */
-#define SATURATE_MS 10000
-#define RELEASE_MS 10000
 #define FREE_MS 10000 /* then the folder goes even if a process hangs */
 #define PORT_TRIES 5
 #define ERRLEN 512
 
 enum phase {
   PH_IDLE,
-  PH_DONE,   /* an operation ended: its callback runs on the next tick */
-  PH_INITDB, /* initdb running */
-  PH_BOOT,   /* server spawned, polling until it answers */
-  PH_SETUP,  /* psql creating role and database */
+  PH_DONE,    /* an operation ended: its callback runs on the next tick */
+  PH_PREPARE, /* a helper runs before the first boot (postgres: initdb) */
+  PH_BOOT,    /* server spawned, polling until it answers */
+  PH_SETUP,   /* a helper runs after the first boot answered */
   PH_STOPPING,
   PH_SATURATING,
   PH_RELEASING,
   PH_FREEING,
 };
 
-/* How far saturate got; see sat_more() in saturate.c. */
-enum sat_stage { SAT_FILL, SAT_SETTLE, SAT_CONFIRM };
-
 struct fl_dep;
+
+/* A kind of dependency, like libcurl's per-protocol handler: what the
+ * generic code needs to know about one server program. A kind without
+ * spawn_server (external) is an address only. Hooks marked "may be NULL"
+ * are skipped when absent. */
+struct fl_dep_kind {
+  const char *name;       /* as written in a service file */
+  unsigned faults;        /* FAULT_BIT(f) for each fault it supports */
+  int start_ms;           /* a start step (and the boot) ends within it */
+  int stop_signal;        /* the graceful stop */
+  const char *ready_what; /* "did not ... within": what readiness is */
+  size_t priv_size;       /* d->priv, its own state, zeroed */
+
+  /* Finds its programs (d->server_bin, d->as_user...), a sentence in
+   * d->err when one is missing. */
+  int (*find_programs)(struct fl_dep *d);
+  /* The folder d->dir exists: make it fit (may be NULL). */
+  int (*prepare)(struct fl_dep *d);
+  /* The steps of a first start before the boot (initdb), ending in
+   * fl_dep_boot() or fl_dep_fail() (may be NULL: boot at once). */
+  void (*first_steps)(struct fl_dep *d);
+  /* Spawns the server with fl_dep_spawn(d, argv, 1). */
+  int (*spawn_server)(struct fl_dep *d);
+  /* Writes its URL, for the current port. */
+  void (*url)(const struct fl_dep *d, char *out, size_t size);
+  /* From the tick while booting: probes until it answers, then calls
+   * fl_dep_boot_ready(). */
+  void (*poll_ready)(struct fl_dep *d, uint64_t now);
+  /* A first start answered: steps ending in fl_dep_op_done() or
+   * fl_dep_fail() (may be NULL: ready). */
+  void (*setup)(struct fl_dep *d);
+  /* The helper it ran ended (may be NULL if it runs none). */
+  void (*helper_exited)(struct fl_dep *d, int64_t status, int sig);
+  /* Ends at once what it runs on the loop (probes, held connections):
+   * the server is ending or being freed (may be NULL). */
+  void (*halt)(struct fl_dep *d);
+  /* Every process of the server has ended: clears what a killed server
+   * leaves behind before the next start (may be NULL). */
+  void (*server_gone)(struct fl_dep *d);
+  /* Before its folder is removed, all processes gone; frees what priv
+   * holds (may be NULL). */
+  void (*cleanup)(struct fl_dep *d);
+  /* fl_dep_set_max_connections (may be NULL: -EINVAL). */
+  int (*set_max_connections)(struct fl_dep *d, int n);
+
+  /* Saturation, when faults has it: start one (begins PH_SATURATING),
+   * let it go (begins PH_RELEASING), and the tick of both and of a held
+   * one (PH_IDLE with d->saturated), deadlines included. */
+  int (*saturate)(struct fl_dep *d, fl_dep_cb cb, void *arg);
+  void (*unsaturate)(struct fl_dep *d, fl_dep_cb cb, void *arg);
+  void (*hold_tick)(struct fl_dep *d, uint64_t now);
+};
+
+#define FAULT_BIT(f) (1u << (f))
+#define ALL_FAULTS (FAULT_BIT(FL_DEP_UNSATURATE + 1) - 1)
+
+extern const struct fl_dep_kind fl_dep_external_kind;
 
 /* A program we spawned; freed when its handle closes. */
 struct child {
@@ -49,12 +100,10 @@ struct child {
   struct fl_dep *d;
 };
 
-/* One connection opened by saturate. */
-struct satconn;
-
 struct fl_dep {
   uv_loop_t *loop;
-  enum fl_dep_type type;
+  const struct fl_dep_kind *kind;
+  void *priv; /* kind->priv_size bytes, the kind's own */
   char *name;
   char host[256];
   int port;
@@ -65,22 +114,21 @@ struct fl_dep {
   int log_fd;
   off_t server_mark; /* log size when the server started */
   off_t helper_mark; /* log size when the last helper started */
+  const char *step;  /* what the running helper does, for a timeout */
 
   /* Programs. */
   char setpriv[PATH_MAX];
-  char server_bin[PATH_MAX]; /* redis-server, or postgres's bin folder */
-  int as_pg;                 /* run as user postgres */
+  char server_bin[PATH_MAX]; /* the server program, or its bin folder */
+  int as_user;               /* run as uid/gid */
   uid_t uid;
   gid_t gid;
-  int max_conn;
-  int server_max_conn; /* max_connections of the running server */
 
   uv_timer_t tick;
   int handles; /* open handles besides the tick */
   enum phase phase;
   uint64_t deadline;
   uint64_t next_poll;
-  int first_start; /* initdb, port retries and setup only then */
+  int first_start; /* first steps, port retries and setup only then */
   int removing;    /* its folder is being removed off the loop */
   int port_tries;
   int restarting; /* stopping, then start */
@@ -90,40 +138,23 @@ struct fl_dep {
   void *arg;
 
   struct child *server;
-  struct child *helper; /* initdb, pg_isready or psql */
+  struct child *helper; /* a kind's helper program */
   pid_t server_pgid;    /* kept after exit until the group is empty */
   pid_t helper_pgid;
+  pid_t *strays; /* processes of theirs that left their group */
+  int nstrays, strayscap;
   int paused;
   int ending;    /* we sent the server a signal that ends it */
   int saturated; /* saturate succeeded and nothing ended it since */
-
-  /* The redis PING probe. */
-  struct {
-    uv_tcp_t tcp;
-    uv_connect_t creq;
-    uv_write_t wreq;
-    int open;
-    uint64_t started;
-    char buf[64];
-    size_t len;
-  } probe;
-
-  /* saturate */
-  struct satconn **sat;
-  int nsat, satcap;
-  enum sat_stage sat_stage;
-  int sat_pending, sat_refused;
-  uint64_t sat_next; /* next settle check or top-up */
-  char sat_err[ERRLEN];
-  pid_t *released; /* backends still ending after unsaturate */
-  int nreleased;
 
   void (*free_done)(void *arg);
   void *free_arg;
 };
 
-static inline const char *fl_dep_kind(const struct fl_dep *d) {
-  return d->type == FL_DEP_POSTGRES ? "postgres" : "redis";
+/* Ends at once what the kind runs on the loop. */
+static inline void fl_dep_halt(struct fl_dep *d) {
+  if (d->kind->halt != NULL)
+    d->kind->halt(d);
 }
 
 /* deps.c: the operations. An operation begins with fl_dep_begin_op() (or
@@ -139,41 +170,27 @@ __attribute__((format(printf, 3, 4))) void fl_dep_fail(struct fl_dep *d, int rc,
                                                        const char *fmt, ...);
 /* Spawns the server and polls until it answers (PH_BOOT). */
 void fl_dep_boot(struct fl_dep *d);
-/* The server answers: a first postgres start goes on to its setup. */
+/* The server answers: a first start goes on to the kind's setup. */
 void fl_dep_boot_ready(struct fl_dep *d);
 void fl_dep_server_exited(struct fl_dep *d, int64_t status, int sig);
 
 /* proc.c: processes, their groups and the log. */
 int fl_dep_group_alive(pid_t pgid);
 void fl_dep_signal_group(pid_t *pgid, int sig);
+/* SIGKILL to group *pgid (forgotten once empty) and to every descendant
+ * of it that left the group, noted until it is gone. */
+void fl_dep_kill_tree(struct fl_dep *d, pid_t *pgid);
+/* Is a process noted by fl_dep_kill_tree still alive? */
+int fl_dep_strays_alive(struct fl_dep *d);
 void fl_dep_log_tail(const struct fl_dep *d, off_t mark, char *out,
                      size_t size);
 const char *fl_dep_exit_how(int64_t status, int sig, char *buf, size_t size);
 /* Runs argv as the server (is_server) or as the one helper; 0 or a libuv
  * error. */
 int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server);
-
-/* postgres.c: the cluster. */
-int fl_pg_find_programs(struct fl_dep *d);
-int fl_pg_prepare_dir(struct fl_dep *d);
-void fl_pg_run_initdb(struct fl_dep *d);
-void fl_pg_run_setup(struct fl_dep *d);
-int fl_pg_spawn_server(struct fl_dep *d);
-void fl_pg_poll_ready(struct fl_dep *d, uint64_t now);
-void fl_pg_helper_exited(struct fl_dep *d, int64_t status, int sig);
-void fl_pg_remove_shm(struct fl_dep *d);
-void fl_pg_remove_locks(struct fl_dep *d);
-
-/* redis.c: redis-server and its PING probe. */
-int fl_redis_find_server(struct fl_dep *d);
-int fl_redis_spawn_server(struct fl_dep *d);
-void fl_redis_poll_ready(struct fl_dep *d, uint64_t now);
-void fl_redis_probe_close(struct fl_dep *d);
-
-/* saturate.c: postgres's connection slots, held from outside. */
-int fl_sat_start(struct fl_dep *d, fl_dep_cb cb, void *arg);
-void fl_sat_tick(struct fl_dep *d, uint64_t now);
-void fl_sat_drop_all(struct fl_dep *d, int remember);
-int fl_sat_released_alive(struct fl_dep *d);
+/* Runs a helper doing `step` (for messages: "initdb"), in phase ph; a
+ * failure to spawn fails the start. */
+void fl_dep_run_helper(struct fl_dep *d, enum phase ph, const char *step,
+                       char *const argv[]);
 
 #endif

@@ -6,11 +6,12 @@
  * leaves behind.
  */
 #define _GNU_SOURCE
-#include "deps_int.h"
+#include "postgres_int.h"
 
 #include <errno.h>
 #include <glob.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,8 @@
 
 #include "base/base.h"
 
-#define PG_POLL_MS 50 /* between two pg_isready runs */
+#define PG_POLL_MS 50     /* between two pg_isready runs */
+#define PG_START_MS 30000 /* initdb; then the server until ready */
 
 /* ---- programs and folder ---- */
 
@@ -70,7 +72,7 @@ static int find_pg_bin(struct fl_dep *d) {
   return 0;
 }
 
-int fl_pg_find_programs(struct fl_dep *d) {
+static int find_programs(struct fl_dep *d) {
   int rc = find_pg_bin(d);
   if (rc != 0 || geteuid() != 0)
     return rc;
@@ -81,7 +83,7 @@ int fl_pg_find_programs(struct fl_dep *d) {
                      "package or create that user");
     return -ENOENT;
   }
-  d->as_pg = 1;
+  d->as_user = 1;
   d->uid = pw->pw_uid;
   d->gid = pw->pw_gid;
   return 0;
@@ -114,17 +116,17 @@ static const char *unsearchable(const char *path, uid_t uid, gid_t gid,
 
 /* The cluster's folder: user postgres must own and reach it, and its
  * unix socket path must fit. */
-int fl_pg_prepare_dir(struct fl_dep *d) {
+static int prepare_dir(struct fl_dep *d) {
   int rc;
   char buf[PATH_MAX];
   const char *bad;
-  if (d->as_pg && chown(d->dir, d->uid, d->gid) != 0) {
+  if (d->as_user && chown(d->dir, d->uid, d->gid) != 0) {
     rc = -errno;
     fl_dep_seterr(d, "postgres: cannot give %s to user postgres: %s", d->dir,
                   strerror(errno));
     return rc;
   }
-  if (d->as_pg &&
+  if (d->as_user &&
       (bad = unsearchable(d->dir, d->uid, d->gid, buf, sizeof(buf))) != NULL) {
     fl_dep_seterr(
         d,
@@ -152,22 +154,13 @@ static void pg_path(const struct fl_dep *d, const char *prog, char *out,
   snprintf(out, size, "%s/%s", d->server_bin, prog);
 }
 
-static void spawn_helper_or_fail(struct fl_dep *d, char *const argv[],
-                                 const char *what) {
-  int rc = fl_dep_spawn(d, argv, 0);
-  if (rc != 0)
-    fl_dep_fail(d, rc, "%s: cannot run %s: %s", fl_dep_kind(d), what,
-                uv_strerror(rc));
-}
-
-void fl_pg_run_initdb(struct fl_dep *d) {
+static void run_initdb(struct fl_dep *d) {
   char bin[PATH_MAX + 32], data[PATH_MAX + 8];
   pg_path(d, "initdb", bin, sizeof(bin));
   snprintf(data, sizeof(data), "%s/data", d->dir);
   char *argv[] = {bin,        "-D", data,   "-A",         "trust",     "-U",
                   "postgres", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
-  d->phase = PH_INITDB;
-  spawn_helper_or_fail(d, argv, "initdb");
+  fl_dep_run_helper(d, PH_PREPARE, "initdb", argv);
 }
 
 static void run_pg_isready(struct fl_dep *d) {
@@ -176,11 +169,11 @@ static void run_pg_isready(struct fl_dep *d) {
   snprintf(port, sizeof(port), "%d", d->port);
   char *argv[] = {bin, "-q", "-t", "1", "-h", "127.0.0.1", "-p", port, NULL};
   d->next_poll = uv_now(d->loop) + PG_POLL_MS;
-  spawn_helper_or_fail(d, argv, "pg_isready");
+  fl_dep_run_helper(d, PH_BOOT, NULL, argv);
 }
 
 /* The role and database, over the unix socket as superuser postgres. */
-void fl_pg_run_setup(struct fl_dep *d) {
+static void run_setup(struct fl_dep *d) {
   char bin[PATH_MAX + 32], port[16];
   pg_path(d, "psql", bin, sizeof(bin));
   snprintf(port, sizeof(port), "%d", d->port);
@@ -202,39 +195,64 @@ void fl_pg_run_setup(struct fl_dep *d) {
                   "-c",
                   "CREATE DATABASE faultline OWNER faultline",
                   NULL};
-  d->phase = PH_SETUP;
-  spawn_helper_or_fail(d, argv, "psql");
+  fl_dep_run_helper(d, PH_SETUP, "creating role and database", argv);
 }
 
-int fl_pg_spawn_server(struct fl_dep *d) {
+static void url(const struct fl_dep *d, char *out, size_t size) {
+  snprintf(out, size, "postgresql://faultline:faultline@127.0.0.1:%d/faultline",
+           d->port);
+}
+
+/* The server's shared memory must go with its folder, whichever way it
+ * ends: we end it with SIGKILL (free, kill, a failed start), and a killed
+ * postmaster removes nothing. Its dynamic segments (default "posix") would
+ * stay in /dev/shm as PostgreSQL.N, named by a random handle kept only in
+ * the dead server's memory, so nobody could tell ours from another
+ * cluster's; with "mmap" they are files in data/pg_dynshmem, removed with
+ * the folder (and cleared by postgres itself when it starts again). The
+ * main segment is anonymous memory that dies with its processes; only a
+ * small System V segment, named in postmaster.pid, needs remove_shm(),
+ * once no process is attached to it. A graceful stop on free would cost a
+ * shutdown checkpoint on every teardown and still not cover a kill. */
+static int spawn_server(struct fl_dep *d) {
+  struct pg *pg = fl_pg(d);
   char port[16], maxc[64], bin[PATH_MAX + 32], data[PATH_MAX + 8];
   snprintf(port, sizeof(port), "%d", d->port);
-  snprintf(d->url, sizeof(d->url),
-           "postgresql://faultline:faultline@127.0.0.1:%d/faultline", d->port);
   pg_path(d, "postgres", bin, sizeof(bin));
   snprintf(data, sizeof(data), "%s/data", d->dir);
-  snprintf(maxc, sizeof(maxc), "max_connections=%d", d->max_conn);
-  d->server_max_conn = d->max_conn;
-  char *argv[] = {bin,    "-D",        data,
-                  "-p",   port,        "-k",
-                  d->dir, "-c",        "listen_addresses=127.0.0.1",
-                  "-c",   "fsync=off", "-c",
-                  maxc,   NULL};
+  pg->server_max_conn = pg->max_conn ? pg->max_conn : PG_MAX_CONN;
+  snprintf(maxc, sizeof(maxc), "max_connections=%d", pg->server_max_conn);
+  char *argv[] = {bin,
+                  "-D",
+                  data,
+                  "-p",
+                  port,
+                  "-k",
+                  d->dir,
+                  "-c",
+                  "listen_addresses=127.0.0.1",
+                  "-c",
+                  "fsync=off",
+                  "-c",
+                  "dynamic_shared_memory_type=mmap",
+                  "-c",
+                  maxc,
+                  NULL};
   return fl_dep_spawn(d, argv, 1);
 }
 
-void fl_pg_poll_ready(struct fl_dep *d, uint64_t now) {
+static void poll_ready(struct fl_dep *d, uint64_t now) {
   if (d->helper == NULL && now >= d->next_poll)
     run_pg_isready(d);
 }
 
-void fl_pg_helper_exited(struct fl_dep *d, int64_t status, int sig) {
+static void helper_exited(struct fl_dep *d, int64_t status, int sig) {
   char h[32];
   int ok = status == 0 && sig == 0;
   if (d->helper_pgid > 0 && !fl_dep_group_alive(d->helper_pgid))
     d->helper_pgid = 0;
   switch (d->phase) {
-  case PH_INITDB:
+  case PH_PREPARE:
     if (ok) {
       fl_dep_boot(d);
     } else {
@@ -271,7 +289,7 @@ void fl_pg_helper_exited(struct fl_dep *d, int64_t status, int sig) {
 /* A postgres that died by SIGKILL leaves its System V shared memory
  * segment behind; postmaster.pid names it (line 7: key and id). It is
  * removed once nothing is attached to it. */
-void fl_pg_remove_shm(struct fl_dep *d) {
+static void remove_shm(struct fl_dep *d) {
   char p[PATH_MAX + 32], line[256];
   snprintf(p, sizeof(p), "%s/data/postmaster.pid", d->dir);
   FILE *f = fopen(p, "re");
@@ -291,9 +309,9 @@ void fl_pg_remove_shm(struct fl_dep *d) {
 
 /* After a kill, the lock files name a dead postmaster: postgres would take
  * a reused pid for a live one and refuse to start. */
-void fl_pg_remove_locks(struct fl_dep *d) {
+static void remove_locks(struct fl_dep *d) {
   char p[PATH_MAX + 32];
-  fl_pg_remove_shm(d);
+  remove_shm(d);
   snprintf(p, sizeof(p), "%s/data/postmaster.pid", d->dir);
   unlink(p);
   snprintf(p, sizeof(p), "%s/.s.PGSQL.%d.lock", d->dir, d->port);
@@ -301,3 +319,42 @@ void fl_pg_remove_locks(struct fl_dep *d) {
   snprintf(p, sizeof(p), "%s/.s.PGSQL.%d", d->dir, d->port);
   unlink(p);
 }
+
+static void halt(struct fl_dep *d) { fl_sat_drop_all(d, 0); }
+
+static void cleanup(struct fl_dep *d) {
+  if (d->dir[0] != '\0')
+    remove_shm(d);
+  fl_sat_free(d);
+}
+
+static int set_max_connections(struct fl_dep *d, int n) {
+  if (n < 5 || n > 10000)
+    return -EINVAL;
+  fl_pg(d)->max_conn = n;
+  return 0;
+}
+
+const struct fl_dep_kind fl_dep_postgres_kind = {
+    .name = "postgres",
+    .faults = ALL_FAULTS,
+    .start_ms = PG_START_MS,
+    .stop_signal = SIGINT, /* a fast shutdown: sessions ended, checkpoint */
+    .ready_what = "accept sessions",
+    .priv_size = sizeof(struct pg),
+    .find_programs = find_programs,
+    .prepare = prepare_dir,
+    .first_steps = run_initdb,
+    .spawn_server = spawn_server,
+    .url = url,
+    .poll_ready = poll_ready,
+    .setup = run_setup,
+    .helper_exited = helper_exited,
+    .halt = halt,
+    .server_gone = remove_locks,
+    .cleanup = cleanup,
+    .set_max_connections = set_max_connections,
+    .saturate = fl_sat_start,
+    .unsaturate = fl_sat_release,
+    .hold_tick = fl_sat_tick,
+};

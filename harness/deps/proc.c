@@ -20,39 +20,71 @@
 
 /* ---- process groups ---- */
 
-/* Is any process of group pgid still alive? Zombies do not count: a
- * backend orphaned by a killed postmaster may wait for a reaper that never
- * comes, yet it holds nothing. */
+/* State, parent and group of process `pid` from /proc/PID/stat; 0 when it
+ * is alive. Zombies do not count: a child orphaned by a killed server may
+ * wait for a reaper that never comes, yet it holds nothing. */
+static int read_stat(const char *pid, int *ppid, int *pgrp) {
+  char path[300], buf[512];
+  snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -ESRCH;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0)
+    return -ESRCH;
+  buf[n] = '\0';
+  /* "pid (comm) state ppid pgrp ...": comm may hold anything. */
+  char *p = strrchr(buf, ')');
+  char state;
+  if (p == NULL || sscanf(p + 1, " %c %d %d", &state, ppid, pgrp) != 3 ||
+      state == 'Z' || state == 'X')
+    return -ESRCH;
+  return 0;
+}
+
+struct proc_entry {
+  pid_t pid, ppid, pgrp;
+  int in_tree;
+};
+
+/* The live processes; NULL (and *n 0) when /proc cannot be read. */
+static struct proc_entry *list_procs(size_t *n) {
+  *n = 0;
+  DIR *proc = opendir("/proc");
+  struct proc_entry *v = NULL;
+  size_t cap = 0;
+  struct dirent *e;
+  while (proc != NULL && (e = readdir(proc)) != NULL) {
+    int ppid, pgrp;
+    if (!isdigit((unsigned char)e->d_name[0]) ||
+        read_stat(e->d_name, &ppid, &pgrp) != 0)
+      continue;
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 256;
+      struct proc_entry *nv = realloc(v, cap * sizeof(*v));
+      if (nv == NULL)
+        break;
+      v = nv;
+    }
+    v[(*n)++] = (struct proc_entry){atoi(e->d_name), ppid, pgrp, 0};
+  }
+  if (proc != NULL)
+    closedir(proc);
+  return v;
+}
+
 int fl_dep_group_alive(pid_t pgid) {
   if (pgid <= 0)
     return 0;
-  DIR *proc = opendir("/proc");
-  if (proc == NULL)
+  size_t n;
+  struct proc_entry *v = list_procs(&n);
+  if (v == NULL)
     return kill(-pgid, 0) == 0;
   int alive = 0;
-  struct dirent *e;
-  while (!alive && (e = readdir(proc)) != NULL) {
-    if (!isdigit((unsigned char)e->d_name[0]))
-      continue;
-    char path[300], buf[512];
-    snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      continue;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-      continue;
-    buf[n] = '\0';
-    /* "pid (comm) state ppid pgrp ...": comm may hold anything. */
-    char *p = strrchr(buf, ')');
-    char state;
-    int ppid, pgrp;
-    if (p != NULL && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
-        pgrp == pgid && state != 'Z' && state != 'X')
-      alive = 1;
-  }
-  closedir(proc);
+  for (size_t i = 0; i < n && !alive; i++)
+    alive = v[i].pgrp == pgid;
+  free(v);
   return alive;
 }
 
@@ -64,6 +96,65 @@ void fl_dep_signal_group(pid_t *pgid, int sig) {
     *pgid = 0;
   if (*pgid > 0)
     kill(-*pgid, sig);
+}
+
+static void add_stray(struct fl_dep *d, pid_t pid) {
+  for (int i = 0; i < d->nstrays; i++)
+    if (d->strays[i] == pid)
+      return;
+  if (d->nstrays == d->strayscap) {
+    int cap = d->strayscap ? 2 * d->strayscap : 16;
+    pid_t *n = realloc(d->strays, (size_t)cap * sizeof(*n));
+    if (n == NULL)
+      return;
+    d->strays = n;
+    d->strayscap = cap;
+  }
+  d->strays[d->nstrays++] = pid;
+}
+
+/* Notes the descendants of group pgid that left it: a server may give its
+ * children sessions of their own (postgres does, for each backend). Once
+ * their parent dies they are orphans, linked to the group no more, so they
+ * are noted while it lives. */
+static void note_strays(struct fl_dep *d, pid_t pgid) {
+  size_t n;
+  struct proc_entry *v = list_procs(&n);
+  for (size_t i = 0; i < n; i++)
+    v[i].in_tree = v[i].pgrp == pgid;
+  for (int more = 1; more;) {
+    more = 0;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < n && !v[i].in_tree; j++)
+        if (v[j].in_tree && v[j].pid == v[i].ppid)
+          more = v[i].in_tree = 1;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (v[i].in_tree && v[i].pgrp != pgid)
+      add_stray(d, v[i].pid);
+  free(v);
+}
+
+int fl_dep_strays_alive(struct fl_dep *d) {
+  for (int i = 0; i < d->nstrays;) {
+    char pid[16];
+    int ppid, pgrp;
+    snprintf(pid, sizeof(pid), "%d", (int)d->strays[i]);
+    if (read_stat(pid, &ppid, &pgrp) != 0)
+      d->strays[i] = d->strays[--d->nstrays];
+    else
+      i++;
+  }
+  return d->nstrays > 0;
+}
+
+void fl_dep_kill_tree(struct fl_dep *d, pid_t *pgid) {
+  if (*pgid > 0)
+    note_strays(d, *pgid);
+  fl_dep_signal_group(pgid, SIGKILL);
+  if (fl_dep_strays_alive(d))
+    for (int i = 0; i < d->nstrays; i++)
+      kill(d->strays[i], SIGKILL);
 }
 
 /* ---- the log ---- */
@@ -131,14 +222,16 @@ static void on_child_exit(uv_process_t *h, int64_t status, int sig) {
     fl_dep_server_exited(d, status, sig);
   } else if (c == d->helper) {
     d->helper = NULL;
-    fl_pg_helper_exited(d, status, sig);
+    if (d->kind->helper_exited != NULL)
+      d->kind->helper_exited(d, status, sig);
   }
 }
 
-/* Runs argv (argv[0] a full path) through setpriv, as user postgres when
- * as_pg, in its own process group, output to the log. */
-int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
-  char *args[32];
+/* The options of a spawn through setpriv: args (32 slots) gets setpriv's
+ * arguments then argv, stdio (3 slots) sends output to the log. */
+static void spawn_options(struct fl_dep *d, char *const argv[], char **args,
+                          uv_stdio_container_t *stdio,
+                          uv_process_options_t *po) {
   size_t n = 0;
   args[n++] = d->setpriv;
   args[n++] = "--pdeathsig";
@@ -147,28 +240,48 @@ int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
   for (size_t i = 0; argv[i] != NULL && n < 31; i++)
     args[n++] = argv[i];
   args[n] = NULL;
-
-  uv_stdio_container_t stdio[3];
   stdio[0].flags = UV_IGNORE;
   for (int i = 1; i < 3; i++) {
     stdio[i].flags = UV_INHERIT_FD;
     stdio[i].data.fd = d->log_fd;
   }
-  uv_process_options_t po;
-  memset(&po, 0, sizeof(po));
-  po.file = d->setpriv;
-  po.args = args;
-  po.cwd = d->dir;
-  po.exit_cb = on_child_exit;
-  po.stdio = stdio;
-  po.stdio_count = 3;
-  po.flags = UV_PROCESS_DETACHED;
-  if (d->as_pg) {
-    po.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-    po.uid = d->uid;
-    po.gid = d->gid;
+  memset(po, 0, sizeof(*po));
+  po->file = d->setpriv;
+  po->args = args;
+  po->cwd = d->dir;
+  po->exit_cb = on_child_exit;
+  po->stdio = stdio;
+  po->stdio_count = 3;
+  po->flags = UV_PROCESS_DETACHED;
+  if (d->as_user) {
+    po->flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+    po->uid = d->uid;
+    po->gid = d->gid;
   }
+}
 
+static void note_child(struct fl_dep *d, struct child *c, int is_server,
+                       off_t mark) {
+  if (is_server) {
+    fl_dep_kill_tree(d, &d->server_pgid); /* leftovers of a crash */
+    d->server = c;
+    d->server_pgid = c->h.pid;
+    d->server_mark = mark;
+    d->ending = 0;
+  } else {
+    d->helper = c;
+    d->helper_pgid = c->h.pid;
+    d->helper_mark = mark;
+  }
+}
+
+/* Runs argv (argv[0] a full path) through setpriv, as uid/gid when
+ * as_user, in its own process group, output to the log. */
+int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
+  char *args[32];
+  uv_stdio_container_t stdio[3];
+  uv_process_options_t po;
+  spawn_options(d, argv, args, stdio, &po);
   struct child *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return -ENOMEM;
@@ -181,16 +294,18 @@ int fl_dep_spawn(struct fl_dep *d, char *const argv[], int is_server) {
     uv_close((uv_handle_t *)&c->h, child_closed);
     return rc;
   }
-  if (is_server) {
-    fl_dep_signal_group(&d->server_pgid, SIGKILL); /* leftovers of a crash */
-    d->server = c;
-    d->server_pgid = c->h.pid;
-    d->server_mark = mark;
-    d->ending = 0;
-  } else {
-    d->helper = c;
-    d->helper_pgid = c->h.pid;
-    d->helper_mark = mark;
-  }
+  note_child(d, c, is_server, mark);
   return 0;
+}
+
+void fl_dep_run_helper(struct fl_dep *d, enum phase ph, const char *step,
+                       char *const argv[]) {
+  d->phase = ph;
+  d->step = step;
+  int rc = fl_dep_spawn(d, argv, 0);
+  if (rc != 0) {
+    const char *prog = strrchr(argv[0], '/');
+    fl_dep_fail(d, rc, "%s: cannot run %s: %s", d->kind->name,
+                prog ? prog + 1 : argv[0], uv_strerror(rc));
+  }
 }

@@ -7,14 +7,29 @@
 #include "deps_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/base.h"
 
-#define PROBE_MS 1000 /* one PING attempt: a paused server accepts */
+#define PROBE_MS 1000        /* one PING attempt: a paused server accepts */
+#define REDIS_START_MS 10000 /* from spawning until it answers */
 
-int fl_redis_find_server(struct fl_dep *d) {
+/* The PING probe. */
+struct probe {
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  int open;
+  uint64_t started;
+  char buf[64];
+  size_t len;
+};
+
+static struct probe *probe_of(const struct fl_dep *d) { return d->priv; }
+
+static int find_server(struct fl_dep *d) {
   if (fl_find_program("redis-server", d->server_bin, sizeof(d->server_bin)) !=
       0) {
     fl_dep_seterr(d, "redis-server not found in PATH: install it with "
@@ -24,10 +39,13 @@ int fl_redis_find_server(struct fl_dep *d) {
   return 0;
 }
 
-int fl_redis_spawn_server(struct fl_dep *d) {
+static void url(const struct fl_dep *d, char *out, size_t size) {
+  snprintf(out, size, "redis://127.0.0.1:%d/0", d->port);
+}
+
+static int spawn_server(struct fl_dep *d) {
   char port[16];
   snprintf(port, sizeof(port), "%d", d->port);
-  snprintf(d->url, sizeof(d->url), "redis://127.0.0.1:%d/0", d->port);
   char *argv[] = {d->server_bin, "--port",      port, "--bind",
                   "127.0.0.1",   "--save",      "",   "--appendonly",
                   "no",          "--daemonize", "no", "--dir",
@@ -39,37 +57,40 @@ int fl_redis_spawn_server(struct fl_dep *d) {
 
 static void probe_closed(uv_handle_t *h) {
   struct fl_dep *d = h->data;
-  d->probe.open = 0;
+  struct probe *p = probe_of(d);
+  p->open = 0;
   d->handles--;
 }
 
-void fl_redis_probe_close(struct fl_dep *d) {
-  if (d->probe.open && !uv_is_closing((uv_handle_t *)&d->probe.tcp))
-    uv_close((uv_handle_t *)&d->probe.tcp, probe_closed);
+static void probe_close(struct fl_dep *d) {
+  struct probe *p = probe_of(d);
+  if (p->open && !uv_is_closing((uv_handle_t *)&p->tcp))
+    uv_close((uv_handle_t *)&p->tcp, probe_closed);
 }
 
 static void probe_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   struct fl_dep *d = h->data;
+  struct probe *p = probe_of(d);
   (void)hint;
-  size_t room = sizeof(d->probe.buf) - 1 - d->probe.len;
-  *buf = uv_buf_init(d->probe.buf + d->probe.len, (unsigned)room);
+  size_t room = sizeof(p->buf) - 1 - p->len;
+  *buf = uv_buf_init(p->buf + p->len, (unsigned)room);
 }
 
 static void probe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct fl_dep *d = s->data;
+  struct probe *p = probe_of(d);
   (void)buf;
   if (n < 0) {
-    fl_redis_probe_close(d);
+    probe_close(d);
     return;
   }
-  d->probe.len += (size_t)n;
-  d->probe.buf[d->probe.len] = '\0';
-  if (strchr(d->probe.buf, '\n') == NULL &&
-      d->probe.len < sizeof(d->probe.buf) - 1)
+  p->len += (size_t)n;
+  p->buf[p->len] = '\0';
+  if (strchr(p->buf, '\n') == NULL && p->len < sizeof(p->buf) - 1)
     return;
   /* Anything but +PONG (-LOADING while it loads) means: not yet. */
-  int pong = strncmp(d->probe.buf, "+PONG", 5) == 0;
-  fl_redis_probe_close(d);
+  int pong = strncmp(p->buf, "+PONG", 5) == 0;
+  probe_close(d);
   if (pong && d->phase == PH_BOOT && d->server != NULL)
     fl_dep_boot_ready(d);
 }
@@ -77,43 +98,60 @@ static void probe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 static void probe_written(uv_write_t *w, int status) {
   struct fl_dep *d = w->data;
   if (status < 0)
-    fl_redis_probe_close(d);
+    probe_close(d);
 }
 
 static void probe_connected(uv_connect_t *req, int status) {
   struct fl_dep *d = req->data;
   if (status < 0) {
-    fl_redis_probe_close(d);
+    probe_close(d);
     return;
   }
+  struct probe *p = probe_of(d);
   static char ping[] = "PING\r\n";
   uv_buf_t b = uv_buf_init(ping, sizeof(ping) - 1);
-  d->probe.wreq.data = d;
-  if (uv_write(&d->probe.wreq, (uv_stream_t *)&d->probe.tcp, &b, 1,
-               probe_written) != 0 ||
-      uv_read_start((uv_stream_t *)&d->probe.tcp, probe_alloc, probe_read) != 0)
-    fl_redis_probe_close(d);
+  p->wreq.data = d;
+  if (uv_write(&p->wreq, (uv_stream_t *)&p->tcp, &b, 1, probe_written) != 0 ||
+      uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_read) != 0)
+    probe_close(d);
 }
 
 static void probe_start(struct fl_dep *d) {
+  struct probe *p = probe_of(d);
   struct sockaddr_in addr;
   uv_ip4_addr("127.0.0.1", d->port, &addr);
-  if (uv_tcp_init(d->loop, &d->probe.tcp) != 0)
+  if (uv_tcp_init(d->loop, &p->tcp) != 0)
     return;
-  d->probe.tcp.data = d;
-  d->probe.creq.data = d;
-  d->probe.open = 1;
-  d->probe.len = 0;
-  d->probe.started = uv_now(d->loop);
+  p->tcp.data = d;
+  p->creq.data = d;
+  p->open = 1;
+  p->len = 0;
+  p->started = uv_now(d->loop);
   d->handles++;
-  if (uv_tcp_connect(&d->probe.creq, &d->probe.tcp,
-                     (const struct sockaddr *)&addr, probe_connected) != 0)
-    fl_redis_probe_close(d);
+  if (uv_tcp_connect(&p->creq, &p->tcp, (const struct sockaddr *)&addr,
+                     probe_connected) != 0)
+    probe_close(d);
 }
 
-void fl_redis_poll_ready(struct fl_dep *d, uint64_t now) {
-  if (!d->probe.open)
+static void poll_ready(struct fl_dep *d, uint64_t now) {
+  struct probe *p = probe_of(d);
+  if (!p->open)
     probe_start(d);
-  else if (now - d->probe.started > PROBE_MS)
-    fl_redis_probe_close(d);
+  else if (now - p->started > PROBE_MS)
+    probe_close(d);
 }
+
+const struct fl_dep_kind fl_dep_redis_kind = {
+    .name = "redis",
+    .faults = ALL_FAULTS &
+              ~(FAULT_BIT(FL_DEP_SATURATE) | FAULT_BIT(FL_DEP_UNSATURATE)),
+    .start_ms = REDIS_START_MS,
+    .stop_signal = SIGTERM,
+    .ready_what = "answer PING",
+    .priv_size = sizeof(struct probe),
+    .find_programs = find_server,
+    .spawn_server = spawn_server,
+    .url = url,
+    .poll_ready = poll_ready,
+    .halt = probe_close,
+};

@@ -5,7 +5,7 @@
  * until unsaturate (or a kill, stop or restart) lets them go.
  */
 #define _GNU_SOURCE
-#include "deps_int.h"
+#include "postgres_int.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +18,8 @@
 #define SAT_PARALLEL 8    /* connections being opened at once */
 #define SAT_SETTLE_MS 100 /* before checking that the server stays full */
 #define SAT_TOPUP_MS 200  /* a held saturation tries for a free slot */
+#define SATURATE_MS 10000 /* until the server refuses connections */
+#define RELEASE_MS 10000  /* until the released backends have ended */
 
 struct satconn {
   uv_poll_t poll;
@@ -56,9 +58,10 @@ static void sat_ready(uv_poll_t *p, int status, int events) {
 }
 
 static void sat_remove(struct fl_dep *d, struct satconn *c) {
-  for (int i = 0; i < d->nsat; i++)
-    if (d->sat[i] == c) {
-      d->sat[i] = d->sat[--d->nsat];
+  struct pg *pg = fl_pg(d);
+  for (int i = 0; i < pg->nsat; i++)
+    if (pg->sat[i] == c) {
+      pg->sat[i] = pg->sat[--pg->nsat];
       break;
     }
   sat_drop(c);
@@ -69,6 +72,7 @@ static void sat_remove(struct fl_dep *d, struct satconn *c) {
  * it started with, which the poll handle watches. */
 static void sat_step(struct satconn *c) {
   struct fl_dep *d = c->d;
+  struct pg *pg = fl_pg(d);
   switch (PQconnectPoll(c->conn)) {
   case PGRES_POLLING_READING:
     uv_poll_start(&c->poll, UV_READABLE, sat_ready);
@@ -84,20 +88,21 @@ static void sat_step(struct satconn *c) {
     const char *msg = PQerrorMessage(c->conn);
     if (strstr(msg, "too many clients") != NULL ||
         strstr(msg, "remaining connection slots") != NULL)
-      d->sat_refused = 1;
-    else if (d->sat_err[0] == '\0')
-      snprintf(d->sat_err, sizeof(d->sat_err), "%.300s", msg);
+      pg->sat_refused = 1;
+    else if (pg->sat_err[0] == '\0')
+      snprintf(pg->sat_err, sizeof(pg->sat_err), "%.300s", msg);
     sat_remove(d, c);
     break;
   }
   }
-  d->sat_pending--;
+  pg->sat_pending--;
   sat_more(d);
 }
 
 /* Opens one more connection as superuser faultline: a superuser may take
  * the slots reserved for superusers too, so all of them fill up. */
 static int sat_open(struct fl_dep *d) {
+  struct pg *pg = fl_pg(d);
   char port[16];
   snprintf(port, sizeof(port), "%d", d->port);
   const char *keys[] = {"hostaddr", "port",    "user",       "password",
@@ -106,13 +111,13 @@ static int sat_open(struct fl_dep *d) {
   const char *vals[] = {
       "127.0.0.1", port,      "faultline",          "faultline", "faultline",
       "disable",   "disable", "faultline saturate", NULL};
-  if (d->nsat == d->satcap) {
-    int cap = d->satcap ? 2 * d->satcap : 64;
-    struct satconn **n = realloc(d->sat, (size_t)cap * sizeof(*n));
+  if (pg->nsat == pg->satcap) {
+    int cap = pg->satcap ? 2 * pg->satcap : 64;
+    struct satconn **n = realloc(pg->sat, (size_t)cap * sizeof(*n));
     if (n == NULL)
       return -ENOMEM;
-    d->sat = n;
-    d->satcap = cap;
+    pg->sat = n;
+    pg->satcap = cap;
   }
   struct satconn *c = calloc(1, sizeof(*c));
   if (c == NULL)
@@ -121,7 +126,7 @@ static int sat_open(struct fl_dep *d) {
   c->conn = PQconnectStartParams(keys, vals, 0);
   if (c->conn == NULL || PQstatus(c->conn) == CONNECTION_BAD ||
       uv_poll_init_socket(d->loop, &c->poll, PQsocket(c->conn)) != 0) {
-    snprintf(d->sat_err, sizeof(d->sat_err), "%.300s",
+    snprintf(pg->sat_err, sizeof(pg->sat_err), "%.300s",
              c->conn ? PQerrorMessage(c->conn) : "out of memory");
     PQfinish(c->conn);
     free(c);
@@ -130,28 +135,30 @@ static int sat_open(struct fl_dep *d) {
   c->poll.data = c;
   c->poll_open = 1;
   d->handles++;
-  d->sat[d->nsat++] = c;
-  d->sat_pending++;
+  pg->sat[pg->nsat++] = c;
+  pg->sat_pending++;
   /* A connection starts as if libpq had asked to wait for writing. */
   uv_poll_start(&c->poll, UV_WRITABLE, sat_ready);
   return 0;
 }
 
 static void sat_fail(struct fl_dep *d) {
-  int opened = d->nsat;
+  struct pg *pg = fl_pg(d);
+  int opened = pg->nsat;
   fl_sat_drop_all(d, 0);
-  if (d->sat_err[0] != '\0') {
-    char *nl = strchr(d->sat_err, '\n');
+  if (pg->sat_err[0] != '\0') {
+    char *nl = strchr(pg->sat_err, '\n');
     if (nl != NULL)
       *nl = '\0';
-    fl_dep_seterr(d, "postgres: saturate could not open a connection: %s",
-                  d->sat_err);
+    fl_dep_seterr(d,
+                  "postgres: could not open a connection to fill its "
+                  "slots: %s",
+                  pg->sat_err);
   } else {
-    fl_dep_seterr(
-        d,
-        "postgres: saturate holds %d connections and none was refused "
-        "(max_connections is %d)",
-        opened, d->server_max_conn);
+    fl_dep_seterr(d,
+                  "postgres: %d connections are held and none was refused "
+                  "(max_connections is %d)",
+                  opened, pg->server_max_conn);
   }
   fl_dep_op_done(d, -EIO);
 }
@@ -162,82 +169,133 @@ static void sat_fail(struct fl_dep *d) {
  * ending, may free up meanwhile), confirm (one attempt at a time until one
  * is refused again). */
 static void sat_more(struct fl_dep *d) {
+  struct pg *pg = fl_pg(d);
   if (d->phase != PH_SATURATING) {
-    d->sat_err[0] = '\0'; /* a top-up ended; it may fail quietly */
+    pg->sat_err[0] = '\0'; /* a top-up ended; it may fail quietly */
     return;
   }
-  int limit = d->server_max_conn + SAT_PARALLEL;
-  if (d->sat_stage == SAT_FILL) {
-    while (!d->sat_refused && d->sat_err[0] == '\0' &&
-           d->sat_pending < SAT_PARALLEL && d->nsat < limit)
+  int limit = pg->server_max_conn + SAT_PARALLEL;
+  if (pg->sat_stage == SAT_FILL) {
+    while (!pg->sat_refused && pg->sat_err[0] == '\0' &&
+           pg->sat_pending < SAT_PARALLEL && pg->nsat < limit)
       if (sat_open(d) != 0)
         break;
-    if (d->sat_pending > 0)
+    if (pg->sat_pending > 0)
       return;
-    if (!d->sat_refused) {
+    if (!pg->sat_refused) {
       sat_fail(d);
       return;
     }
-    d->sat_stage = SAT_SETTLE;
-    d->sat_next = uv_now(d->loop) + SAT_SETTLE_MS;
-  } else if (d->sat_stage == SAT_CONFIRM && d->sat_pending == 0) {
-    if (d->sat_refused) {
+    pg->sat_stage = SAT_SETTLE;
+    pg->sat_next = uv_now(d->loop) + SAT_SETTLE_MS;
+  } else if (pg->sat_stage == SAT_CONFIRM && pg->sat_pending == 0) {
+    if (pg->sat_refused) {
       d->saturated = 1;
-      d->sat_next = uv_now(d->loop) + SAT_TOPUP_MS;
+      pg->sat_next = uv_now(d->loop) + SAT_TOPUP_MS;
       fl_dep_op_done(d, 0);
-    } else if (d->sat_err[0] != '\0' || d->nsat >= limit || sat_open(d) != 0) {
+    } else if (pg->sat_err[0] != '\0' || pg->nsat >= limit ||
+               sat_open(d) != 0) {
       sat_fail(d);
     }
   }
 }
 
-/* From the tick: ends the settle stage; once saturated, tries for a free
- * slot now and then, as a competing client would: a connection the target
- * closes is taken at once. */
-void fl_sat_tick(struct fl_dep *d, uint64_t now) {
-  if (d->sat_pending > 0 || now < d->sat_next)
+/* From the tick while held: tries for a free slot now and then, as a
+ * competing client would: a connection the target closes is taken at
+ * once. */
+static void hold_tick(struct fl_dep *d, uint64_t now) {
+  struct pg *pg = fl_pg(d);
+  if (pg->sat_pending > 0 || now < pg->sat_next || d->paused)
     return;
-  if (d->phase == PH_SATURATING && d->sat_stage == SAT_SETTLE) {
-    d->sat_stage = SAT_CONFIRM;
-    d->sat_refused = 0;
+  pg->sat_next = now + SAT_TOPUP_MS;
+  sat_open(d);
+}
+
+static void saturating_tick(struct fl_dep *d, uint64_t now) {
+  struct pg *pg = fl_pg(d);
+  if (now >= d->deadline) {
+    fl_sat_drop_all(d, 0);
+    fl_dep_seterr(d, "postgres: max_connections was not filled within %d s",
+                  SATURATE_MS / 1000);
+    fl_dep_op_done(d, -ETIMEDOUT);
+  } else if (pg->sat_pending == 0 && now >= pg->sat_next &&
+             pg->sat_stage == SAT_SETTLE) {
+    pg->sat_stage = SAT_CONFIRM; /* the settle stage ends */
+    pg->sat_refused = 0;
     sat_more(d);
-  } else if (d->phase == PH_IDLE && d->saturated && !d->paused) {
-    d->sat_next = now + SAT_TOPUP_MS;
-    sat_open(d);
   }
+}
+
+static int released_alive(struct fl_dep *d) {
+  struct pg *pg = fl_pg(d);
+  for (int i = 0; i < pg->nreleased; i++)
+    if (kill(pg->released[i], 0) == 0 || errno != ESRCH)
+      return 1;
+  return 0;
+}
+
+static void releasing_tick(struct fl_dep *d, uint64_t now) {
+  if (!released_alive(d)) {
+    fl_dep_op_done(d, 0);
+  } else if (now >= d->deadline) {
+    fl_dep_seterr(d,
+                  "postgres: the sessions holding its slots did not end "
+                  "within %d s",
+                  RELEASE_MS / 1000);
+    fl_dep_op_done(d, -ETIMEDOUT);
+  }
+}
+
+void fl_sat_tick(struct fl_dep *d, uint64_t now) {
+  if (d->phase == PH_SATURATING)
+    saturating_tick(d, now);
+  else if (d->phase == PH_RELEASING)
+    releasing_tick(d, now);
+  else if (d->phase == PH_IDLE && d->saturated)
+    hold_tick(d, now);
 }
 
 /* Ends every connection saturate holds; with remember, notes their server
  * processes, which unsaturate waits for: a slot is free only once the
  * postmaster has reaped its backend. */
 void fl_sat_drop_all(struct fl_dep *d, int remember) {
-  free(d->released);
-  d->released = NULL;
-  d->nreleased = 0;
-  if (remember && d->nsat > 0)
-    d->released = calloc((size_t)d->nsat, sizeof(pid_t));
-  for (int i = 0; i < d->nsat; i++) {
-    if (d->released != NULL && d->sat[i]->backend > 0)
-      d->released[d->nreleased++] = d->sat[i]->backend;
-    sat_drop(d->sat[i]);
+  struct pg *pg = fl_pg(d);
+  free(pg->released);
+  pg->released = NULL;
+  pg->nreleased = 0;
+  if (remember && pg->nsat > 0)
+    pg->released = calloc((size_t)pg->nsat, sizeof(pid_t));
+  for (int i = 0; i < pg->nsat; i++) {
+    if (pg->released != NULL && pg->sat[i]->backend > 0)
+      pg->released[pg->nreleased++] = pg->sat[i]->backend;
+    sat_drop(pg->sat[i]);
   }
-  d->nsat = 0;
-  d->sat_pending = 0;
+  pg->nsat = 0;
+  pg->sat_pending = 0;
   d->saturated = 0;
 }
 
 int fl_sat_start(struct fl_dep *d, fl_dep_cb cb, void *arg) {
+  struct pg *pg = fl_pg(d);
   fl_dep_begin_op(d, PH_SATURATING, SATURATE_MS, cb, arg);
-  d->sat_stage = SAT_FILL;
-  d->sat_refused = 0;
-  d->sat_err[0] = '\0';
+  pg->sat_stage = SAT_FILL;
+  pg->sat_refused = 0;
+  pg->sat_err[0] = '\0';
   sat_more(d);
   return 0;
 }
 
-int fl_sat_released_alive(struct fl_dep *d) {
-  for (int i = 0; i < d->nreleased; i++)
-    if (kill(d->released[i], 0) == 0 || errno != ESRCH)
-      return 1;
-  return 0;
+/* A paused backend cannot end yet: the release then waits for none. */
+void fl_sat_release(struct fl_dep *d, fl_dep_cb cb, void *arg) {
+  fl_sat_drop_all(d, !d->paused);
+  fl_dep_begin_op(d, PH_RELEASING, RELEASE_MS, cb, arg);
+}
+
+void fl_sat_free(struct fl_dep *d) {
+  struct pg *pg = fl_pg(d);
+  free(pg->released);
+  free(pg->sat);
+  pg->released = NULL;
+  pg->sat = NULL;
+  pg->nreleased = pg->nsat = pg->satcap = 0;
 }

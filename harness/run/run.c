@@ -171,12 +171,12 @@ static void start_deps(struct srun *r) {
   size_t external = 0;
   for (size_t i = 0; i < r->ndeps; i++) {
     const struct fl_dep_decl *d = &r->sv->deps[i];
-    if (d->type == FL_DEP_EXTERNAL) {
+    if (!fl_dep_kind_managed(d->kind)) {
       rc = fl_dep_external(d->name, d->address, &r->deps[i]);
       external++;
     } else {
-      rc = fl_dep_start(&s->loop, (enum fl_dep_type)d->type, d->name,
-                        r->workdir, on_dep_ready, r, &r->deps[i]);
+      rc = fl_dep_start(&s->loop, d->kind, d->name, r->workdir, on_dep_ready, r,
+                        &r->deps[i]);
     }
     if (rc != 0) {
       fl_run_fail(r, "cannot start dependency %s: %s", d->name,

@@ -36,20 +36,10 @@ const char *fl_target_lookup(const char *name, void *arg) {
     size_t n = strlen(dn);
     if (strncasecmp(name, dn, n) != 0 || name[n] != '_')
       continue;
-    const char *what = name + n + 1;
-    if (strcmp(what, "HOST") == 0)
-      return fl_dep_host(r->deps[i]);
-    if (strcmp(what, "PORT") == 0) {
-      snprintf(buf, sizeof(buf), "%d", fl_dep_port(r->deps[i]));
-      return buf;
-    }
-    if (strcmp(what, "ADDR") == 0) {
-      snprintf(buf, sizeof(buf), "%s:%d", fl_dep_host(r->deps[i]),
-               fl_dep_port(r->deps[i]));
-      return buf;
-    }
-    if (strcmp(what, "URL") == 0)
-      return fl_dep_url(r->deps[i]);
+    /* Another dependency's name may start with this one's ("db_x"). */
+    const char *v = fl_dep_var(r->deps[i], name + n + 1, buf, sizeof(buf));
+    if (v != NULL)
+      return v;
   }
   return NULL;
 }

@@ -154,22 +154,9 @@ static void on_process_fault(fl_dep_t *dep, int rc, void *arg) {
     f->delivered++;
 }
 
-/* What switches each process fault on and off, in dependency operations;
- * -1: nothing to undo. */
-static const struct {
-  int on, off;
-} proc_ops[] = {
-    [FL_PROC_KILL] = {FL_DEP_KILL, FL_DEP_START},
-    [FL_PROC_STOP] = {FL_DEP_STOP, FL_DEP_START},
-    [FL_PROC_PAUSE] = {FL_DEP_PAUSE, FL_DEP_RESUME},
-    [FL_PROC_RESTART] = {FL_DEP_RESTART, -1},
-    [FL_PROC_SATURATE] = {FL_DEP_SATURATE, FL_DEP_UNSATURATE},
-};
-
 static void switch_process(struct srun *r, struct fault_state *f, int on) {
-  int proc = f->decl->type->proc;
   f->on = on;
-  int what = on ? proc_ops[proc].on : proc_ops[proc].off;
+  int what = fl_dep_fault_of(f->decl->type->proc, on);
   if (what >= 0 && fl_dep_fault(f->dep, (enum fl_dep_fault)what,
                                 on ? on_process_fault : NULL, f) != 0)
     fl_run_say(r, "warning: %s%s could not be applied: %s",

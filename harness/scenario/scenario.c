@@ -414,7 +414,7 @@ int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
       const struct fl_dep_decl *dep = find_dep(sv, f->target);
       int literal = f->pending != FL_PENDING_DEP;
       if (f->kind == FL_FAULT_PROCESS &&
-          (dep == NULL || dep->type == FL_DEP_EXTERNAL)) {
+          (dep == NULL || !fl_dep_kind_managed(dep->kind))) {
         snprintf(err, errlen,
                  "%s:%d:%d: %s needs a managed dependency of service '%s', "
                  "found '%s'",
@@ -422,10 +422,14 @@ int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
                  f->target);
         return FL_EBADSCENARIO;
       }
-      if (f->type->proc == FL_PROC_SATURATE && dep->type != FL_DEP_POSTGRES) {
-        snprintf(err, errlen,
-                 "%s:%d:%d: %s works on postgres only, '%s' is not one",
-                 sc->file, f->pos.line, f->pos.col, f->action, f->target);
+      if (f->kind == FL_FAULT_PROCESS &&
+          !fl_dep_kind_supports(dep->kind, fl_dep_fault_of(f->type->proc, 1))) {
+        char kinds[128];
+        snprintf(err, errlen, "%s:%d:%d: %s works on %s only, '%s' is not one",
+                 sc->file, f->pos.line, f->pos.col, f->action,
+                 fl_dep_kind_names(fl_dep_fault_of(f->type->proc, 1), kinds,
+                                   sizeof(kinds)),
+                 f->target);
         return FL_EBADSCENARIO;
       }
       if (dep == NULL && !literal) {

@@ -27,7 +27,7 @@ struct fl_kv {
 
 struct fl_dep_decl {
   char *name;
-  int type;      /* enum fl_dep_type */
+  const fl_dep_kind_t *kind;
   char *address; /* external only */
   struct fl_pos pos;
 };

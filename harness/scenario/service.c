@@ -10,31 +10,37 @@
 #include "base/base.h"
 #include "scenario_int.h"
 
-/* Names become ${NAME_HOST} and the like: lower-case letters, digits, _. */
-static int check_dep_name(struct doc *d, const yaml_node_t *k,
-                          const char *name) {
-  for (const char *c = name; *c; c++)
-    if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && *c != '_')
-      return fl_yaml_fail(d, k,
-                          "bad dependency name '%s' (allowed: lower-case "
-                          "letters, digits and _)",
-                          name);
+/* The dependency's type: a kind of harness/deps/, named in its table. */
+static int load_dep_kind(struct doc *d, const yaml_node_t *v, const char *name,
+                         const fl_dep_kind_t **out) {
+  char kinds[128];
+  const char *type;
+  yaml_node_t *t = fl_yaml_get(d, v, "type");
+  fl_dep_kind_names(-1, kinds, sizeof(kinds));
+  if (t == NULL)
+    return fl_yaml_fail(d, v, "dependency '%s' needs a type (allowed: %s)",
+                        name, kinds);
+  int rc = fl_yaml_want_scalar(d, t, "type", &type);
+  if (rc != 0)
+    return rc;
+  if ((*out = fl_dep_kind_find(type)) == NULL)
+    return fl_yaml_fail(d, t, "unknown dependency type '%s' (allowed: %s)",
+                        type, kinds);
   return 0;
 }
 
-/* address: HOST:PORT, for an external dependency only. */
-static int load_address(struct doc *d, const yaml_node_t *v,
-                        struct fl_dep_decl *dep) {
+/* address: for an external dependency only, and then required. */
+static int load_dep_address(struct doc *d, const yaml_node_t *v,
+                            struct fl_dep_decl *dep) {
   yaml_node_t *a = fl_yaml_get(d, v, "address");
-  int rc;
-  if (dep->type != FL_DEP_EXTERNAL) {
-    if (a == NULL)
-      return 0;
-    return fl_yaml_fail(d, a,
-                        "a managed dependency gets its address from "
-                        "faultline; 'address' is only for type external");
-  }
   const char *addr;
+  int rc;
+  if (fl_dep_kind_managed(dep->kind))
+    return a == NULL
+               ? 0
+               : fl_yaml_fail(d, a,
+                              "a managed dependency gets its address from "
+                              "faultline; 'address' is only for type external");
   if (a == NULL)
     return fl_yaml_fail(d, v,
                         "external dependency '%s' needs an address "
@@ -49,6 +55,28 @@ static int load_address(struct doc *d, const yaml_node_t *v,
   return 0;
 }
 
+static int load_dep(struct doc *d, yaml_node_t *k, yaml_node_t *v,
+                    struct fl_dep_decl *dep) {
+  const char *name;
+  int rc;
+  if ((rc = fl_yaml_want_scalar(d, k, "a dependency name", &name)) != 0)
+    return rc;
+  for (const char *c = name; *c; c++)
+    if (!(*c >= 'a' && *c <= 'z') && !(*c >= '0' && *c <= '9') && *c != '_')
+      return fl_yaml_fail(d, k,
+                          "bad dependency name '%s' (allowed: lower-case "
+                          "letters, digits and _)",
+                          name);
+  dep->pos = fl_yaml_pos(k);
+  if ((rc = fl_yaml_dup(d, k, name, &dep->name)) != 0)
+    return rc;
+  if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "a dependency")) != 0 ||
+      (rc = fl_yaml_check_keys(d, v, "a dependency", "type address")) != 0 ||
+      (rc = load_dep_kind(d, v, name, &dep->kind)) != 0)
+    return rc;
+  return load_dep_address(d, v, dep);
+}
+
 static int load_deps(struct doc *d, const yaml_node_t *n,
                      struct fl_service *s) {
   int rc = 0;
@@ -56,45 +84,10 @@ static int load_deps(struct doc *d, const yaml_node_t *n,
                                sizeof(*s->deps))) == NULL)
     return FL_EBADSCENARIO;
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
-       p < n->data.mapping.pairs.top; p++) {
-    yaml_node_t *k = fl_yaml_node(d, p->key), *v = fl_yaml_node(d, p->value);
-    const char *name;
-    if ((rc = fl_yaml_want_scalar(d, k, "a dependency name", &name)) != 0)
+       p < n->data.mapping.pairs.top; p++)
+    if ((rc = load_dep(d, fl_yaml_node(d, p->key), fl_yaml_node(d, p->value),
+                       &s->deps[s->ndeps++])) != 0)
       return rc;
-    if ((rc = check_dep_name(d, k, name)) != 0)
-      return rc;
-    struct fl_dep_decl *dep = &s->deps[s->ndeps++];
-    dep->pos = fl_yaml_pos(k);
-    if ((rc = fl_yaml_dup(d, k, name, &dep->name)) != 0)
-      return rc;
-    if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "a dependency")) !=
-            0 ||
-        (rc = fl_yaml_check_keys(d, v, "a dependency", "type address")) != 0)
-      return rc;
-    yaml_node_t *t = fl_yaml_get(d, v, "type");
-    const char *type;
-    if (t == NULL)
-      return fl_yaml_fail(d, v,
-                          "dependency '%s' needs a type (allowed: postgres, "
-                          "redis, external)",
-                          name);
-    if ((rc = fl_yaml_want_scalar(d, t, "type", &type)) != 0)
-      return rc;
-    if (strcmp(type, "postgres") == 0)
-      dep->type = FL_DEP_POSTGRES;
-    else if (strcmp(type, "redis") == 0)
-      dep->type = FL_DEP_REDIS;
-    else if (strcmp(type, "external") == 0)
-      dep->type = FL_DEP_EXTERNAL;
-    else
-      return fl_yaml_fail(
-          d, t,
-          "unknown dependency type '%s' (allowed: postgres, redis, "
-          "external)",
-          type);
-    if ((rc = load_address(d, v, dep)) != 0)
-      return rc;
-  }
   return 0;
 }
 
