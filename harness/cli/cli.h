@@ -4,6 +4,7 @@
 
 #include <getopt.h>
 #include <stdint.h>
+#include <stdio.h>
 
 int fl_cmd_exec(int argc, char **argv);
 int fl_cmd_inject(int argc, char **argv);
@@ -40,5 +41,14 @@ int fl_opt_parse(const struct fl_opts *spec, int argc, char **argv, void *arg);
 /* What getopt_long returned for an option it did not take (':' for a
  * missing value, else unknown); `arg` is argv[optind - 1]. */
 int fl_opt_bad(const char *cmd, int c, const char *arg);
+
+/* outputs.c: the output folder. Each says why on failure and returns -1. */
+typedef struct json_t json_t;
+/* Renders result into path with render (fl_dump_json or a fl_report_*). */
+int fl_write_file(const char *path, json_t *result,
+                  int (*render)(const json_t *, FILE *));
+int fl_dump_json(const json_t *result, FILE *f);
+/* DIR/result.json, report.html, report.md and junit.xml (DIR is made). */
+int fl_write_outputs(const char *out_dir, json_t *result);
 
 #endif

@@ -37,7 +37,17 @@ static const char usage[] =
     "\n"
     "Exit status: 0 when the reports were written, whatever the run's\n"
     "verdict; 2 bad usage, or RESULT.json unreadable or not a faultline\n"
-    "result; 3 a report could not be written.\n";
+    "result; 3 a report could not be written.\n"
+    "\n"
+    "usage: faultline report merge RESULT.json... [--out DIR]\n"
+    "\n"
+    "Joins the results of a suite split with 'faultline run --shard I/N'\n"
+    "into one: DIR/result.json, report.html, report.md and junit.xml\n"
+    "(default DIR: out). The scenarios keep their order, shard by shard;\n"
+    "counts and verdict are computed again; a scenario in two results is\n"
+    "an error. Exits like 'faultline run': 0 when every scenario passed, 1\n"
+    "when one failed or was inconclusive, 3 for an ERROR or a file that\n"
+    "could not be written, 2 for bad usage or input.\n";
 
 enum { HTML, MD, JUNIT, NFORMATS };
 
@@ -139,7 +149,74 @@ static int parse(int argc, char **argv, const char **result,
   return 0;
 }
 
+/* The run's exit status for a merged suite verdict. */
+static int verdict_status(const json_t *result) {
+  const char *v = json_string_value(json_object_get(result, "verdict"));
+  if (v != NULL && strcmp(v, "PASS") == 0)
+    return FL_EXIT_OK;
+  return v != NULL && strcmp(v, "ERROR") == 0 ? FL_EXIT_ENV : FL_EXIT_FAILED;
+}
+
+/* The result files and --out DIR of `report merge`; 0, -1 after --help,
+ * or an exit status. */
+static int parse_merge(int argc, char **argv, const char **out_dir,
+                       const char **files, int *nfiles) {
+  *nfiles = 0;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0) {
+      fputs(usage, stdout);
+      return -1;
+    } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+      *out_dir = argv[++i];
+    } else if (argv[i][0] == '-') {
+      fl_say("report merge: unknown option '%s' (allowed: --out DIR, --help)",
+             argv[i]);
+      return FL_EXIT_USAGE;
+    } else {
+      files[(*nfiles)++] = argv[i];
+    }
+  }
+  if (*nfiles == 0) {
+    fl_say("report merge: no result given (usage: faultline report merge "
+           "RESULT.json... [--out DIR])");
+    return FL_EXIT_USAGE;
+  }
+  return 0;
+}
+
+static int cmd_merge(int argc, char **argv) {
+  const char *out_dir = "out";
+  const char **files = calloc((size_t)argc, sizeof(*files));
+  json_t **docs = calloc((size_t)argc, sizeof(*docs));
+  json_t *merged = NULL;
+  char err[768];
+  int n = 0, loaded = 0;
+  int status = files && docs ? parse_merge(argc, argv, &out_dir, files, &n)
+                             : FL_EXIT_ENV;
+  for (; status == 0 && loaded < n; loaded++)
+    if (fl_report_load(files[loaded], &docs[loaded], err, sizeof(err)) != 0) {
+      fl_say("report merge: %s", err);
+      status = FL_EXIT_USAGE;
+    }
+  if (status == 0 &&
+      fl_report_merge(docs, files, (size_t)n, &merged, err, sizeof(err)) != 0) {
+    fl_say("report merge: %s", err);
+    status = FL_EXIT_USAGE;
+  }
+  if (status == 0)
+    status = fl_write_outputs(out_dir, merged) != 0 ? FL_EXIT_ENV
+                                                    : verdict_status(merged);
+  json_decref(merged);
+  for (int i = 0; docs != NULL && i < n; i++)
+    json_decref(docs[i]);
+  free(docs);
+  free(files);
+  return status < 0 ? FL_EXIT_OK : status;
+}
+
 int fl_cmd_report(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "merge") == 0)
+    return cmd_merge(argc, argv);
   const char *path = NULL, *outputs[NFORMATS] = {NULL};
   int rc = parse(argc, argv, &path, outputs);
   if (rc != 0)

@@ -18,30 +18,6 @@
 #include "run/run.h"
 #include "scenario/scenario.h"
 
-static int write_file(const char *path, json_t *result,
-                      int (*render)(const json_t *, FILE *)) {
-  FILE *f = fopen(path, "w");
-  if (f == NULL) {
-    fl_say("cannot write %s: %s", path, strerror(errno));
-    return -1;
-  }
-  int rc = render(result, f);
-  if (fclose(f) != 0 && rc == 0)
-    rc = -errno;
-  if (rc != 0) {
-    fl_say("cannot write %s: %s", path, strerror(-rc));
-    return -1;
-  }
-  return 0;
-}
-
-static int write_one(const char *out_dir, const char *name, json_t *result,
-                     int (*render)(const json_t *, FILE *)) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/%s", out_dir, name);
-  return write_file(path, result, render);
-}
-
 /* --json and --junit are checked before the run, not after minutes of it:
  * an existing path must be a writable file, a new one's folder must exist
  * and be writable. */
@@ -82,36 +58,13 @@ static int check_writable(const char *flag, const char *path) {
   return 0;
 }
 
-static int dump_json(const json_t *result, FILE *f) {
-  return json_dumpf(result, f, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) == 0
-             ? 0
-             : -EIO;
-}
-
-/* result.json and the reports rendered from it. */
-static int write_result(const char *out_dir, json_t *result) {
-  if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
-    fl_say("cannot create %s: %s", out_dir, strerror(errno));
-    return -1;
-  }
-  int bad = write_one(out_dir, "result.json", result, dump_json);
-  bad |= write_one(out_dir, "report.html", result, fl_report_html);
-  bad |= write_one(out_dir, "report.md", result, fl_report_markdown);
-  bad |= write_one(out_dir, "junit.xml", result, fl_report_junit);
-  fprintf(stderr,
-          "faultline: wrote %s/result.json, report.html, report.md, "
-          "junit.xml\n",
-          out_dir);
-  return bad ? -1 : 0;
-}
-
 /* The copies asked for with --json and --junit. */
 static int write_extra(const char *json, const char *junit, json_t *result) {
   int bad = 0;
-  if (json != NULL && (bad |= write_file(json, result, dump_json)) == 0)
+  if (json != NULL && (bad |= fl_write_file(json, result, fl_dump_json)) == 0)
     fprintf(stderr, "faultline: wrote %s\n", json);
   if (junit != NULL) {
-    int rc = write_file(junit, result, fl_report_junit);
+    int rc = fl_write_file(junit, result, fl_report_junit);
     if (rc == 0)
       fprintf(stderr, "faultline: wrote %s\n", junit);
     bad |= rc;
@@ -125,7 +78,23 @@ struct run_args {
   const char *json, *junit; /* extra copies, or NULL */
   char **files;
   int nfiles;
+  int shard, shards; /* --shard I/N; 0/0 for all */
 };
+
+/* --shard I/N: 1 <= I <= N <= 1000. */
+static int take_shard(const char *val, struct run_args *a) {
+  char *end;
+  long i = strtol(val, &end, 10), n = 0;
+  if (end != val && *end == '/')
+    n = strtol(end + 1, &end, 10);
+  if (*end != '\0' || i < 1 || n < 1 || i > n || n > 1000) {
+    fl_say("bad --shard '%s' (allowed: I/N with 1 <= I <= N, e.g. 2/4)", val);
+    return FL_EXIT_USAGE;
+  }
+  a->shard = (int)i;
+  a->shards = (int)n;
+  return 0;
+}
 
 static int take_opt(int c, const char *val, void *arg) {
   struct run_args *a = arg;
@@ -156,7 +125,36 @@ static int take_opt(int c, const char *val, void *arg) {
   case 'U':
     a->junit = val;
     return check_writable("--junit", val) != 0 ? FL_EXIT_USAGE : 0;
+  case 'H':
+    return take_shard(val, a);
   }
+  return 0;
+}
+
+/* Narrows a->files to this shard's share (in their given order). */
+static int keep_shard(struct run_args *a) {
+  char err[FL_ERRLEN];
+  int *keep = calloc((size_t)a->nfiles, sizeof(*keep));
+  if (keep == NULL) {
+    fl_say("out of memory");
+    return FL_EXIT_ENV;
+  }
+  int rc = fl_shard_select(a->files, a->nfiles, a->shard, a->shards, keep, err,
+                           sizeof(err));
+  if (rc != 0) {
+    free(keep);
+    fl_say("%s", err);
+    return FL_EXIT_USAGE;
+  }
+  int n = 0;
+  for (int i = 0; i < a->nfiles; i++)
+    if (keep[i])
+      a->files[n++] = a->files[i];
+  free(keep);
+  if (!a->o.quiet)
+    fprintf(stderr, "faultline: shard %d/%d: %d of %d scenario files\n",
+            a->shard, a->shards, n, a->nfiles);
+  a->nfiles = n;
   return 0;
 }
 
@@ -170,6 +168,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a) {
       {"quiet", no_argument, NULL, 'q'},
       {"json", required_argument, NULL, 'J'},
       {"junit", required_argument, NULL, 'U'},
+      {"shard", required_argument, NULL, 'H'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   static const struct fl_opts spec = {
@@ -178,7 +177,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a) {
   int rc = fl_opt_parse(&spec, argc, argv, a);
   a->files = argv + optind;
   a->nfiles = argc - optind;
-  return rc;
+  return rc != 0 || a->shards == 0 ? rc : keep_shard(a);
 }
 
 /* The exit status: 130 when interrupted, else from the suite's verdict
@@ -204,7 +203,7 @@ int fl_cmd_run(int argc, char **argv) {
     fl_say("%s", err);
     return rc == FL_EBADSCENARIO || rc == -ENOENT ? FL_EXIT_USAGE : FL_EXIT_ENV;
   }
-  int written = write_result(a.o.out_dir, result) == 0 &&
+  int written = fl_write_outputs(a.o.out_dir, result) == 0 &&
                 write_extra(a.json, a.junit, result) == 0;
   const char *nc = getenv("NO_COLOR");
   fl_report_summary(result, stdout,

@@ -28,6 +28,7 @@ static const char general[] =
 static const char run_usage[] =
     "usage: faultline run [--service FILE] [--out DIR] [--json FILE]\n"
     "                     [--junit FILE] [--jobs N] [--seed N] [--quiet]\n"
+    "                     [--shard I/N]\n"
     "                     SCENARIO.yaml...\n"
     "\n"
     "Starts each scenario's dependencies (a throwaway PostgreSQL, a Redis)\n"
@@ -44,7 +45,10 @@ static const char run_usage[] =
     "  --junit FILE    also write the JUnit XML (junit.xml) to FILE\n"
     "  --jobs N        scenarios run at once (default 1)\n"
     "  --seed N        seed for p= decisions (default: each scenario's own)\n"
-    "  --quiet         no progress lines, only the summary\n";
+    "  --quiet         no progress lines, only the summary\n"
+    "  --shard I/N     run only shard I of N: a deterministic share of the\n"
+    "                  files, balanced by timeline length (CI matrices;\n"
+    "                  join the results with 'faultline report merge')\n";
 
 static const char validate_usage[] =
     "usage: faultline validate [--service FILE] FILE...\n"
