@@ -15,8 +15,13 @@ int fl_cmd_run(int argc, char **argv);
 int fl_cmd_validate(int argc, char **argv);
 int fl_cmd_report(int argc, char **argv);
 
-/* Prints a subcommand's usage to stdout. */
+/* Prints a subcommand's usage to stdout (the general one for NULL or an
+ * unknown name). */
 void fl_usage(const char *cmd);
+/* Prints help topic `topic` (a command, faults, scenario): 0, or -1 when
+ * there is none; the topics' names, ", "-separated, into buf. */
+int fl_usage_topic(const char *topic);
+void fl_usage_topics(char *buf, size_t size);
 
 /* "faultline: " + message + newline on stderr. */
 __attribute__((format(printf, 1, 2))) void fl_say(const char *fmt, ...);

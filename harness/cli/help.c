@@ -19,7 +19,8 @@ static const char general[] =
     "  clear    remove faults from a running exec\n"
     "  status   show faults, their counters and recent injections\n"
     "  list     every fault and expectation form, one line each\n"
-    "  help     this text; 'faultline help faults' for the fault grammar\n"
+    "  help     this text; 'faultline help faults' for the fault grammar,\n"
+    "           'faultline help scenario' for the file format\n"
     "\n"
     "Exit status: 0 success, 1 failed expectation, 2 bad usage or input,\n"
     "3 the environment failed (a process would not start); exec exits with\n"
@@ -196,27 +197,85 @@ static void faults_help(void) {
   fputs(faults_tail, stdout);
 }
 
+static const char scenario_help[] =
+    "Scenario and service files (YAML; scenarios/README.md has examples)\n"
+    "\n"
+    "A service file says how to start the program under test:\n"
+    "  service: NAME             a name for reports\n"
+    "  command: [PROG, ARG...]   run directly (a string: sh -c)\n"
+    "  dir: PATH                 working directory, relative to the file\n"
+    "  env: { KEY: VALUE }       added to the environment\n"
+    "  ready: { http: /health, timeout: 20s }   or { tcp: true }\n"
+    "  dependencies:\n"
+    "    NAME: { type: postgres | redis }       started and removed by us\n"
+    "    NAME: { type: external, address: HOST:PORT }\n"
+    "Variables: ${PORT} (the target's port), ${DATA_DIR} (an empty\n"
+    "folder), per dependency ${NAME_HOST}, ${NAME_PORT}, ${NAME_ADDR},\n"
+    "${NAME_URL}; any other ${VAR} from the environment; $$ is a $.\n"
+    "\n"
+    "A scenario file says what traffic, which faults when, what must hold:\n"
+    "  scenario: NAME\n"
+    "  description: TEXT         the guardrail, in words\n"
+    "  service: FILE             relative to this file (--service overrides)\n"
+    "  seed: N                   for p= decisions (default 1)\n"
+    "  traffic:\n"
+    "    ENDPOINT: { request: METHOD /path, rate: N, timeout: 2s,\n"
+    "                body: TEXT, headers: { K: V } }\n"
+    "  timeline:                 phases, in order\n"
+    "    - phase: NAME\n"
+    "      duration: 5s\n"
+    "      faults:               on for the whole phase unless timed\n"
+    "        - { ACTION: TARGET, OPTION: VALUE, at: 1s, until: 4s,\n"
+    "            every: 2s }     every: on and off in turns (flapping)\n"
+    "        - { ACTION: TARGET, at: start }   on before the target starts\n"
+    "  expect:\n"
+    "    PHASE | always:\n"
+    "      ENDPOINT: [ \"EXPECTATION\", ... ]\n"
+    "      - TARGET-EXPECTATION\n"
+    "\n"
+    "Open-loop traffic: request k of an endpoint starts at k/rate seconds\n"
+    "whether or not earlier ones finished. A fault that is never delivered\n"
+    "makes the scenario INCONCLUSIVE. Every mistake in a file is reported\n"
+    "as FILE:LINE:COL, what was found and what is allowed ('faultline\n"
+    "validate'). The faults (ACTION, TARGET, options) and the expectation\n"
+    "forms are listed by 'faultline list'.\n";
+
+/* `faultline help TOPIC`: each topic once, read by fl_usage and by the
+ * list of topics a bad one is answered with. */
+static const struct {
+  const char *name;
+  const char *text;
+  void (*print)(void);
+} topics[] = {
+    {"run", run_usage, NULL},          {"validate", validate_usage, NULL},
+    {"exec", exec_usage, NULL},        {"inject", inject_usage, NULL},
+    {"clear", clear_usage, NULL},      {"status", status_usage, NULL},
+    {"list", list_usage, NULL},        {"faults", NULL, faults_help},
+    {"scenario", scenario_help, NULL},
+};
+
+int fl_usage_topic(const char *topic) {
+  for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+    if (strcmp(topic, topics[i].name) == 0) {
+      if (topics[i].print != NULL)
+        topics[i].print();
+      else
+        fputs(topics[i].text, stdout);
+      return 0;
+    }
+  return -1;
+}
+
+void fl_usage_topics(char *buf, size_t size) {
+  buf[0] = '\0';
+  for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+    snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? ", " : "",
+             topics[i].name);
+}
+
 void fl_usage(const char *cmd) {
-  const char *text = general;
-  if (cmd == NULL)
-    text = general;
-  else if (strcmp(cmd, "exec") == 0)
-    text = exec_usage;
-  else if (strcmp(cmd, "run") == 0)
-    text = run_usage;
-  else if (strcmp(cmd, "validate") == 0)
-    text = validate_usage;
-  else if (strcmp(cmd, "inject") == 0)
-    text = inject_usage;
-  else if (strcmp(cmd, "clear") == 0)
-    text = clear_usage;
-  else if (strcmp(cmd, "status") == 0)
-    text = status_usage;
-  else if (strcmp(cmd, "list") == 0)
-    text = list_usage;
-  else if (strcmp(cmd, "faults") == 0)
-    return faults_help();
-  fputs(text, stdout);
+  if (cmd == NULL || fl_usage_topic(cmd) != 0)
+    fputs(general, stdout);
 }
 
 /* `faultline list`: one line per fault of these kinds (bits 1 << kind). */

@@ -39,16 +39,11 @@ static int help(int argc, char **argv) {
     char *args[] = {"faultline", "report", "--help", NULL};
     return exec_runner(args);
   }
-  const char *topics[] = {"run",   "validate", "exec", "inject",
-                          "clear", "status",   "list", "faults"};
-  for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
-    if (strcmp(argv[1], topics[i]) == 0) {
-      fl_usage(topics[i]);
-      return FL_EXIT_OK;
-    }
-  fl_say("help: unknown topic '%s' (allowed: run, validate, report, exec, "
-         "inject, clear, status, list, faults)",
-         argv[1]);
+  if (fl_usage_topic(argv[1]) == 0)
+    return FL_EXIT_OK;
+  char list[256];
+  fl_usage_topics(list, sizeof(list));
+  fl_say("help: unknown topic '%s' (allowed: report, %s)", argv[1], list);
   return FL_EXIT_USAGE;
 }
 
