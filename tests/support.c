@@ -384,18 +384,13 @@ int t_pg_start(struct t_pg *pg) {
     pg->port = t_free_port();
     char port[16];
     snprintf(port, sizeof(port), "%d", pg->port);
-    char *postgres[] = {PG_BIN "postgres",
-                        "-D",
-                        data,
-                        "-p",
-                        port,
-                        "-k",
-                        pg->dir,
-                        "-c",
-                        "listen_addresses=127.0.0.1",
-                        "-c",
+    char *postgres[] = {PG_BIN "postgres", "-D", data, "-p", port, "-k",
+                        pg->dir, "-c", "listen_addresses=127.0.0.1", "-c",
                         "fsync=off",
-                        NULL};
+                        /* Dynamic segments as files in the cluster's own
+                         * folder: a SIGKILLed server leaves nothing in
+                         * /dev/shm (as harness/deps/postgres.c does). */
+                        "-c", "dynamic_shared_memory_type=mmap", NULL};
     pg->pid = spawn_pg(postgres, 1);
     if (t_wait_port(pg->port, 15000) == 0 && pg_accepting(pg->port) == 0)
       return 0;

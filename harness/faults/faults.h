@@ -94,6 +94,9 @@ void fl_draft_init(struct fl_rule_draft *d, const struct fl_fault_type *t);
 /* One option, key=value, read by its row of the option table. */
 int fl_draft_option(struct fl_rule_draft *d, const char *key, const char *value,
                     char *err, size_t errlen);
+/* The typed form of a redirect's to=ADDRESS:PORT (a port and a whole
+ * address: prefix 32 or 128). */
+void fl_draft_redirect(struct fl_rule_draft *d, const struct fl_addr *to);
 /* Checks required options and fills in defaults. */
 int fl_draft_finish(struct fl_rule_draft *d, char *err, size_t errlen);
 /* Is key an option of any fault? */

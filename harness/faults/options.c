@@ -336,6 +336,13 @@ static int seen(const struct fl_rule_draft *d, const char *key, size_t len) {
   return 0;
 }
 
+void fl_draft_redirect(struct fl_rule_draft *d, const struct fl_addr *to) {
+  d->rule.redirect = *to;
+  for (size_t i = 0; i < COUNT(options); i++)
+    if (strcmp(options[i].key, "to") == 0)
+      d->seen |= UINT32_C(1) << i;
+}
+
 int fl_draft_finish(struct fl_rule_draft *d, char *err, size_t errlen) {
   const struct fl_fault_type *t = d->type;
   if (t->needs != NULL && !seen(d, t->needs, strcspn(t->needs, "="))) {

@@ -255,14 +255,31 @@ int fl_proxy_port(const fl_proxy_t *p) { return p->port; }
 
 int fl_proxy_redirect_rule(const fl_proxy_t *p, const char *target,
                            struct fl_rule *rule, char *err, size_t errlen) {
-  char spec[FL_SPEC_MAX];
-  int v6 = p->upstream.ss_family == AF_INET6;
-  snprintf(spec, sizeof(spec), "redirect@%s,to=%s:%d", target,
-           v6 ? "[::1]" : "127.0.0.1", p->port);
-  int rc = fl_spec_parse(spec, rule, err, errlen);
+  struct fl_rule_draft d;
+  fl_draft_init(&d, fl_fault_of_action(FL_ACT_REDIRECT));
+  /* The proxy's own listener, on the loopback of its upstream's family. */
+  struct fl_addr to = {.port = (uint16_t)p->port};
+  if (p->upstream.ss_family == AF_INET6) {
+    to.family = AF_INET6;
+    to.prefix = 128;
+    to.addr[15] = 1;
+  } else {
+    to.family = AF_INET;
+    to.prefix = 32;
+    memcpy(to.addr, "\x7f\x00\x00\x01", 4);
+  }
+  fl_draft_redirect(&d, &to);
+  int rc = fl_rule_aim(&d.rule, target, err, errlen);
   if (rc == 0)
-    rule->flags |= FL_RULE_PINNED; /* `faultline clear` must not drop it */
-  return rc;
+    rc = fl_draft_finish(&d, err, errlen);
+  if (rc != 0)
+    return rc;
+  *rule = d.rule;
+  rule->flags |= FL_RULE_PINNED; /* `faultline clear` must not drop it */
+  /* For `faultline status`: what the rule says, in spec words. */
+  snprintf(rule->spec, sizeof(rule->spec), "redirect@%s,to=%s:%d", target,
+           to.family == AF_INET6 ? "[::1]" : "127.0.0.1", p->port);
+  return 0;
 }
 
 void fl_proxy_maybe_free(fl_proxy_t *p) {
