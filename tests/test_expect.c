@@ -83,6 +83,38 @@ Test(expect_parse, header, .timeout = 10) {
   cr_assert_eq(e.header, -1, "the runner assigns other headers' slots");
 }
 
+Test(expect_parse, header_checks, .timeout = 10) {
+  struct fl_expect e = parse_ok("header(X-Cache) == \"degraded\" on 2xx");
+  cr_assert_eq(e.kind, FL_EXP_HEADER);
+  cr_assert_str_eq(e.name, "X-Cache");
+  cr_assert_eq(e.check, FL_HDR_STRING);
+  cr_assert_eq(e.op, FL_CMP_EQ);
+  cr_assert_str_eq(e.str, "degraded");
+  cr_assert_eq(e.cls.lo, 200);
+  e = parse_ok("header(X-Cache)!=\"miss\"on 2xx");
+  cr_assert_eq(e.op, FL_CMP_NE);
+  cr_assert_str_eq(e.str, "miss");
+  e = parse_ok("header(ETag) == \"\\\"v1\\\" \\\\ x\" on 200");
+  cr_assert_str_eq(e.str, "\"v1\" \\ x", "escaped quote and backslash");
+  e = parse_ok("header(X-Empty) != \"\" on 200");
+  cr_assert_str_eq(e.str, "");
+  e = parse_ok("header(Retry-After) <= 30 on 503");
+  cr_assert_eq(e.check, FL_HDR_NUMBER);
+  cr_assert_eq(e.op, FL_CMP_LE);
+  cr_assert_float_eq(e.value, 30, 1e-12);
+  cr_assert_eq(e.header, 0);
+  static const char *const ops[] = {"<", "<=", ">", ">=", "==", "!="};
+  for (int op = FL_CMP_LT; op <= FL_CMP_NE; op++) {
+    char text[64];
+    snprintf(text, sizeof(text), "header(X-Load) %s 0.75 on 2xx", ops[op]);
+    e = parse_ok(text);
+    cr_expect_eq(e.op, op, "%s", text);
+    cr_expect_float_eq(e.value, 0.75, 1e-12, "%s", text);
+  }
+  e = parse_ok("header(X-Cache) on 2xx");
+  cr_assert_eq(e.check, FL_HDR_PRESENT, "no value: present and valid");
+}
+
 Test(expect_parse, latency, .timeout = 10) {
   struct fl_expect e = parse_ok("p(99) < 3s");
   cr_assert_eq(e.kind, FL_EXP_PERCENTILE);
@@ -563,6 +595,124 @@ Test(expect_eval, header_other_name, .timeout = 10) {
                0);
   cr_assert_str_eq(ob,
                    "invalid on 1 of 3 2xx responses (first at t=0.01s: '  ')");
+}
+
+/* Each record's slot 1 set to v[i % nv]. */
+static void set_slot1(struct fl_request *r, size_t n, char **v, size_t nv) {
+  for (size_t i = 0; i < n; i++)
+    r[i].headers[1] = v[i % nv];
+}
+
+static int eval_slot1(const char *text, const struct fl_request *r, size_t n) {
+  struct fl_expect e = parse_ok(text);
+  e.header = 1; /* the runner's capture slot */
+  return fl_expect_eval_endpoint(&e, r, n, 0, 10, 1, exp_buf, sizeof(exp_buf),
+                                 obs_buf, sizeof(obs_buf));
+}
+
+Test(expect_eval, header_string_check, .timeout = 10) {
+  struct fl_request r[10];
+  static char degraded[] = "degraded", miss[] = "miss", hit[] = " hit ";
+  fill(r, 10, 0, 200, NULL);
+  set_slot1(r, 10, (char *[]){degraded}, 1);
+  const char *h = "header(X-Cache) == \"degraded\" on 2xx";
+  cr_assert_eq(eval_slot1(h, r, 10), 1, "%s", obs_buf);
+  cr_assert_str_eq(exp_buf, "X-Cache == \"degraded\" on every 2xx response");
+  cr_assert_str_eq(obs_buf, "held on 10 of 10 2xx responses");
+  cr_assert_eq(eval_slot1("header(X-Cache) != \"miss\" on 2xx", r, 10), 1);
+  /* Some lack it, some say something else: both counted, one value
+   * shown. */
+  set_slot1(r, 10, (char *[]){degraded, NULL, miss, hit}, 4);
+  cr_assert_eq(eval_slot1(h, r, 10), 0);
+  cr_assert_str_eq(obs_buf, "missing on 3 and wrong value on 4 of 10 2xx "
+                            "responses (first at t=0.01s: missing; e.g. "
+                            "'miss' at t=0.02s)");
+  cr_assert_eq(eval_slot1("header(X-Cache) != \"miss\" on 2xx", r, 10), 0);
+  cr_assert_str_eq(obs_buf, "missing on 3 and wrong value on 2 of 10 2xx "
+                            "responses (first at t=0.01s: missing; e.g. "
+                            "'miss' at t=0.02s)");
+  /* Blanks around a value are not part of it. */
+  set_slot1(r, 10, (char *[]){hit}, 1);
+  cr_assert_eq(eval_slot1("header(X-Cache) == \"hit\" on 2xx", r, 10), 1, "%s",
+               obs_buf);
+  /* Other classes are not held to it. */
+  r[3].status = 503;
+  r[3].headers[1] = NULL;
+  cr_assert_eq(eval_slot1("header(X-Cache) == \"hit\" on 2xx", r, 10), 1);
+  cr_assert_str_eq(obs_buf, "held on 9 of 9 2xx responses");
+}
+
+Test(expect_eval, header_number_check, .timeout = 10) {
+  struct fl_request r[6];
+  static char ten[] = "10", half[] = "0.5", word[] = "soon", big[] = "45";
+  fill(r, 6, 0, 503, NULL);
+  set_slot1(r, 6, (char *[]){ten, half}, 2);
+  cr_assert_eq(eval_slot1("header(X-Load) <= 10 on 503", r, 6), 1, "%s",
+               obs_buf);
+  cr_assert_str_eq(exp_buf, "X-Load <= 10 on every 503 response");
+  cr_assert_eq(eval_slot1("header(X-Load) < 10 on 503", r, 6), 0);
+  cr_assert_str_eq(obs_buf, "wrong value on 3 of 6 503 responses (first at "
+                            "t=0.00s: '10')");
+  cr_assert_eq(eval_slot1("header(X-Load) == 0.5 on 5xx", r + 1, 1), 1);
+  r[4].headers[1] = word;
+  cr_assert_eq(eval_slot1("header(X-Load) >= 0 on 503", r, 6), 0);
+  cr_assert_str_eq(obs_buf, "invalid on 1 of 6 503 responses (first at "
+                            "t=0.04s: 'soon')");
+
+  /* Retry-After: delta-seconds, or an HTTP-date counted from the
+   * response's arrival. */
+  static char date[] = "Sun, 06 Nov 1994 08:49:37 GMT";
+  long long when;
+  cr_assert_eq(fl_http_date_parse(date, &when), 0);
+  fill(r, 6, 0, 503, big);
+  const char *h = "header(Retry-After) <= 30 on 503";
+  cr_assert_eq(eval(h, r, 6, 0, 10, 1), 0);
+  cr_assert_str_eq(exp_buf, "Retry-After <= 30 on every 503 response "
+                            "(seconds; an HTTP-date from the response)");
+  cr_assert_str_eq(obs_buf, "wrong value on 6 of 6 503 responses (first at "
+                            "t=0.00s: '45')");
+  for (int i = 0; i < 6; i++) {
+    r[i].headers[0] = date;
+    r[i].received = (double)when - 20; /* the date is 20 s away */
+  }
+  cr_assert_eq(eval(h, r, 6, 0, 10, 1), 1, "%s", obs_buf);
+  cr_assert_eq(eval("header(Retry-After) > 20 on 503", r, 6, 0, 10, 1), 0);
+  cr_assert_str_eq(obs_buf, "wrong value on 6 of 6 503 responses (first at "
+                            "t=0.00s: 'Sun, 06 Nov 1994 08:49:37 GMT' = 20s "
+                            "after the response)");
+  r[2].received = (double)when - 40.4;
+  cr_assert_eq(eval(h, r, 6, 0, 10, 1), 0);
+  cr_assert(strstr(obs_buf, "wrong value on 1 of 6") != NULL, "%s", obs_buf);
+  cr_assert(strstr(obs_buf, "= 40s after the response") != NULL, "%s", obs_buf);
+}
+
+/* What a failed rate held instead: largest first, four at most. */
+Test(expect_eval, rate_breakdown, .timeout = 10) {
+  struct fl_request r[80];
+  for (int i = 0; i < 80; i++)
+    r[i] = i < 62 ? ok_req(i * 0.1, 0.01, 500)
+                  : err_req(i * 0.1, 2, FL_XFER_TIMEOUT);
+  cr_assert_eq(eval("rate(503) >= 95%", r, 80, 0, 10, 2), 0);
+  cr_assert_str_eq(obs_buf,
+                   "0.0% 503 (0 of 80): 62 \u00d7 500, 18 \u00d7 timeout");
+  /* Six kinds of outcome: four named, then an ellipsis. */
+  static const int st[] = {200, 500, 502, 504, 429};
+  for (int i = 0; i < 80; i++)
+    r[i] = i < 30   ? ok_req(i * 0.1, 0.01, 200)
+           : i < 75 ? ok_req(i * 0.1, 0.01, st[1 + i % 4])
+                    : err_req(i * 0.1, 0.01, FL_XFER_RESET);
+  cr_assert_eq(eval("rate(2xx) >= 99%", r, 80, 0, 10, 2), 0);
+  cr_assert_str_eq(obs_buf, "37.5% 2xx (30 of 80): 12 \u00d7 504, 11 \u00d7 "
+                            "429, 11 \u00d7 500, 11 \u00d7 502, \u2026");
+  /* Too much of a class: which outcomes in it. */
+  cr_assert_eq(eval("rate(5xx) <= 10%", r, 80, 0, 10, 2), 0);
+  cr_assert_str_eq(obs_buf, "42.5% 5xx (34 of 80): 12 \u00d7 504, 11 \u00d7 "
+                            "500, 11 \u00d7 502");
+  /* A rate that is exactly what != forbids: everything. */
+  for (int i = 0; i < 4; i++)
+    r[i] = ok_req(i * 0.1, 0.01, i < 2 ? 200 : 503);
+  cr_assert_eq(eval("rate(2xx) != 50%", r, 4, 0, 10, 2), 0);
+  cr_assert_str_eq(obs_buf, "50.0% 2xx (2 of 4): 2 \u00d7 200, 2 \u00d7 503");
 }
 
 /* A window [from, from + secs) at 10 requests a second where second s has
