@@ -213,12 +213,11 @@ Test(run, list_forms_validate) {
       }
     }
     snprintf(section + strlen(section), 2048 - strlen(section),
-             section == endpoint ? "      - \"%s\"\n" : "    - \"%s\"\n",
-             filled);
+             section == endpoint ? "      - '%s'\n" : "    - '%s'\n", filled);
     forms++;
   }
   t_run_free(&r);
-  cr_assert_eq(forms, 13, "found %d forms", forms);
+  cr_assert_eq(forms, 15, "found %d forms", forms);
   char scenario[6000];
   snprintf(scenario, sizeof(scenario),
            "scenario: forms\nservice: web.yaml\ntraffic:\n"
