@@ -42,14 +42,20 @@ static const struct expected_failure fragile[] = {
       "outage / live: rate(200) >= 99%", NULL}},
     {"pool-limit", {"outage / items: header(Retry-After) on 503", NULL}},
     {"pool-saturated", {"outage / items: header(Retry-After) on 503", NULL}},
-    {"redis-killed", {"outage / profile: rate(2xx) >= 95%", NULL}},
-    {"redis-paused", {"outage / profile: p(99) < 1.5s", NULL}},
+    {"redis-killed",
+     {"outage / profile: rate(2xx) >= 95%",
+      "outage / profile: header(X-Cache) == \"degraded\" on 2xx", NULL}},
+    {"redis-paused",
+     {"outage / profile: p(99) < 1.5s",
+      "outage / profile: header(X-Cache) == \"degraded\" on 2xx", NULL}},
     {"fd-exhaustion", {"outage / items: rate(503) >= 50%", NULL}},
     {"disk-full", {"outage / upload: rate(507) >= 95%", NULL}},
     {"db-slow",
      {"slow / items: p(99) < 2s", "slow / items: header(Retry-After) on 503",
       NULL}},
-    {"redis-stall", {"outage / profile: p(99) < 1.5s", NULL}},
+    {"redis-stall",
+     {"outage / profile: p(99) < 1.5s",
+      "outage / profile: header(X-Cache) == \"degraded\" on 2xx", NULL}},
 };
 
 static char dir[256];

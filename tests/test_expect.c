@@ -83,6 +83,38 @@ Test(expect_parse, header, .timeout = 10) {
   cr_assert_eq(e.header, -1, "the runner assigns other headers' slots");
 }
 
+Test(expect_parse, header_checks, .timeout = 10) {
+  struct fl_expect e = parse_ok("header(X-Cache) == \"degraded\" on 2xx");
+  cr_assert_eq(e.kind, FL_EXP_HEADER);
+  cr_assert_str_eq(e.name, "X-Cache");
+  cr_assert_eq(e.check, FL_HDR_STRING);
+  cr_assert_eq(e.op, FL_CMP_EQ);
+  cr_assert_str_eq(e.str, "degraded");
+  cr_assert_eq(e.cls.lo, 200);
+  e = parse_ok("header(X-Cache)!=\"miss\"on 2xx");
+  cr_assert_eq(e.op, FL_CMP_NE);
+  cr_assert_str_eq(e.str, "miss");
+  e = parse_ok("header(ETag) == \"\\\"v1\\\" \\\\ x\" on 200");
+  cr_assert_str_eq(e.str, "\"v1\" \\ x", "escaped quote and backslash");
+  e = parse_ok("header(X-Empty) != \"\" on 200");
+  cr_assert_str_eq(e.str, "");
+  e = parse_ok("header(Retry-After) <= 30 on 503");
+  cr_assert_eq(e.check, FL_HDR_NUMBER);
+  cr_assert_eq(e.op, FL_CMP_LE);
+  cr_assert_float_eq(e.value, 30, 1e-12);
+  cr_assert_eq(e.header, 0);
+  static const char *const ops[] = {"<", "<=", ">", ">=", "==", "!="};
+  for (int op = FL_CMP_LT; op <= FL_CMP_NE; op++) {
+    char text[64];
+    snprintf(text, sizeof(text), "header(X-Load) %s 0.75 on 2xx", ops[op]);
+    e = parse_ok(text);
+    cr_expect_eq(e.op, op, "%s", text);
+    cr_expect_float_eq(e.value, 0.75, 1e-12, "%s", text);
+  }
+  e = parse_ok("header(X-Cache) on 2xx");
+  cr_assert_eq(e.check, FL_HDR_PRESENT, "no value: present and valid");
+}
+
 Test(expect_parse, latency, .timeout = 10) {
   struct fl_expect e = parse_ok("p(99) < 3s");
   cr_assert_eq(e.kind, FL_EXP_PERCENTILE);
@@ -334,7 +366,7 @@ Test(expect_eval, in_flight_left_out, .timeout = 10) {
   struct fl_request r[4] = {ok_req(0, 0.1, 503), ok_req(1, 0.1, 503),
                             ok_req(2, -1, 0), ok_req(3, -1, 0)};
   cr_assert_eq(eval("rate(503) == 100%", r, 4, 0, 10, 1), 1, "%s", obs_buf);
-  cr_assert_str_eq(obs_buf, "100.0% (2 of 2)");
+  cr_assert_str_eq(obs_buf, "100.0% 503 (2 of 2)");
   cr_assert_eq(eval("p(1) == 100ms", r, 4, 0, 10, 1), 1, "%s", obs_buf);
   cr_assert_eq(eval("requests == 4", r, 4, 0, 10, 1), 1, "they were sent");
   cr_assert_eq(eval("max < 1s", r, 4, 2, 10, 1), 0);
@@ -348,7 +380,7 @@ Test(expect_eval, window_by_schedule, .timeout = 10) {
   /* [2, 5) holds the 30 requests scheduled at 2.0 .. 4.9, all 503. */
   cr_assert_eq(eval("requests == 30", r, 100, 2, 5, 1), 1, "%s", obs_buf);
   cr_assert_eq(eval("rate(503) == 100%", r, 100, 2, 5, 1), 1, "%s", obs_buf);
-  cr_assert_str_eq(obs_buf, "100.0% (30 of 30)");
+  cr_assert_str_eq(obs_buf, "100.0% 503 (30 of 30)");
   cr_assert_eq(eval("rate(503) == 0%", r, 100, 5, 10, 1), 1, "%s", obs_buf);
 }
 
@@ -358,7 +390,7 @@ Test(expect_eval, rate_boundary, .timeout = 10) {
     r[i] = ok_req(i * 0.01, 0.01, i < 95 ? 503 : 200);
   cr_assert_eq(eval("rate(503) >= 95%", r, 100, 0, 10, 1), 1);
   cr_assert_str_eq(exp_buf, ">= 95%");
-  cr_assert_str_eq(obs_buf, "95.0% (95 of 100)");
+  cr_assert_str_eq(obs_buf, "95.0% 503 (95 of 100)");
   cr_assert_eq(eval("rate(503) > 95%", r, 100, 0, 10, 1), 0);
   cr_assert_eq(eval("rate(503) == 95%", r, 100, 0, 10, 1), 1);
   cr_assert_eq(eval("rate(2xx) <= 5%", r, 100, 0, 10, 1), 1);
@@ -369,13 +401,13 @@ Test(expect_eval, rate_boundary, .timeout = 10) {
   cr_assert_eq(eval("rate(503) >= 95%", r, 60, 0, 10, 1), 1, "%s", obs_buf);
   r[0].status = 200;
   cr_assert_eq(eval("rate(503) >= 95%", r, 60, 0, 10, 1), 0);
-  cr_assert_str_eq(obs_buf, "93.3% (56 of 60)");
+  cr_assert_str_eq(obs_buf, "93.3% 503 (56 of 60): 4 \u00d7 200");
 
   /* 94.96 % fails >= 95 % and must not be shown as "95.0%". */
   for (int i = 0; i < 2500; i++)
     r[i] = ok_req(i * 0.001, 0.01, i < 2374 ? 503 : 200);
   cr_assert_eq(eval("rate(503) >= 95%", r, 2500, 0, 10, 1), 0);
-  cr_assert_str_eq(obs_buf, "94.96% (2374 of 2500)");
+  cr_assert_str_eq(obs_buf, "94.96% 503 (2374 of 2500): 126 \u00d7 200");
   cr_assert_eq(eval("rate(503) >= 99.9%", r, 1000, 0, 10, 1), 1);
 }
 
@@ -385,7 +417,8 @@ Test(expect_eval, all_transport_errors, .timeout = 10) {
     r[i] = err_req(i * 0.1, i < 40 ? 2.0 : 0.001,
                    i < 40 ? FL_XFER_TIMEOUT : FL_XFER_REFUSED);
   cr_assert_eq(eval("rate(2xx) >= 1%", r, 50, 0, 10, 2), 0);
-  cr_assert_str_eq(obs_buf, "0.0% (0 of 50)");
+  cr_assert_str_eq(obs_buf,
+                   "0.0% 2xx (0 of 50): 40 \u00d7 timeout, 10 \u00d7 refused");
   cr_assert_eq(eval("rate(5xx) == 0%", r, 50, 0, 10, 2), 1,
                "a transport error is not a 5xx response");
   cr_assert_eq(eval("rate(error) == 100%", r, 50, 0, 10, 2), 1);
@@ -394,7 +427,9 @@ Test(expect_eval, all_transport_errors, .timeout = 10) {
   cr_assert_eq(eval("rate(reset) == 0%", r, 50, 0, 10, 2), 1);
   /* Latencies of failed requests count: the timeouts set p(99). */
   cr_assert_eq(eval("p(99) < 1s", r, 50, 0, 10, 2), 0);
-  cr_assert_str_eq(obs_buf, "p(99) = 2.00s (50 requests)");
+  cr_assert_str_eq(obs_buf,
+                   "p(99) = 2.00s (50 requests; slowest 2.00s at t=0.00s: "
+                   "timeout)");
   cr_assert_eq(eval("within timeout", r, 50, 0, 10, 2), 1, "%s", obs_buf);
   cr_assert_eq(eval("header(Retry-After) on 503", r, 50, 0, 10, 2), 0);
   cr_assert_str_eq(obs_buf, "no 503 responses");
@@ -408,7 +443,9 @@ Test(expect_eval, percentile_one_sample, .timeout = 10) {
     cr_expect_eq(eval(ps[i], &r, 1, 0, 10, 1), 1, "%s: %s", ps[i], obs_buf);
   cr_assert_eq(eval("p(99) < 120ms", &r, 1, 0, 10, 1), 0);
   cr_assert_str_eq(exp_buf, "< 120ms");
-  cr_assert_str_eq(obs_buf, "p(99) = 120ms (1 request)");
+  cr_assert_str_eq(obs_buf,
+                   "p(99) = 120ms (1 request; slowest 120ms at t=1.00s: "
+                   "200)");
 }
 
 Test(expect_eval, percentile_hundred_samples, .timeout = 10) {
@@ -426,11 +463,14 @@ Test(expect_eval, percentile_hundred_samples, .timeout = 10) {
   cr_assert_eq(eval("p(0.5) == 10ms", r, 100, 0, 10, 1), 1, "%s", obs_buf);
   cr_assert_eq(eval("p(90) > 3s", r, 100, 0, 10, 1), 0);
   cr_assert_str_eq(exp_buf, "> 3s");
-  cr_assert_str_eq(obs_buf, "p(90) = 900ms (100 requests)");
+  cr_assert_str_eq(obs_buf,
+                   "p(90) = 900ms (100 requests; slowest 1.00s at t=1.35s: "
+                   "200)");
   /* A value just over the limit is shown with the digits that say so. */
   r[0].latency = 3.004;
   cr_assert_eq(eval("p(100) <= 3s", r, 100, 0, 10, 1), 0);
-  cr_assert_str_eq(obs_buf, "p(100) = 3.004s (100 requests)");
+  cr_assert_str_eq(obs_buf, "p(100) = 3.004s (100 requests; slowest 3.004s at "
+                            "t=0.00s: 200)");
 }
 
 Test(expect_eval, max, .timeout = 10) {
@@ -441,7 +481,7 @@ Test(expect_eval, max, .timeout = 10) {
   cr_assert_eq(eval("max < 5s", r, 10, 0, 20, 1), 1);
   cr_assert_eq(eval("max < 2s", r, 10, 0, 20, 1), 0);
   cr_assert_str_eq(exp_buf, "< 2s");
-  cr_assert_str_eq(obs_buf, "max = 4.20s at t=12.30s (10 requests)");
+  cr_assert_str_eq(obs_buf, "max = 4.20s at t=12.30s: 200 (10 requests)");
 }
 
 Test(expect_eval, within_timeout, .timeout = 10) {
@@ -460,11 +500,24 @@ Test(expect_eval, within_timeout, .timeout = 10) {
   cr_assert_str_eq(obs_buf, "the endpoint has no timeout");
 }
 
+/* Header slots for the records of a test, as the traffic would make
+ * them (each test runs in its own process). */
+#define SLOTS 4
+static char *slot_pool[2048][SLOTS];
+static size_t slots_used;
+
+static void with_slots(struct fl_request *r) {
+  r->headers = slot_pool[slots_used++ % 2048];
+  memset(r->headers, 0, SLOTS * sizeof(char *));
+  r->nheaders = SLOTS;
+}
+
 /* n responses from t0 every 0.01 s, each with status and Retry-After. */
 static void fill(struct fl_request *r, size_t n, double t0, int status,
                  char *retry_after) {
   for (size_t i = 0; i < n; i++) {
     r[i] = ok_req(t0 + (double)i * 0.01, 0.02, status);
+    with_slots(&r[i]);
     r[i].headers[0] = retry_after;
   }
 }
@@ -481,11 +534,12 @@ Test(expect_eval, header_retry_after, .timeout = 10) {
   cr_assert_str_eq(exp_buf,
                    "Retry-After on every 503 response (delta-seconds or "
                    "HTTP-date)");
-  cr_assert_str_eq(obs_buf, "missing on 243 of 243 (first at t=3.02s)");
+  cr_assert_str_eq(obs_buf,
+                   "missing on 243 of 243 503 responses (first at t=3.02s)");
 
   fill(r, 243, 3.02, 503, delta);
   cr_assert_eq(eval(h, r, 243, 0, 10, 1), 1);
-  cr_assert_str_eq(obs_buf, "valid on 243 of 243");
+  cr_assert_str_eq(obs_buf, "valid on 243 of 243 503 responses");
   r[10].headers[0] = date;
   r[11].headers[0] = ows;
   cr_assert_eq(eval(h, r, 243, 0, 10, 1), 1, "%s", obs_buf);
@@ -497,17 +551,21 @@ Test(expect_eval, header_retry_after, .timeout = 10) {
   }
   r[20].headers[0] = soon;
   eval(h, r, 243, 0, 10, 1);
-  cr_assert_str_eq(obs_buf, "invalid on 1 of 243 (first at t=3.22s: 'soon')");
+  cr_assert_str_eq(obs_buf,
+                   "invalid on 1 of 243 503 responses (first at t=3.22s: "
+                   "'soon')");
   r[5].headers[0] = NULL;
   eval(h, r, 243, 0, 10, 1);
-  cr_assert_str_eq(obs_buf, "missing on 1 and invalid on 1 of 243 (first at "
-                            "t=3.07s: missing)");
+  cr_assert_str_eq(obs_buf,
+                   "missing on 1 and invalid on 1 of 243 503 responses "
+                   "(first at t=3.07s: missing; e.g. 'soon' at "
+                   "t=3.22s)");
 
   /* Only 503s are held to it: 200s without the header do not count. */
   fill(r, 100, 0, 200, NULL);
   fill(r + 100, 20, 1, 503, delta);
   cr_assert_eq(eval(h, r, 120, 0, 10, 1), 1, "%s", obs_buf);
-  cr_assert_str_eq(obs_buf, "valid on 20 of 20");
+  cr_assert_str_eq(obs_buf, "valid on 20 of 20 503 responses");
   cr_assert_eq(eval("header(Retry-After) on 5xx", r, 120, 0, 10, 1), 1);
   cr_assert_eq(eval("header(Retry-After) on 2xx", r, 120, 0, 10, 1), 0);
   cr_assert_eq(eval("header(Retry-After) on 429", r, 120, 0, 10, 1), 0);
@@ -535,7 +593,126 @@ Test(expect_eval, header_other_name, .timeout = 10) {
   cr_assert_eq(fl_expect_eval_endpoint(&e, r, 3, 0, 10, 1, ex, sizeof(ex), ob,
                                        sizeof(ob)),
                0);
-  cr_assert_str_eq(ob, "invalid on 1 of 3 (first at t=0.01s: '  ')");
+  cr_assert_str_eq(ob,
+                   "invalid on 1 of 3 2xx responses (first at t=0.01s: '  ')");
+}
+
+/* Each record's slot 1 set to v[i % nv]. */
+static void set_slot1(struct fl_request *r, size_t n, char **v, size_t nv) {
+  for (size_t i = 0; i < n; i++)
+    r[i].headers[1] = v[i % nv];
+}
+
+static int eval_slot1(const char *text, const struct fl_request *r, size_t n) {
+  struct fl_expect e = parse_ok(text);
+  e.header = 1; /* the runner's capture slot */
+  return fl_expect_eval_endpoint(&e, r, n, 0, 10, 1, exp_buf, sizeof(exp_buf),
+                                 obs_buf, sizeof(obs_buf));
+}
+
+Test(expect_eval, header_string_check, .timeout = 10) {
+  struct fl_request r[10];
+  static char degraded[] = "degraded", miss[] = "miss", hit[] = " hit ";
+  fill(r, 10, 0, 200, NULL);
+  set_slot1(r, 10, (char *[]){degraded}, 1);
+  const char *h = "header(X-Cache) == \"degraded\" on 2xx";
+  cr_assert_eq(eval_slot1(h, r, 10), 1, "%s", obs_buf);
+  cr_assert_str_eq(exp_buf, "X-Cache == \"degraded\" on every 2xx response");
+  cr_assert_str_eq(obs_buf, "held on 10 of 10 2xx responses");
+  cr_assert_eq(eval_slot1("header(X-Cache) != \"miss\" on 2xx", r, 10), 1);
+  /* Some lack it, some say something else: both counted, one value
+   * shown. */
+  set_slot1(r, 10, (char *[]){degraded, NULL, miss, hit}, 4);
+  cr_assert_eq(eval_slot1(h, r, 10), 0);
+  cr_assert_str_eq(obs_buf, "missing on 3 and wrong value on 4 of 10 2xx "
+                            "responses (first at t=0.01s: missing; e.g. "
+                            "'miss' at t=0.02s)");
+  cr_assert_eq(eval_slot1("header(X-Cache) != \"miss\" on 2xx", r, 10), 0);
+  cr_assert_str_eq(obs_buf, "missing on 3 and wrong value on 2 of 10 2xx "
+                            "responses (first at t=0.01s: missing; e.g. "
+                            "'miss' at t=0.02s)");
+  /* Blanks around a value are not part of it. */
+  set_slot1(r, 10, (char *[]){hit}, 1);
+  cr_assert_eq(eval_slot1("header(X-Cache) == \"hit\" on 2xx", r, 10), 1, "%s",
+               obs_buf);
+  /* Other classes are not held to it. */
+  r[3].status = 503;
+  r[3].headers[1] = NULL;
+  cr_assert_eq(eval_slot1("header(X-Cache) == \"hit\" on 2xx", r, 10), 1);
+  cr_assert_str_eq(obs_buf, "held on 9 of 9 2xx responses");
+}
+
+Test(expect_eval, header_number_check, .timeout = 10) {
+  struct fl_request r[6];
+  static char ten[] = "10", half[] = "0.5", word[] = "soon", big[] = "45";
+  fill(r, 6, 0, 503, NULL);
+  set_slot1(r, 6, (char *[]){ten, half}, 2);
+  cr_assert_eq(eval_slot1("header(X-Load) <= 10 on 503", r, 6), 1, "%s",
+               obs_buf);
+  cr_assert_str_eq(exp_buf, "X-Load <= 10 on every 503 response");
+  cr_assert_eq(eval_slot1("header(X-Load) < 10 on 503", r, 6), 0);
+  cr_assert_str_eq(obs_buf, "wrong value on 3 of 6 503 responses (first at "
+                            "t=0.00s: '10')");
+  cr_assert_eq(eval_slot1("header(X-Load) == 0.5 on 5xx", r + 1, 1), 1);
+  r[4].headers[1] = word;
+  cr_assert_eq(eval_slot1("header(X-Load) >= 0 on 503", r, 6), 0);
+  cr_assert_str_eq(obs_buf, "invalid on 1 of 6 503 responses (first at "
+                            "t=0.04s: 'soon')");
+
+  /* Retry-After: delta-seconds, or an HTTP-date counted from the
+   * response's arrival. */
+  static char date[] = "Sun, 06 Nov 1994 08:49:37 GMT";
+  long long when;
+  cr_assert_eq(fl_http_date_parse(date, &when), 0);
+  fill(r, 6, 0, 503, big);
+  const char *h = "header(Retry-After) <= 30 on 503";
+  cr_assert_eq(eval(h, r, 6, 0, 10, 1), 0);
+  cr_assert_str_eq(exp_buf, "Retry-After <= 30 on every 503 response "
+                            "(seconds; an HTTP-date from the response)");
+  cr_assert_str_eq(obs_buf, "wrong value on 6 of 6 503 responses (first at "
+                            "t=0.00s: '45')");
+  for (int i = 0; i < 6; i++) {
+    r[i].headers[0] = date;
+    r[i].received = (double)when - 20; /* the date is 20 s away */
+  }
+  cr_assert_eq(eval(h, r, 6, 0, 10, 1), 1, "%s", obs_buf);
+  cr_assert_eq(eval("header(Retry-After) > 20 on 503", r, 6, 0, 10, 1), 0);
+  cr_assert_str_eq(obs_buf, "wrong value on 6 of 6 503 responses (first at "
+                            "t=0.00s: 'Sun, 06 Nov 1994 08:49:37 GMT' = 20s "
+                            "after the response)");
+  r[2].received = (double)when - 40.4;
+  cr_assert_eq(eval(h, r, 6, 0, 10, 1), 0);
+  cr_assert(strstr(obs_buf, "wrong value on 1 of 6") != NULL, "%s", obs_buf);
+  cr_assert(strstr(obs_buf, "= 40s after the response") != NULL, "%s", obs_buf);
+}
+
+/* What a failed rate held instead: largest first, four at most. */
+Test(expect_eval, rate_breakdown, .timeout = 10) {
+  struct fl_request r[80];
+  for (int i = 0; i < 80; i++)
+    r[i] = i < 62 ? ok_req(i * 0.1, 0.01, 500)
+                  : err_req(i * 0.1, 2, FL_XFER_TIMEOUT);
+  cr_assert_eq(eval("rate(503) >= 95%", r, 80, 0, 10, 2), 0);
+  cr_assert_str_eq(obs_buf,
+                   "0.0% 503 (0 of 80): 62 \u00d7 500, 18 \u00d7 timeout");
+  /* Six kinds of outcome: four named, then an ellipsis. */
+  static const int st[] = {200, 500, 502, 504, 429};
+  for (int i = 0; i < 80; i++)
+    r[i] = i < 30   ? ok_req(i * 0.1, 0.01, 200)
+           : i < 75 ? ok_req(i * 0.1, 0.01, st[1 + i % 4])
+                    : err_req(i * 0.1, 0.01, FL_XFER_RESET);
+  cr_assert_eq(eval("rate(2xx) >= 99%", r, 80, 0, 10, 2), 0);
+  cr_assert_str_eq(obs_buf, "37.5% 2xx (30 of 80): 12 \u00d7 504, 11 \u00d7 "
+                            "429, 11 \u00d7 500, 11 \u00d7 502, \u2026");
+  /* Too much of a class: which outcomes in it. */
+  cr_assert_eq(eval("rate(5xx) <= 10%", r, 80, 0, 10, 2), 0);
+  cr_assert_str_eq(obs_buf, "42.5% 5xx (34 of 80): 12 \u00d7 504, 11 \u00d7 "
+                            "500, 11 \u00d7 502");
+  /* A rate that is exactly what != forbids: everything. */
+  for (int i = 0; i < 4; i++)
+    r[i] = ok_req(i * 0.1, 0.01, i < 2 ? 200 : 503);
+  cr_assert_eq(eval("rate(2xx) != 50%", r, 4, 0, 10, 2), 0);
+  cr_assert_str_eq(obs_buf, "50.0% 2xx (2 of 4): 2 \u00d7 200, 2 \u00d7 503");
 }
 
 /* A window [from, from + secs) at 10 requests a second where second s has
@@ -558,7 +735,7 @@ Test(expect_eval, recovers, .timeout = 10) {
   cr_assert_str_eq(exp_buf, "rate(2xx) >= 90% in every second from at most "
                             "3s after t=10.00s");
   cr_assert_str_eq(obs_buf, "recovered after 2.0s (last failing second at "
-                            "t=11.00s: 50.0%, 5 of 10)");
+                            "t=11.00s: 50.0% 2xx (5 of 10): 5 \u00d7 500)");
   cr_assert_eq(eval("recovers(rate(2xx) >= 90%) within 1s", r, n, 10, 20, 1),
                0);
   cr_assert_eq(eval("recovers(rate(2xx) >= 90%) within 2s", r, n, 10, 20, 1), 1,
@@ -574,7 +751,7 @@ Test(expect_eval, recovers, .timeout = 10) {
   n = seconds(r, 10, 10, dip);
   cr_assert_eq(eval(rec, r, n, 10, 20, 1), 0);
   cr_assert_str_eq(obs_buf, "not recovered by the end (last failing second "
-                            "at t=19.00s: 80.0%, 8 of 10)");
+                            "at t=19.00s: 80.0% 2xx (8 of 10): 2 \u00d7 500)");
 }
 
 Test(expect_eval, recovers_partial_and_sparse_seconds, .timeout = 10) {
@@ -591,7 +768,7 @@ Test(expect_eval, recovers_partial_and_sparse_seconds, .timeout = 10) {
     r[n++] = ok_req(9.3 + i * 0.05, 0.01, 500);
   cr_assert_eq(eval(rec, r, n, 0, 9.5, 1), 0);
   cr_assert_str_eq(obs_buf, "not recovered by the end (last failing second "
-                            "at t=9.00s: 0.0%, 0 of 5)");
+                            "at t=9.00s: 0.0% 2xx (0 of 5): 5 \u00d7 500)");
 
   /* One request every 2 s: empty seconds neither hold nor fail. */
   n = 0;
@@ -599,7 +776,7 @@ Test(expect_eval, recovers_partial_and_sparse_seconds, .timeout = 10) {
     r[n++] = ok_req(i * 2.0 + 0.5, 0.01, i < 2 ? 503 : 200);
   cr_assert_eq(eval("recovers(rate(2xx) >= 90%) within 2s", r, n, 0, 20, 1), 0);
   cr_assert_str_eq(obs_buf, "recovered after 3.0s (last failing second at "
-                            "t=2.00s: 0.0%, 0 of 1)");
+                            "t=2.00s: 0.0% 2xx (0 of 1): 1 \u00d7 503)");
   cr_assert_eq(eval(rec, r, n, 0, 20, 1), 1);
 
   /* Less than a second of traffic says nothing about recovery. */

@@ -213,12 +213,11 @@ Test(run, list_forms_validate) {
       }
     }
     snprintf(section + strlen(section), 2048 - strlen(section),
-             section == endpoint ? "      - \"%s\"\n" : "    - \"%s\"\n",
-             filled);
+             section == endpoint ? "      - '%s'\n" : "    - '%s'\n", filled);
     forms++;
   }
   t_run_free(&r);
-  cr_assert_eq(forms, 13, "found %d forms", forms);
+  cr_assert_eq(forms, 15, "found %d forms", forms);
   char scenario[6000];
   snprintf(scenario, sizeof(scenario),
            "scenario: forms\nservice: web.yaml\ntraffic:\n"
@@ -449,4 +448,48 @@ Test(run, dependency_failure_is_an_error, .timeout = 60) {
   cr_expect(strstr(r.err, "target pid") == NULL, "the target was started");
   cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
   t_run_free(&r);
+}
+
+/* result.json's "restarts" is the number `no restart` judges: 0 for a
+ * target that ran to the end (its stop by the runner is no restart), 1
+ * for one that ended on its own during the run. */
+static void restarts_case(const char *command, int want, int exit_status) {
+  char service[512];
+  snprintf(service, sizeof(service),
+           "service: web\n"
+           "command: [%s/usr/bin/python3, -m, http.server, --bind, "
+           "127.0.0.1, \"${PORT}\"]\n"
+           "ready: { tcp: true, timeout: 10s }\n",
+           command);
+  write_file("web.yaml", service);
+  write_file("s.yaml", "scenario: web\n"
+                       "service: web.yaml\n"
+                       "traffic:\n"
+                       "  root: { request: GET /, rate: 20, timeout: 1s }\n"
+                       "timeline:\n"
+                       "  - phase: a\n"
+                       "    duration: 3s\n"
+                       "expect:\n"
+                       "  always:\n"
+                       "    - no restart\n");
+  struct t_run r;
+  run(&r, "s.yaml", 45000);
+  cr_expect_eq(r.status, exit_status, "exit %d\n%s%s", r.status, r.out, r.err);
+  char res[400], cmd[600], want_line[64];
+  snprintf(res, sizeof(res), "%s/result.json", out);
+  snprintf(want_line, sizeof(want_line), "\"restarts\": %d", want);
+  snprintf(cmd, sizeof(cmd), "grep -q '%s' '%s'", want_line, res);
+  cr_expect_eq(system(cmd), 0, "no %s in %s", want_line, res);
+  snprintf(cmd, sizeof(cmd), "grep -q '\"observed\": \"%s\"' '%s'",
+           want ? "restarted 1 time" : "no restart", res);
+  cr_expect_eq(system(cmd), 0, "`no restart` judged another number");
+  t_run_free(&r);
+}
+
+Test(run, restarts_is_what_no_restart_judges, .timeout = 60) {
+  restarts_case("", 0, 0);
+}
+
+Test(run, target_ending_early_is_a_restart, .timeout = 60) {
+  restarts_case("/usr/bin/timeout, 1.5, ", 1, 1);
 }

@@ -294,6 +294,8 @@ static void list_expectations(void) {
   static const char *const endpoint[][2] = {
       {"rate(CLASS) OP N%", "share of the requests in CLASS"},
       {"header(NAME) on CLASS", "every CLASS response has a valid NAME"},
+      {"header(NAME) OP N on CLASS", "and its value compares so (a number)"},
+      {"header(NAME) == \"TEXT\" on CLASS", "or is TEXT exactly (or !=)"},
       {"p(N) OP DURATION", "latency percentile (nearest rank)"},
       {"max OP DURATION", "the slowest request"},
       {"within timeout", "no request outlived its timeout"},

@@ -10,6 +10,13 @@
  *                                NAME (Retry-After: delta-seconds or an
  *                                HTTP-date; other names: non-empty); fails
  *                                when there is no response in CLASS
+ *   header(NAME) OP VALUE on CLASS
+ *                                and its value compares so with VALUE: a
+ *                                number (numeric comparison; a
+ *                                Retry-After HTTP-date counts as seconds
+ *                                from the response's arrival) or a
+ *                                "string" in double quotes (exact, with
+ *                                == or != only; \" and \\ escape)
  *   p(N) OP DURATION             latency percentile (N in (0,100]),
  *                                nearest rank, transport errors included
  *   max OP DURATION              slowest request
@@ -82,19 +89,29 @@ struct fl_status_class {
   char text[16];
 };
 
+/* What a header expectation checks besides "present and valid". */
+enum fl_header_check {
+  FL_HDR_PRESENT, /* nothing more */
+  FL_HDR_NUMBER,  /* the value as a number, OP value */
+  FL_HDR_STRING,  /* the value, OP (== or !=) str */
+};
+
 struct fl_expect {
-  int kind;          /* enum fl_expect_kind */
-  int op;            /* enum fl_expect_op */
-  double value;      /* percent (0..100), seconds, a count or bytes: by kind */
-  double percentile; /* p(N) */
-  double within;     /* recovers: seconds */
+  int kind;                   /* enum fl_expect_kind */
+  int op;                     /* enum fl_expect_op */
+  double value;               /* percent (0..100), seconds, a count, bytes or a
+                                 header's number: by kind */
+  double percentile;          /* p(N) */
+  double within;              /* recovers: seconds */
   struct fl_status_class cls; /* rate, header, recovers */
   char name[64];              /* header name or fault name */
-  /* header: the slot in fl_request.headers that holds NAME. The parser
+  /* header: the slot of fl_request.headers that holds NAME. The parser
    * sets 0 for Retry-After (always captured first) and -1 for any other
-   * name; the runner asks the traffic to capture NAME too and sets the
-   * slot from fl_traffic_header_slot(). */
+   * name; the runner asks the traffic to capture every header an
+   * expectation names and sets the slot from fl_traffic_header_slot(). */
   int header;
+  int check;      /* header: enum fl_header_check (op, and value or str) */
+  char str[64];   /* header: the string compared with, unescaped */
   char text[256]; /* as written */
 };
 

@@ -137,6 +137,82 @@ static size_t lower_bound(const struct fl_request *r, size_t n, double t) {
   return lo;
 }
 
+/* ---- What a window held ------------------------------------------- */
+
+/* An outcome: an HTTP status (0..599) or 600 + a transport failure. */
+#define OUTCOMES (600 + FL_XFER_OTHER + 1)
+
+static size_t outcome(const struct fl_request *r) {
+  if (r->error > FL_XFER_OK && r->error <= FL_XFER_OTHER)
+    return 600 + (size_t)r->error;
+  return r->status > 0 && r->status < 600 ? (size_t)r->status : 0;
+}
+
+/* "503", "timeout", or "no status". */
+static void fmt_outcome(char *buf, size_t len, size_t k) {
+  if (k >= 600)
+    snprintf(buf, len, "%s", fl_xfer_error_name((int)(k - 600)));
+  else if (k > 0)
+    snprintf(buf, len, "%zu", k);
+  else
+    snprintf(buf, len, "no status");
+}
+
+/* The outcome of one request, as words: "503", "timeout". */
+static const char *outcome_text(const struct fl_request *r, char *buf,
+                                size_t len) {
+  fmt_outcome(buf, len, outcome(r));
+  return buf;
+}
+
+/* How many items a breakdown names before "…". */
+#define BREAKDOWN_ITEMS 4
+
+/* Which requests a breakdown counts, by whether their outcome is in the
+ * expectation's class. */
+enum side { OUTSIDE, INSIDE, ALL };
+
+/* The side that says what happened instead: a share below its limit
+ * was taken by outcomes outside the class, one above it by those
+ * inside; at the limit (a failed !=), everything. */
+static enum side side_of(double pct, double limit) {
+  return pct < limit ? OUTSIDE : pct > limit ? INSIDE : ALL;
+}
+
+/* ": 62 × 500, 18 × timeout" for the requests of w[0..n) on that side of
+ * c, largest first, at most BREAKDOWN_ITEMS then "…"; "" when none. */
+static void breakdown(const struct fl_request *w, size_t n,
+                      const struct fl_status_class *c, enum side side,
+                      char *buf, size_t len) {
+  size_t count[OUTCOMES] = {0};
+  for (size_t i = 0; i < n; i++)
+    if (side == ALL || class_match(c, &w[i]) == (side == INSIDE))
+      count[outcome(&w[i])]++;
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int item = 0;; item++) {
+    size_t top = 0;
+    for (size_t k = 1; k < OUTCOMES; k++)
+      if (count[k] > count[top])
+        top = k;
+    if (count[top] == 0)
+      return;
+    char name[32];
+    fmt_outcome(name, sizeof(name), top);
+    const char *sep = item == 0 ? ": " : ", ";
+    if (item == BREAKDOWN_ITEMS) {
+      snprintf(buf + used, len - used, "%s\u2026", sep);
+      return;
+    }
+    int wrote = snprintf(buf + used, len - used, "%s%zu \u00d7 %s", sep,
+                         count[top], name);
+    if (wrote < 0 || (size_t)wrote >= len - used)
+      return;
+    used += (size_t)wrote;
+    count[top] = 0;
+  }
+}
+
 /* Output buffers of one evaluation. */
 struct out {
   char *exp;
@@ -153,101 +229,214 @@ static int eval_rate(const struct fl_expect *e, const struct fl_request *w,
   for (size_t i = 0; i < n; i++)
     k += class_match(&e->cls, &w[i]);
   double pct = 100.0 * (double)k / (double)n;
-  char num[48];
+  int pass = cmp(pct, e->op, e->value);
+  char num[48], held[256] = "";
   fmt_fixed(num, sizeof(num), pct, 1, e->op, e->value);
+  if (!pass)
+    breakdown(w, n, &e->cls, side_of(pct, e->value), held, sizeof(held));
   put(o->exp, o->elen, "%s %g%%", op_str(e->op), e->value);
-  put(o->obs, o->olen, "%s%% (%zu of %zu)", num, k, n);
-  return cmp(pct, e->op, e->value);
+  put(o->obs, o->olen, "%s%% %s (%zu of %zu)%s", num, e->cls.text, k, n, held);
+  return pass;
 }
 
-/* Retry-After: delta-seconds (digits) or an HTTP-date; any other header:
- * not empty. Surrounding spaces are allowed (OWS). */
-static int header_valid(const struct fl_expect *e, const char *v) {
+/* ---- Header checks ------------------------------------------------- */
+
+/* What one response's header says against the expectation. */
+enum header_verdict { HDR_OK, HDR_MISSING, HDR_INVALID, HDR_WRONG };
+
+/* A header value without the blanks around it (OWS): s[0..*n). */
+static const char *trim(const char *v, size_t *n) {
   while (*v == ' ' || *v == '\t')
     v++;
-  size_t n = strlen(v);
-  while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-    n--;
-  if (n == 0)
-    return 0;
-  if (strcasecmp(e->name, "Retry-After") != 0)
-    return 1;
-  size_t d = 0;
-  while (d < n && isdigit((unsigned char)v[d]))
-    d++;
-  if (d == n)
-    return 1;
-  char buf[64];
-  long long t;
-  if (n >= sizeof(buf))
-    return 0;
-  memcpy(buf, v, n);
-  buf[n] = '\0';
-  return fl_http_date_parse(buf, &t) == 0;
+  *n = strlen(v);
+  while (*n > 0 && (v[*n - 1] == ' ' || v[*n - 1] == '\t'))
+    (*n)--;
+  return v;
 }
 
-/* "missing on 3 and invalid on 2 of 9 (first at t=3.02s: 'x')". */
-static void header_failure(const struct fl_expect *e,
-                           const struct fl_request *first, size_t total,
-                           size_t missing, size_t invalid, struct out *o) {
-  char what[96], val[64] = "";
-  if (missing > 0 && invalid > 0)
-    snprintf(what, sizeof(what), "missing on %zu and invalid on %zu", missing,
-             invalid);
-  else if (missing > 0)
-    snprintf(what, sizeof(what), "missing on %zu", missing);
-  else
-    snprintf(what, sizeof(what), "invalid on %zu", invalid);
-  const char *fv = first->headers[e->header];
-  if (fv != NULL) {
-    char clean[48];
-    fmt_value(clean, sizeof(clean), fv);
-    snprintf(val, sizeof(val), ": '%s'", clean);
-  } else if (invalid > 0) {
-    snprintf(val, sizeof(val), ": missing");
+static int is_retry_after(const struct fl_expect *e) {
+  return strcasecmp(e->name, "Retry-After") == 0;
+}
+
+/* The number a value s[0..n) stands for. Retry-After: delta-seconds
+ * (digits), or an HTTP-date as seconds from `received` (the response's
+ * arrival); another header: a decimal number. 0; -EINVAL when it is
+ * none of these; -ENODATA for a valid HTTP-date and no arrival time. */
+static int header_number(int retry, const char *s, size_t n, double received,
+                         double *out) {
+  size_t d = 0;
+  while (d < n && isdigit((unsigned char)s[d]))
+    d++;
+  if (n > 0 && (d == n || (!retry && fl_scan_number(s, n, out) == n))) {
+    if (d == n)
+      *out = strtod(s, NULL);
+    return 0;
   }
-  put(o->obs, o->olen, "%s of %zu (first at t=%.2fs%s)", what, total,
-      first->sched, val);
+  char buf[64];
+  long long t;
+  if (!retry || n == 0 || n >= sizeof(buf))
+    return -EINVAL;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  if (fl_http_date_parse(buf, &t) != 0)
+    return -EINVAL;
+  if (!(received > 0))
+    return -ENODATA;
+  *out = (double)t - received;
+  return 0;
+}
+
+/* Present, valid (Retry-After: delta-seconds or an HTTP-date; another
+ * header: not empty) and, with a check, holding it. A string check asks
+ * for the exact value and nothing else. */
+static enum header_verdict header_judge(const struct fl_expect *e,
+                                        const struct fl_request *r) {
+  const char *v = fl_request_header(r, e->header);
+  if (v == NULL)
+    return HDR_MISSING;
+  size_t n;
+  const char *s = trim(v, &n);
+  if (e->check == FL_HDR_STRING) {
+    int eq = n == strlen(e->str) && memcmp(s, e->str, n) == 0;
+    return eq == (e->op == FL_CMP_EQ) ? HDR_OK : HDR_WRONG;
+  }
+  int retry = is_retry_after(e);
+  double x = 0;
+  int rc = header_number(retry, s, n, r->received, &x);
+  if (n == 0 || (retry && rc == -EINVAL))
+    return HDR_INVALID;
+  if (e->check == FL_HDR_PRESENT)
+    return HDR_OK;
+  if (rc != 0)
+    return HDR_INVALID;
+  return cmp(x, e->op, e->value) ? HDR_OK : HDR_WRONG;
+}
+
+/* "'miss'", "missing", or for a date "'Wed, ...' = 45s after the
+ * response". */
+static void fmt_header_of(const struct fl_expect *e, const struct fl_request *r,
+                          char *buf, size_t len) {
+  const char *v = fl_request_header(r, e->header);
+  if (v == NULL) {
+    snprintf(buf, len, "missing");
+    return;
+  }
+  char clean[48];
+  fmt_value(clean, sizeof(clean), v);
+  size_t n;
+  const char *s = trim(v, &n);
+  double x;
+  if (is_retry_after(e) && e->check == FL_HDR_NUMBER &&
+      header_number(1, s, n, r->received, &x) == 0 &&
+      !isdigit((unsigned char)s[0]))
+    snprintf(buf, len, "'%s' = %.0fs after the response", clean, x);
+  else
+    snprintf(buf, len, "'%s'", clean);
+}
+
+/* The responses of a window that failed a header check. */
+struct header_tally {
+  size_t total, bad[HDR_WRONG + 1];
+  const struct fl_request *first;   /* the first that failed */
+  const struct fl_request *example; /* the first that failed with a value */
+};
+
+/* "missing on 3 and wrong value on 2 of 9 2xx responses (first at
+ * t=3.02s: missing; e.g. 'miss' at t=4.00s)". */
+static void header_failure(const struct fl_expect *e,
+                           const struct header_tally *h, struct out *o) {
+  static const char *const what[] = {[HDR_MISSING] = "missing",
+                                     [HDR_INVALID] = "invalid",
+                                     [HDR_WRONG] = "wrong value"};
+  char parts[128] = "", first[128], eg[160] = "";
+  size_t used = 0, left = 0;
+  for (int k = HDR_MISSING; k <= HDR_WRONG; k++)
+    left += h->bad[k] > 0;
+  for (int k = HDR_MISSING; k <= HDR_WRONG; k++) {
+    if (h->bad[k] == 0)
+      continue;
+    left--;
+    used += (size_t)snprintf(parts + used, sizeof(parts) - used, "%s on %zu%s",
+                             what[k], h->bad[k],
+                             left > 1    ? ", "
+                             : left == 1 ? " and "
+                                         : "");
+  }
+  /* "missing" says nothing more when every failure was one. */
+  if (fl_request_header(h->first, e->header) == NULL && h->example == NULL)
+    first[0] = '\0';
+  else
+    fmt_header_of(e, h->first, first, sizeof(first));
+  if (h->example != NULL && h->example != h->first) {
+    char v[128];
+    fmt_header_of(e, h->example, v, sizeof(v));
+    snprintf(eg, sizeof(eg), "; e.g. %s at t=%.2fs", v, h->example->sched);
+  }
+  put(o->obs, o->olen, "%s of %zu %s %s (first at t=%.2fs%s%s%s)", parts,
+      h->total, e->cls.text, plural(h->total, "response", "responses"),
+      h->first->sched, first[0] ? ": " : "", first, eg);
+}
+
+static void header_expected(const struct fl_expect *e, struct out *o) {
+  if (e->check == FL_HDR_STRING)
+    put(o->exp, o->elen, "%s %s \"%s\" on every %s response", e->name,
+        op_str(e->op), e->str, e->cls.text);
+  else if (e->check == FL_HDR_NUMBER)
+    put(o->exp, o->elen, "%s %s %g on every %s response%s", e->name,
+        op_str(e->op), e->value, e->cls.text,
+        is_retry_after(e) ? " (seconds; an HTTP-date from the response)" : "");
+  else
+    put(o->exp, o->elen, "%s on every %s response (%s)", e->name, e->cls.text,
+        is_retry_after(e) ? "delta-seconds or HTTP-date" : "not empty");
 }
 
 static int eval_header(const struct fl_expect *e, const struct fl_request *w,
                        size_t n, struct out *o) {
-  int retry = strcasecmp(e->name, "Retry-After") == 0;
-  put(o->exp, o->elen, "%s on every %s response (%s)", e->name, e->cls.text,
-      retry ? "delta-seconds or HTTP-date" : "not empty");
-  if (e->header < 0 || e->header >= (int)COUNT(w->headers)) {
+  header_expected(e, o);
+  if (e->header < 0) {
     put(o->obs, o->olen, "header %s was not recorded", e->name);
     return 0;
   }
-  size_t total = 0, missing = 0, invalid = 0;
-  const struct fl_request *first = NULL;
+  struct header_tally h = {0};
   for (size_t i = 0; i < n; i++) {
     if (w[i].error != FL_XFER_OK || !class_match(&e->cls, &w[i]))
       continue;
-    total++;
-    const char *v = w[i].headers[e->header];
-    int bad = v == NULL || !header_valid(e, v);
-    missing += v == NULL;
-    invalid += v != NULL && bad;
-    if (bad && first == NULL)
-      first = &w[i];
+    h.total++;
+    enum header_verdict v = header_judge(e, &w[i]);
+    h.bad[v]++;
+    if (v != HDR_OK && h.first == NULL)
+      h.first = &w[i];
+    if (v != HDR_OK && h.example == NULL &&
+        fl_request_header(&w[i], e->header) != NULL)
+      h.example = &w[i];
   }
-  if (total == 0) {
+  if (h.total == 0) {
     put(o->obs, o->olen, "no %s responses", e->cls.text);
     return 0;
   }
-  if (first == NULL) {
-    put(o->obs, o->olen, "valid on %zu of %zu", total, total);
+  if (h.first == NULL) {
+    put(o->obs, o->olen, "%s on %zu of %zu %s %s",
+        e->check == FL_HDR_PRESENT ? "valid" : "held", h.total, h.total,
+        e->cls.text, plural(h.total, "response", "responses"));
     return 1;
   }
-  header_failure(e, first, total, missing, invalid, o);
+  header_failure(e, &h, o);
   return 0;
+}
+
+/* The slowest request of w[0..n) (n > 0). */
+static const struct fl_request *slowest(const struct fl_request *w, size_t n) {
+  size_t worst = 0;
+  for (size_t i = 1; i < n; i++)
+    if (w[i].latency > w[worst].latency)
+      worst = i;
+  return &w[worst];
 }
 
 static int eval_percentile(const struct fl_expect *e,
                            const struct fl_request *w, size_t n,
                            struct out *o) {
-  char lim[32], got[48];
+  char lim[32], got[48], slow[48], what[32], worst[128] = "";
   fmt_duration(lim, sizeof(lim), e->value);
   put(o->exp, o->elen, "%s %s", op_str(e->op), lim);
   double *lat = malloc(n * sizeof(*lat));
@@ -262,25 +451,29 @@ static int eval_percentile(const struct fl_expect *e,
   fl_sort_values(lat, n);
   double v = fl_percentile(lat, n, e->percentile);
   free(lat);
+  int pass = cmp(v, e->op, e->value);
   fmt_latency(got, sizeof(got), v, e->op, e->value);
-  put(o->obs, o->olen, "p(%g) = %s (%zu %s)", e->percentile, got, n,
-      plural(n, "request", "requests"));
-  return cmp(v, e->op, e->value);
+  if (!pass) {
+    const struct fl_request *s = slowest(w, n);
+    fmt_latency(slow, sizeof(slow), s->latency, e->op, e->value);
+    snprintf(worst, sizeof(worst), "; slowest %s at t=%.2fs: %s", slow,
+             s->sched, outcome_text(s, what, sizeof(what)));
+  }
+  put(o->obs, o->olen, "p(%g) = %s (%zu %s%s)", e->percentile, got, n,
+      plural(n, "request", "requests"), worst);
+  return pass;
 }
 
 static int eval_max(const struct fl_expect *e, const struct fl_request *w,
                     size_t n, struct out *o) {
-  char lim[32], got[48];
+  char lim[32], got[48], what[32];
   fmt_duration(lim, sizeof(lim), e->value);
   put(o->exp, o->elen, "%s %s", op_str(e->op), lim);
-  size_t worst = 0;
-  for (size_t i = 1; i < n; i++)
-    if (w[i].latency > w[worst].latency)
-      worst = i;
-  fmt_latency(got, sizeof(got), w[worst].latency, e->op, e->value);
-  put(o->obs, o->olen, "max = %s at t=%.2fs (%zu %s)", got, w[worst].sched, n,
-      plural(n, "request", "requests"));
-  return cmp(w[worst].latency, e->op, e->value);
+  const struct fl_request *s = slowest(w, n);
+  fmt_latency(got, sizeof(got), s->latency, e->op, e->value);
+  put(o->obs, o->olen, "max = %s at t=%.2fs: %s (%zu %s)", got, s->sched,
+      outcome_text(s, what, sizeof(what)), n, plural(n, "request", "requests"));
+  return cmp(s->latency, e->op, e->value);
 }
 
 static int eval_within(const struct fl_request *w, size_t n, double timeout,
@@ -376,6 +569,23 @@ static size_t last_failure(const struct fl_expect *e, const struct seconds *s,
   return k;
 }
 
+/* "last failing second at t=12.00s: 40.0% 2xx (4 of 10): 6 × 503" for
+ * second f of s (w sorted by schedule, bucketed as count_seconds does). */
+static void fmt_last_second(const struct fl_expect *e,
+                            const struct fl_request *w, size_t n, double from,
+                            const struct seconds *s, size_t f, char *buf,
+                            size_t len) {
+  double pct = 100.0 * (double)s->hit[f] / (double)s->tot[f];
+  size_t lo = f == 0 ? 0 : lower_bound(w, n, from + (double)f);
+  size_t hi = f + 1 == s->nb ? n : lower_bound(w, n, from + (double)f + 1);
+  char num[48], held[256];
+  fmt_fixed(num, sizeof(num), pct, 1, e->op, e->value);
+  breakdown(w + lo, hi - lo, &e->cls, side_of(pct, e->value), held,
+            sizeof(held));
+  snprintf(buf, len, "last failing second at t=%.2fs: %s%% %s (%zu of %zu)%s",
+           from + (double)f, num, e->cls.text, s->hit[f], s->tot[f], held);
+}
+
 static int eval_recovers(const struct fl_expect *e, const struct fl_request *w,
                          size_t n, double from, double to, struct out *o) {
   char lim[32];
@@ -390,15 +600,9 @@ static int eval_recovers(const struct fl_expect *e, const struct fl_request *w,
   }
   size_t held;
   size_t k = last_failure(e, &s, &held);
-  char last[96] = "", num[48];
-  if (k > 0) {
-    size_t f = k - 1;
-    double pct = 100.0 * (double)s.hit[f] / (double)s.tot[f];
-    fmt_fixed(num, sizeof(num), pct, 1, e->op, e->value);
-    snprintf(last, sizeof(last),
-             "last failing second at t=%.2fs: %s%%, %zu of %zu",
-             from + (double)f, num, s.hit[f], s.tot[f]);
-  }
+  char last[384] = "";
+  if (k > 0)
+    fmt_last_second(e, w, n, from, &s, k - 1, last, sizeof(last));
   free(s.tot);
   if (held == 0 && k == 0) {
     put(o->obs, o->olen, "no full second of requests");

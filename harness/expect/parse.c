@@ -359,13 +359,69 @@ static int parse_baseline_tail(struct parser *p, struct fl_expect *e,
   return size ? parse_size(p, &e->value) : parse_count(p, &e->value);
 }
 
+/* A "string" at p (a '"' token): unescaped into out. The token is
+ * stretched to the closing quote so that advance() goes past it. */
+static int parse_string(struct parser *p, char *out, size_t size) {
+  const char *s = p->at + 1;
+  size_t n = 0;
+  for (; *s != '"'; s++) {
+    if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+      s++;
+    if (*s == '\0')
+      return fail(p, "unterminated string %s (a string ends with '\"')", p->at);
+    if (n + 1 < size)
+      out[n] = *s;
+    n++;
+  }
+  p->len = (size_t)(s + 1 - p->at);
+  if (n >= size)
+    return fail(p, "string %.*s is longer than %zu characters", (int)p->len,
+                p->at, size - 1);
+  out[n] = '\0';
+  advance(p);
+  return 0;
+}
+
+/* OP VALUE of a header check, after "header(NAME)": a number, or a
+ * string compared only for (in)equality. */
+static int parse_header_check(struct parser *p, struct fl_expect *e) {
+  struct parser at_op = *p;
+  int rc;
+  if ((rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  if (is_punct(p, '"')) {
+    e->check = FL_HDR_STRING;
+    if (e->op != FL_CMP_EQ && e->op != FL_CMP_NE)
+      return fail(&at_op,
+                  "bad comparison '%s' for a string (allowed: == or !=)",
+                  fl_expect_op_text[e->op]);
+    return parse_string(p, e->str, sizeof(e->str));
+  }
+  if (p->tok != T_WORD)
+    return fail_expected(p, "a number or a \"string\"");
+  if (fl_scan_number(p->at, p->len, &e->value) != p->len)
+    return fail(p,
+                "bad value '%.*s' (allowed: a number, or a string in double "
+                "quotes)",
+                (int)p->len, p->at);
+  e->check = FL_HDR_NUMBER;
+  advance(p);
+  return 0;
+}
+
 static int parse_header(struct parser *p, struct fl_expect *e) {
   int rc;
   e->kind = FL_EXP_HEADER;
   if ((rc = expect_punct(p, '(')) != 0 ||
       (rc = parse_name(p, e->name, sizeof(e->name), 1)) != 0 ||
-      (rc = expect_punct(p, ')')) != 0 || (rc = expect_word(p, "on")) != 0)
+      (rc = expect_punct(p, ')')) != 0)
     return rc;
+  if (p->tok == T_OP && (rc = parse_header_check(p, e)) != 0)
+    return rc;
+  if (!is_word(p, "on"))
+    return fail_expected(p, e->check == FL_HDR_PRESENT ? "'on' or a comparison"
+                                                       : "'on'");
+  advance(p);
   e->header = strcasecmp(e->name, "Retry-After") == 0 ? 0 : -1;
   return parse_class(p, &e->cls, 1);
 }

@@ -197,14 +197,25 @@ static void sample_facts(const struct srun *r, double from, double to,
     f->fds_max = f->rss_max_kb = -1;
 }
 
+/* Whether the target ended on its own before the end of the scenario
+ * (the runner stops it only after the last phase). */
+static int ended_early(const struct srun *r) {
+  return r->target_exits > 0 && r->exit_t < r->total;
+}
+
+/* The one count of restarts, judged by `no restart` and written in the
+ * result: the runner never starts the target again, so a target that
+ * ended early was not the same process throughout, and that is 1. Its
+ * own end at the runner's hands after the last phase is not counted. */
+static int target_restarts(const struct srun *r) { return ended_early(r); }
+
 static void target_facts(const struct srun *r, double from, double to,
                          struct fl_target_facts *f) {
   memset(f, 0, sizeof(*f));
-  f->restarts = r->target_exits;
+  f->restarts = target_restarts(r);
   f->crashed = r->exit_signal != 0 && r->exit_signal != SIGTERM &&
-               r->exit_signal != SIGKILL && r->target_exits > 0 &&
-               r->exit_t < r->total;
-  f->exited = r->target_exits > 0 && r->exit_t < r->total;
+               r->exit_signal != SIGKILL && ended_early(r);
+  f->exited = ended_early(r);
   sample_facts(r, from, to, f);
   f->fault_delivered = fault_delivered;
   f->arg = (void *)r;
@@ -230,8 +241,14 @@ static int judge_one(const struct srun *r, const struct fl_expect_decl *x,
   int ep = endpoint_index(r, x->endpoint);
   const struct fl_request *q = NULL;
   size_t n = ep >= 0 ? fl_traffic_records(r->traffic, ep, &q) : 0;
+  /* A header check reads the slot the traffic captured its header in. */
+  struct fl_expect e = x->e;
+  if (e.kind == FL_EXP_HEADER) {
+    int slot = fl_traffic_header_slot(r->traffic, ep, e.name);
+    e.header = slot >= 0 ? slot : -1;
+  }
   return fl_expect_eval_endpoint(
-      &x->e, q, n, from, to, ep >= 0 ? r->sc->endpoints[ep].timeout : 0,
+      &e, q, n, from, to, ep >= 0 ? r->sc->endpoints[ep].timeout : 0,
       o->expected, sizeof(o->expected), o->observed, sizeof(o->observed));
 }
 
@@ -281,13 +298,13 @@ static int read_tail(const char *path, size_t max, char **out, size_t *len) {
 static int judge_target(const struct srun *r, struct fl_result_target *t) {
   t->command = r->command;
   t->pid = r->target_spawned ? r->target.pid : -1;
-  t->exited = r->target_exits > 0 && r->exit_t < r->total;
+  t->exited = ended_early(r);
   if (t->exited && r->exit_signal) {
     const char *abbrev = sigabbrev_np(r->exit_signal);
     t->signal = abbrev ? abbrev : "?";
   }
   t->code = r->exit_code;
-  t->restarts = 0; /* the runner never restarts the target */
+  t->restarts = target_restarts(r);
   if ((t->series = new_array(r->nsamples, sizeof(*t->series))) == NULL)
     return -ENOMEM;
   for (size_t i = 0; i < r->nsamples; i++)

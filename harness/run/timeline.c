@@ -247,15 +247,35 @@ static void on_tick(uv_timer_t *t) {
   uv_timer_start(&r->timer, on_tick, wait > 0 ? (uint64_t)(wait * 1000) : 0, 0);
 }
 
+/* The names of the headers the expectations on endpoint `name` check,
+ * into out (room for every expectation and a NULL). */
+static void captured_headers(const struct fl_scenario *sc, const char *name,
+                             const char **out) {
+  size_t n = 0;
+  for (size_t k = 0; k < sc->nexpects; k++)
+    if (sc->expects[k].e.kind == FL_EXP_HEADER &&
+        sc->expects[k].endpoint != NULL &&
+        strcmp(sc->expects[k].endpoint, name) == 0)
+      out[n++] = sc->expects[k].e.name;
+  out[n] = NULL;
+}
+
 void fl_timeline_begin_traffic(struct srun *r) {
   int rc = fl_traffic_new(&r->suite->loop, r->base_url, &r->traffic);
   if (rc != 0) {
     fl_run_fail(r, "cannot set up traffic: %s", fl_strerror(rc));
     return;
   }
-  static const char *const capture[] = {"Retry-After", NULL};
+  /* Every header an expectation names is captured for its endpoint (as
+   * many as named; the traffic gives each a slot). */
+  const char **capture = calloc(r->sc->nexpects + 1, sizeof(*capture));
+  if (capture == NULL) {
+    fl_run_fail(r, "out of memory");
+    return;
+  }
   for (size_t i = 0; i < r->sc->nendpoints; i++) {
     const struct fl_endpoint_decl *d = &r->sc->endpoints[i];
+    captured_headers(r->sc, d->name, capture);
     struct fl_endpoint_spec e = {.name = d->name,
                                  .method = d->method,
                                  .path = d->path,
@@ -265,10 +285,12 @@ void fl_timeline_begin_traffic(struct srun *r) {
                                  .timeout = d->timeout,
                                  .capture = capture};
     if ((rc = fl_traffic_add(r->traffic, &e)) < 0) {
+      free(capture);
       fl_run_fail(r, "cannot add endpoint %s: %s", d->name, fl_strerror(rc));
       return;
     }
   }
+  free(capture);
   if (build_timeline(r) != 0) {
     fl_run_fail(r, "out of memory");
     return;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "traffic_int.h"
 
@@ -31,7 +32,7 @@ struct endpoint {
   struct fl_traffic *t;
   char *name, *url, *method, *body;
   struct curl_slist *headers;
-  char *capture[FL_TRAFFIC_HEADERS]; /* capture[0]: Retry-After */
+  char **capture; /* names of captured headers; capture[0]: Retry-After */
   int ncapture;
   double rate;
   double timeout;
@@ -57,6 +58,36 @@ struct fl_traffic {
   void *free_arg;
 };
 
+/* Forgets the captured headers of r (a new response starts). */
+static void headers_clear(struct fl_request *r) {
+  for (int i = 0; i < r->nheaders; i++) {
+    free(r->headers[i]);
+    r->headers[i] = NULL;
+  }
+}
+
+/* Keeps value v[0..len) of captured header `slot` in r, trimmed of
+ * surrounding blanks and the line end. 0 or -ENOMEM. */
+static int header_keep(const struct endpoint *ep, struct fl_request *r,
+                       int slot, const char *v, size_t len) {
+  const char *end = v + len;
+  while (v < end && (*v == ' ' || *v == '\t'))
+    v++;
+  while (end > v && strchr(" \t\r\n", end[-1]) != NULL)
+    end--;
+  if (r->headers == NULL) {
+    if ((r->headers = calloc((size_t)ep->ncapture, sizeof(char *))) == NULL)
+      return -ENOMEM;
+    r->nheaders = ep->ncapture;
+  }
+  char *copy = strndup(v, (size_t)(end - v));
+  if (copy == NULL)
+    return -ENOMEM;
+  free(r->headers[slot]);
+  r->headers[slot] = copy;
+  return 0;
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *userp) {
   struct xfer *x = userp;
   struct endpoint *ep = x->ep;
@@ -65,33 +96,23 @@ static size_t on_header(char *buf, size_t size, size_t n, void *userp) {
   /* A status line starts a response: an interim one's (100 Continue)
    * headers are not the final response's. */
   if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
-    for (int i = 0; i < FL_TRAFFIC_HEADERS; i++) {
-      free(r->headers[i]);
-      r->headers[i] = NULL;
-    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    r->received = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    headers_clear(r);
     return len;
   }
   const char *colon = memchr(buf, ':', len);
   if (colon == NULL)
     return len;
   size_t nlen = (size_t)(colon - buf);
-  for (int i = 0; i < ep->ncapture; i++) {
-    if (strlen(ep->capture[i]) != nlen ||
-        strncasecmp(buf, ep->capture[i], nlen) != 0)
-      continue;
-    const char *v = colon + 1, *end = buf + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-      v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
-                       end[-1] == '\n'))
-      end--;
-    char *copy = strndup(v, (size_t)(end - v));
-    if (copy == NULL)
-      return 0; /* fails the transfer (CURLE_WRITE_ERROR) */
-    free(r->headers[i]);
-    r->headers[i] = copy;
-    break;
-  }
+  for (int i = 0; i < ep->ncapture; i++)
+    if (strlen(ep->capture[i]) == nlen &&
+        strncasecmp(buf, ep->capture[i], nlen) == 0) {
+      if (header_keep(ep, r, i, colon + 1, len - nlen - 1) != 0)
+        return 0; /* fails the transfer (CURLE_WRITE_ERROR) */
+      break;
+    }
   return len;
 }
 
@@ -280,12 +301,14 @@ static void on_sched(uv_timer_t *h) {
 }
 
 static void endpoint_free(struct endpoint *ep) {
-  for (size_t k = 0; k < ep->nrecs; k++)
-    for (int j = 0; j < FL_TRAFFIC_HEADERS; j++)
-      free(ep->recs[k].headers[j]);
+  for (size_t k = 0; k < ep->nrecs; k++) {
+    headers_clear(&ep->recs[k]);
+    free(ep->recs[k].headers);
+  }
   free(ep->recs);
   for (int j = 0; j < ep->ncapture; j++)
     free(ep->capture[j]);
+  free(ep->capture);
   curl_slist_free_all(ep->headers);
   free(ep->name);
   free(ep->url);
@@ -332,6 +355,29 @@ int fl_traffic_new(uv_loop_t *loop, const char *base_url, fl_traffic_t **out) {
   return 0;
 }
 
+/* The names of the headers to capture: Retry-After, then those of
+ * `names` in order, each once. 0 or -ENOMEM. */
+static int capture_copy(struct endpoint *ep, const char *const *names) {
+  size_t n = 1;
+  while (names != NULL && names[n - 1] != NULL)
+    n++;
+  if ((ep->capture = calloc(n, sizeof(char *))) == NULL ||
+      (ep->capture[0] = strdup("Retry-After")) == NULL)
+    return -ENOMEM;
+  ep->ncapture = 1;
+  for (size_t i = 0; i + 1 < n; i++) {
+    int seen = 0;
+    for (int j = 0; j < ep->ncapture; j++)
+      seen |= strcasecmp(names[i], ep->capture[j]) == 0;
+    if (seen)
+      continue;
+    if ((ep->capture[ep->ncapture] = strdup(names[i])) == NULL)
+      return -ENOMEM;
+    ep->ncapture++;
+  }
+  return 0;
+}
+
 /* Copies the spec's strings into ep; 0 or -ENOMEM. */
 static int endpoint_copy(struct endpoint *ep, const char *base,
                          const struct fl_endpoint_spec *e) {
@@ -357,19 +403,7 @@ static int endpoint_copy(struct endpoint *ep, const char *base,
       return -ENOMEM;
     ep->headers = l;
   }
-  if ((ep->capture[0] = strdup("Retry-After")) == NULL)
-    return -ENOMEM;
-  ep->ncapture = 1;
-  for (size_t i = 0; e->capture != NULL && e->capture[i] != NULL; i++) {
-    if (strcasecmp(e->capture[i], "Retry-After") == 0)
-      continue;
-    if (ep->ncapture == FL_TRAFFIC_HEADERS)
-      return -EINVAL;
-    if ((ep->capture[ep->ncapture] = strdup(e->capture[i])) == NULL)
-      return -ENOMEM;
-    ep->ncapture++;
-  }
-  return 0;
+  return capture_copy(ep, e->capture);
 }
 
 int fl_traffic_add(fl_traffic_t *t, const struct fl_endpoint_spec *e) {

@@ -29,9 +29,6 @@ enum fl_xfer_error {
 };
 const char *fl_xfer_error_name(int e); /* "refused", "reset", "timeout"... */
 
-/* Slots of fl_request.headers. */
-#define FL_TRAFFIC_HEADERS 4
-
 struct fl_request {
   double sched;   /* scheduled start, seconds since fl_traffic_start() */
   double start;   /* actual start, same clock */
@@ -39,11 +36,24 @@ struct fl_request {
                      negative while the request is still in flight */
   int status;     /* HTTP status; 0 on a transport error (or in flight) */
   int error;      /* enum fl_xfer_error */
-  /* Values of the endpoint's captured headers (Retry-After first), NULL
-   * when absent; trimmed of surrounding blanks; owned by the traffic
-   * object. See fl_traffic_header_slot(). */
-  char *headers[FL_TRAFFIC_HEADERS];
+  /* Values of the endpoint's captured response headers by slot (see
+   * fl_traffic_header_slot(); read them with fl_request_header()), NULL
+   * when absent, trimmed of surrounding blanks; owned by the traffic
+   * object. The array is made when the first captured header arrives:
+   * until then headers is NULL and nheaders 0. */
+  char **headers;
+  int nheaders;
+  /* Wall-clock time (seconds since the epoch) when the final response's
+   * status line arrived; 0 without a response. What an HTTP-date in the
+   * response (Retry-After) is measured from. */
+  double received;
 };
+
+/* The value of captured header `slot` of r, or NULL when absent. */
+static inline const char *fl_request_header(const struct fl_request *r,
+                                            int slot) {
+  return slot >= 0 && slot < r->nheaders ? r->headers[slot] : NULL;
+}
 
 struct fl_endpoint_spec {
   const char *name;
@@ -54,9 +64,9 @@ struct fl_endpoint_spec {
   double rate;                /* requests per second, > 0 */
   double timeout;             /* seconds, > 0 */
   /* Response headers to record (case-insensitive), NULL-terminated, may
-   * be NULL. "Retry-After" is always recorded as headers[0]; the others
-   * fill headers[1..3] in the order given, so at most 3 besides
-   * Retry-After (naming Retry-After here is allowed and changes nothing). */
+   * be NULL; as many as given. "Retry-After" is always recorded, in slot
+   * 0; the others take slots 1, 2, ... in the order given (naming
+   * Retry-After, or a name twice, changes nothing). */
   const char *const *capture;
 };
 
@@ -66,8 +76,8 @@ typedef struct fl_traffic fl_traffic_t;
  * Returns 0 or a negative code (nothing allocated then). */
 int fl_traffic_new(uv_loop_t *loop, const char *base_url, fl_traffic_t **out);
 /* Adds an endpoint (copied); returns its index >= 0 or a negative code:
- * -EINVAL for a bad spec (rate or timeout not > 0, no path, more than 3
- * captured headers besides Retry-After), -EBUSY once started. */
+ * -EINVAL for a bad spec (rate or timeout not > 0, no path), -EBUSY once
+ * started. */
 int fl_traffic_add(fl_traffic_t *t, const struct fl_endpoint_spec *e);
 /* Starts every endpoint's schedule now; time 0 for the records. Returns
  * 0, or -EBUSY when already started or stopped. */
@@ -87,8 +97,8 @@ double fl_traffic_now(const fl_traffic_t *t);
 size_t fl_traffic_records(const fl_traffic_t *t, int endpoint,
                           const struct fl_request **out);
 /* Which fl_request.headers slot holds response header `name` of endpoint
- * i (case-insensitive): 0 for Retry-After, 1..3 for the captured ones;
- * -ENOENT when it is not captured. */
+ * i (case-insensitive): 0 for Retry-After, 1, 2, ... for the others in
+ * the order captured; -ENOENT when it is not captured. */
 int fl_traffic_header_slot(const fl_traffic_t *t, int endpoint,
                            const char *name);
 /* Requests sent and not yet complete, over all endpoints. */

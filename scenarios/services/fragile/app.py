@@ -86,7 +86,7 @@ async def profile(profile_id: int):
     key = f"profile:{profile_id}"
     cached = await app.state.redis.get(key)
     if cached is not None:
-        return JSONResponse(json.loads(cached), headers={"X-Cache": "redis"})
+        return JSONResponse(json.loads(cached), headers={"X-Cache": "hit"})
     row = await app.state.pool.fetchrow(
         "SELECT $1::int AS id, (SELECT name FROM items WHERE id = $1) AS name",
         profile_id)

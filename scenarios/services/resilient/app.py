@@ -15,7 +15,8 @@ Guardrails (each one is what some scenario in scenarios/ checks):
   database down, and it is thrown away and rebuilt when the breaker opens, so
   a pool of dead connections cannot stay broken;
 - Redis has a short timeout, no retries and a short back-off after a failure,
-  and the profile cache falls back to a bounded in-process cache;
+  and the profile cache falls back to a bounded in-process cache, saying
+  so: X-Cache is hit, miss, or degraded while Redis is unreachable;
 - uploads go to a temporary file renamed into place, so a full or failing
   disk never leaves a partial file; the answer is 507 (or 503) with
   Retry-After.
@@ -291,22 +292,29 @@ class Cache:
         self.local = LocalCache(CACHE_MAX, CACHE_TTL)
 
     async def _redis(self, op):
+        """(reached, value): reached is False when Redis was skipped or
+        failed, so the caller knows it answered without it."""
         if time.monotonic() < self.skip_until:
-            return None
+            return False, None
         try:
-            return await op(self.redis)
+            return True, await op(self.redis)
         except (aioredis.RedisError, OSError, asyncio.TimeoutError) as exc:
             log.warning("redis failed, using the local cache: %s: %s",
                         type(exc).__name__, exc)
             self.skip_until = time.monotonic() + REDIS_BACKOFF
-            return None
+            return False, None
 
     async def get(self, key):
-        value = await self._redis(lambda r: r.get(key))
+        """(value, how): how is the X-Cache answer: "hit" from Redis,
+        "miss" when Redis has no such key, "degraded" when Redis is
+        unreachable and the in-process cache answered (or nothing did and
+        the caller falls back to the database)."""
+        reached, value = await self._redis(lambda r: r.get(key))
         if value is not None:
-            return value, "redis"
-        value = self.local.get(key)
-        return value, ("local" if value is not None else None)
+            return value, "hit"
+        if reached:
+            return None, "miss"
+        return self.local.get(key), "degraded"
 
     async def put(self, key, value):
         self.local.put(key, value)
@@ -383,15 +391,15 @@ async def create_item(item: NewItem):
 @app.get("/api/profile/{profile_id}")
 async def profile(profile_id: int):
     key = f"profile:{profile_id}"
-    cached, source = await cache.get(key)
+    cached, how = await cache.get(key)
     if cached is not None:
-        return JSONResponse(json.loads(cached), headers={"X-Cache": source})
+        return JSONResponse(json.loads(cached), headers={"X-Cache": how})
     row = await db.run(lambda c: c.fetchrow(
         "SELECT $1::int AS id, (SELECT name FROM items WHERE id = $1) AS name",
         profile_id))
     body = {"id": row["id"], "name": row["name"]}
     await cache.put(key, json.dumps(body))
-    return JSONResponse(body, headers={"X-Cache": "miss"})
+    return JSONResponse(body, headers={"X-Cache": how})
 
 
 def write_upload(body):
