@@ -24,20 +24,6 @@ const char *const fl_expect_op_text[FL_CMP_NE + 1] = {
   "alive, fds, rss, fault"
 #define OPS_ALLOWED "a comparison (<, <=, >, >=, ==, !=)"
 
-struct name_code {
-  const char *name;
-  int code;
-};
-
-static const struct name_code xfer_classes[] = {
-    {"error", 0},
-    {"refused", FL_XFER_REFUSED},
-    {"reset", FL_XFER_RESET},
-    {"timeout", FL_XFER_TIMEOUT},
-    {"dns", FL_XFER_DNS},
-    {"other", FL_XFER_OTHER},
-};
-
 /* ---- Tokens ---------------------------------------------------------- */
 
 /* A word is an identifier, a number with its unit or %, a class (2xx) or
@@ -284,10 +270,16 @@ static int parse_class(struct parser *p, struct fl_status_class *c,
     c->hi = c->lo + 99;
     found = 1;
   } else if (!for_header) {
-    for (size_t i = 0; i < COUNT(xfer_classes); i++)
-      if (n == strlen(xfer_classes[i].name) &&
-          memcmp(s, xfer_classes[i].name, n) == 0) {
-        c->xfer = xfer_classes[i].code;
+    /* "error" is any transport failure; the others are the traffic's
+     * own names of its failure classes. */
+    if (n == 5 && memcmp(s, "error", 5) == 0) {
+      c->xfer = 0;
+      found = 1;
+    }
+    for (int e = FL_XFER_REFUSED; e <= FL_XFER_OTHER && !found; e++)
+      if (n == strlen(fl_xfer_error_name(e)) &&
+          memcmp(s, fl_xfer_error_name(e), n) == 0) {
+        c->xfer = e;
         found = 1;
       }
   }

@@ -49,19 +49,13 @@ static void judge_phases(const struct srun *r, struct fl_result_scenario *res) {
   res->nphases = r->sc->nphases;
 }
 
-static const char *fault_kind(const struct fault_state *f) {
-  if (f->decl->kind == FL_FAULT_PROCESS)
-    return "process";
-  return f->rule.ops == 0 ? "proxy" : "shim";
-}
-
 static void judge_faults(const struct srun *r, struct fl_result_scenario *res,
                          struct tally *t) {
   for (size_t i = 0; i < r->nfaults; i++) {
     const struct fault_state *f = &r->faults[i];
     res->faults[i] = (struct fl_result_fault){
         .name = f->name,
-        .kind = fault_kind(f),
+        .kind = fl_fault_kind_name(f->decl->kind),
         .spec = f->spec,
         .phase = f->phase,
         /* The dependency's name as the scenario spells it: the
