@@ -39,15 +39,15 @@ static int help(int argc, char **argv) {
     char *args[] = {"faultline", "report", "--help", NULL};
     return exec_runner(args);
   }
-  const char *topics[] = {"run",   "validate", "exec", "inject",
-                          "clear", "status",   "list", "faults"};
+  const char *topics[] = {"run",    "validate", "exec",  "inject", "clear",
+                          "status", "list",     "serve", "faults"};
   for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
     if (strcmp(argv[1], topics[i]) == 0) {
       fl_usage(topics[i]);
       return FL_EXIT_OK;
     }
   fl_say("help: unknown topic '%s' (allowed: run, validate, report, exec, "
-         "inject, clear, status, list, faults)",
+         "inject, clear, status, list, serve, faults)",
          argv[1]);
   return FL_EXIT_USAGE;
 }
@@ -61,7 +61,8 @@ static const struct {
     {"list", fl_cmd_list},   {"help", help},
 };
 
-static const char *const runner_commands[] = {"run", "validate", "report"};
+static const char *const runner_commands[] = {"run", "validate", "report",
+                                              "serve"};
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -83,7 +84,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, runner_commands[i]) == 0)
       return exec_runner(argv);
   fl_say("unknown command '%s' (allowed: run, validate, report, exec, inject, "
-         "clear, status, list, help)",
+         "clear, status, list, serve, help)",
          cmd);
   return FL_EXIT_USAGE;
 }
