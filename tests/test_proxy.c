@@ -11,17 +11,26 @@
  * the median of a few) no more than a margin that covers the proxy's
  * timer granularity (1 ms), the client's own overhead and a busy machine.
  * "Not delayed" means under half the injected delay.
+ *
+ * The last test drives the proxy in process: the listen address a caller
+ * chooses (faultline serve's proxies) and the rules it owns.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "control/control.h"
+#include "faults/faults.h"
+#include "proxy/proxy.h"
 #include "support.h"
 
 #define STEP_MS 5000
@@ -600,4 +609,93 @@ Test(proxy, redis_cli_bandwidth) {
             "65547 bytes at 32k/s took %lld ms, want %.0f ms +- 10%%", took,
             want);
   t_run_free(&r);
+}
+
+/* ---- in process: a chosen listen address, rules it owns ---------- */
+
+struct owned_world {
+  uv_loop_t loop;
+  uv_async_t stop;
+  fl_proxy_t *proxy;
+  pthread_t thread;
+  _Atomic uint32_t owned; /* the one rule id the proxy takes */
+};
+
+static int owns_one(void *arg, const struct fl_rule *rule) {
+  struct owned_world *w = arg;
+  return rule->id == atomic_load(&w->owned);
+}
+
+static void on_owned_stop(uv_async_t *a) {
+  struct owned_world *w = a->data;
+  fl_proxy_close(w->proxy);
+  uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *owned_loop(void *arg) {
+  uv_run(&((struct owned_world *)arg)->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+/* redis-cli PING to port: 0 when it answered PONG. */
+static int pong(int port) {
+  char *argv[] = {"redis-cli", "-p", (char *)fmt("%d", port), "PING", NULL};
+  struct t_run r;
+  int ok = t_run(argv, NULL, NULL, STEP_MS, &r) == 0 && r.status == 0 &&
+           strcmp(r.out, "PONG\n") == 0;
+  t_run_free(&r);
+  return ok ? 0 : -1;
+}
+
+static uint32_t add_rule(fl_control_t *c, const char *spec) {
+  struct fl_rule rule;
+  char err[256];
+  uint32_t id = 0;
+  cr_assert_eq(fl_spec_parse(spec, &rule, err, sizeof(err)), 0, "%s", err);
+  cr_assert_eq(fl_control_add(c, &rule, &id), 0);
+  return id;
+}
+
+Test(proxy, listen_address_and_owned_rules) {
+  cr_assert(setup_ok);
+  static struct owned_world w;
+  fl_control_t *c;
+  cr_assert_eq(fl_control_create(ctl, 7, &c), 0);
+  cr_assert_eq(uv_loop_init(&w.loop), 0);
+  int port = t_free_port();
+  struct sockaddr_in at = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in up = at;
+  up.sin_port = htons((uint16_t)ra.port);
+  struct fl_proxy_opts o = {(struct sockaddr *)&at, owns_one, &w};
+  cr_assert_eq(
+      fl_proxy_start_with(&w.loop, c, (struct sockaddr *)&up, &o, &w.proxy), 0);
+  cr_expect_eq(fl_proxy_port(w.proxy), port);
+  fl_proxy_t *twice;
+  cr_expect_eq(
+      fl_proxy_start_with(&w.loop, c, (struct sockaddr *)&up, &o, &twice),
+      -EADDRINUSE, "a second proxy bound a taken port");
+  uv_async_init(&w.loop, &w.stop, on_owned_stop);
+  w.stop.data = &w;
+  cr_assert_eq(pthread_create(&w.thread, NULL, owned_loop, &w), 0);
+  cr_expect_eq(pong(port), 0, "no PONG through the chosen port");
+
+  /* Aimed at the upstream but not owned: ignored, however long we look
+   * (the proxy re-reads rules every 5 ms). */
+  uint32_t down = add_rule(c, fmt("down@127.0.0.1:%d", ra.port));
+  for (long long end = t_now_ms() + 150; t_now_ms() < end;)
+    cr_expect_eq(pong(port), 0, "a rule the proxy does not own acted");
+  /* Owned: it acts once the rules change again. */
+  atomic_store(&w.owned, down);
+  add_rule(c, "refuse@127.0.0.2:1");
+  long long end = t_now_ms() + 2000;
+  while (pong(port) == 0 && t_now_ms() < end)
+    ;
+  cr_expect_neq(pong(port), 0, "the owned down rule did not act");
+
+  uv_async_send(&w.stop);
+  pthread_join(w.thread, NULL);
+  cr_expect_eq(uv_loop_close(&w.loop), 0, "handles left open");
+  fl_control_remove(c);
 }

@@ -22,6 +22,9 @@ static const char general[] =
     "  help     this text; 'faultline help faults' for the fault grammar,\n"
     "           'faultline help scenario' for the file format\n"
     "\n"
+    "From your tests and CI:\n"
+    "  serve    a Toxiproxy-compatible control API over faultline's proxies\n"
+    "\n"
     "Exit status: 0 success, 1 failed expectation, 2 bad usage or input,\n"
     "3 the environment failed (a process would not start); exec exits with\n"
     "the command's own status (128+N when killed by signal N).\n";
@@ -103,6 +106,30 @@ static const char list_usage[] =
     "\n"
     "Prints every fault (what it is aimed at and what it does) and every\n"
     "expectation form a scenario can use, one line each.\n";
+
+static const char serve_usage[] =
+    "usage: faultline serve [--listen HOST:PORT] [--token TOKEN]\n"
+    "                       [--control PATH] [--seed N] [--quiet]\n"
+    "\n"
+    "Serves Toxiproxy 2.x's HTTP API, so Toxiproxy clients (any language,\n"
+    "Testcontainers) drive faultline's proxies unchanged: /proxies,\n"
+    "/proxies/NAME, /proxies/NAME/toxics[/TOXIC], /populate, /reset,\n"
+    "/version; toxics latency, bandwidth, slow_close, timeout, reset_peer,\n"
+    "slicer, limit_data, with stream and toxicity. Beyond Toxiproxy:\n"
+    "  POST /shim {\"control\": PATH, \"fault\": SPEC}   a shim fault in a\n"
+    "       'faultline exec --control PATH' (refuse, hang, dns, exhaust...)\n"
+    "  GET /shim?control=PATH, DELETE /shim/ID?control=PATH\n"
+    "  GET /proxies/NAME: \"faultline\": the faults each toxic delivered\n"
+    "Runs until SIGINT or SIGTERM, then closes every proxy.\n"
+    "\n"
+    "  --listen HOST:PORT  where the API listens (default 127.0.0.1:8474);\n"
+    "                  an address other than loopback needs --token\n"
+    "  --token TOKEN   requests must carry Authorization: Bearer TOKEN\n"
+    "                  (default: $FAULTLINE_TOKEN; 401 without it)\n"
+    "  --control PATH  the proxies' control segment (default: a temporary\n"
+    "                  file); 'faultline status --control PATH' shows it\n"
+    "  --seed N        seed for toxicity decisions\n"
+    "  --quiet         print nothing of our own\n";
 
 /* `help faults`: the sections below frame the table's rows (vocab.c). */
 static const char faults_conn[] =
@@ -247,11 +274,11 @@ static const struct {
   const char *text;
   void (*print)(void);
 } topics[] = {
-    {"run", run_usage, NULL},          {"validate", validate_usage, NULL},
-    {"exec", exec_usage, NULL},        {"inject", inject_usage, NULL},
-    {"clear", clear_usage, NULL},      {"status", status_usage, NULL},
-    {"list", list_usage, NULL},        {"faults", NULL, faults_help},
-    {"scenario", scenario_help, NULL},
+    {"run", run_usage, NULL},      {"validate", validate_usage, NULL},
+    {"exec", exec_usage, NULL},    {"inject", inject_usage, NULL},
+    {"clear", clear_usage, NULL},  {"status", status_usage, NULL},
+    {"list", list_usage, NULL},    {"serve", serve_usage, NULL},
+    {"faults", NULL, faults_help}, {"scenario", scenario_help, NULL},
 };
 
 int fl_usage_topic(const char *topic) {

@@ -56,7 +56,8 @@ static const struct {
     {"list", fl_cmd_list},   {"help", help},
 };
 
-static const char *const runner_commands[] = {"run", "validate", "report"};
+static const char *const runner_commands[] = {"run", "validate", "report",
+                                              "serve"};
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -78,7 +79,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, runner_commands[i]) == 0)
       return exec_runner(argv);
   fl_say("unknown command '%s' (allowed: run, validate, report, exec, inject, "
-         "clear, status, list, help)",
+         "clear, status, list, serve, help)",
          cmd);
   return FL_EXIT_USAGE;
 }

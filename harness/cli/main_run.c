@@ -13,6 +13,7 @@ static const struct {
     {"run", fl_cmd_run},
     {"validate", fl_cmd_validate},
     {"report", fl_cmd_report},
+    {"serve", fl_cmd_serve},
 };
 
 int main(int argc, char **argv) {
@@ -21,6 +22,6 @@ int main(int argc, char **argv) {
       if (strcmp(argv[1], commands[i].name) == 0)
         return commands[i].run(argc - 1, argv + 1);
   fl_say("faultline-run is started by faultline; use 'faultline run', "
-         "'faultline validate' or 'faultline report'");
+         "'faultline validate', 'faultline report' or 'faultline serve'");
   return FL_EXIT_USAGE;
 }

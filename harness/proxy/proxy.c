@@ -89,7 +89,11 @@ static void update_listener(fl_proxy_t *p, uint64_t newly_active) {
 }
 
 static int aimed_at_us(const fl_proxy_t *p, const struct fl_rule *r) {
-  if (!FL_ACT_IS_PROXY(r->action) || r->target != FL_TGT_INET)
+  if (!FL_ACT_IS_PROXY(r->action))
+    return 0;
+  if (p->owns != NULL)
+    return p->owns(p->owns_arg, r);
+  if (r->target != FL_TGT_INET)
     return 0;
   for (int k = 0; k < r->naddrs && k < FL_MAX_ADDRS; k++)
     if (fl_addr_match(&r->addrs[k], &p->up_addr))
@@ -158,39 +162,41 @@ static void on_tick(uv_timer_t *t) {
   }
 }
 
-/* A loopback socket bound to a port of its own choosing, with the bind
- * made explicit: only an explicitly bound port survives the
+/* The loopback address of `family`, port 0. */
+static socklen_t loopback(int family, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof(*ss));
+  if (family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_addr = in6addr_loopback;
+    return sizeof(*in6);
+  }
+  struct sockaddr_in *in = (struct sockaddr_in *)ss;
+  in->sin_family = AF_INET;
+  in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return sizeof(*in);
+}
+
+/* A listening socket bound to `ss` (port 0: one of its own choosing),
+ * with the bind made explicit: only an explicitly bound port survives the
  * shutdown(SHUT_RD) that `down` uses. Two sockets with SO_REUSEADDR may
  * share a port while neither listens: the first one picks it, the second
  * binds it by number, then the first goes. */
-static int bind_loopback(int family, int *port) {
-  struct sockaddr_storage ss;
-  socklen_t len;
-  memset(&ss, 0, sizeof(ss));
-  if (family == AF_INET6) {
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    in6->sin6_family = AF_INET6;
-    in6->sin6_addr = in6addr_loopback;
-    len = sizeof(*in6);
-  } else {
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    len = sizeof(*in);
-  }
-  int one = 1, rc = 0, fd = -1;
+static int bind_listener(struct sockaddr_storage *ss, socklen_t len,
+                         int *port) {
+  int family = ss->ss_family, one = 1, rc = 0, fd = -1;
   int picker = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (picker < 0)
     return -errno;
   if (setsockopt(picker, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-      bind(picker, (struct sockaddr *)&ss, len) != 0 ||
-      getsockname(picker, (struct sockaddr *)&ss, &len) != 0)
+      bind(picker, (struct sockaddr *)ss, len) != 0 ||
+      getsockname(picker, (struct sockaddr *)ss, &len) != 0)
     rc = -errno;
   if (rc == 0) {
     fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, len) != 0)
+        bind(fd, (struct sockaddr *)ss, len) != 0)
       rc = -errno;
   }
   close(picker);
@@ -201,13 +207,30 @@ static int bind_loopback(int family, int *port) {
       close(fd);
     return rc;
   }
-  *port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                   : ((struct sockaddr_in *)&ss)->sin_port);
+  *port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)ss)->sin6_port
+                                   : ((struct sockaddr_in *)ss)->sin_port);
   return fd;
 }
 
-int fl_proxy_start(uv_loop_t *loop, fl_control_t *ctl,
-                   const struct sockaddr *upstream, fl_proxy_t **out) {
+/* The listener opts ask for, or the upstream family's loopback. */
+static int open_listener(const struct fl_proxy_opts *opts, int family,
+                         int *port) {
+  struct sockaddr_storage ss;
+  socklen_t len = loopback(family, &ss);
+  if (opts != NULL && opts->listen != NULL) {
+    family = opts->listen->sa_family;
+    if (family != AF_INET && family != AF_INET6)
+      return -EAFNOSUPPORT;
+    len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                             : sizeof(struct sockaddr_in);
+    memcpy(&ss, opts->listen, len);
+  }
+  return bind_listener(&ss, len, port);
+}
+
+int fl_proxy_start_with(uv_loop_t *loop, fl_control_t *ctl,
+                        const struct sockaddr *upstream,
+                        const struct fl_proxy_opts *opts, fl_proxy_t **out) {
   socklen_t len = upstream->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                   : sizeof(struct sockaddr_in);
   if (upstream->sa_family != AF_INET && upstream->sa_family != AF_INET6)
@@ -226,7 +249,11 @@ int fl_proxy_start(uv_loop_t *loop, fl_control_t *ctl,
   p->seed = fl_control_seed(ctl);
   memcpy(&p->upstream, upstream, len);
   fl_addr_from_sockaddr(upstream, len, &p->up_addr);
-  p->fd = bind_loopback(upstream->sa_family, &p->port);
+  if (opts != NULL) {
+    p->owns = opts->owns;
+    p->owns_arg = opts->arg;
+  }
+  p->fd = open_listener(opts, upstream->sa_family, &p->port);
   if (p->fd < 0) {
     int rc = p->fd;
     free(p);
@@ -249,6 +276,11 @@ int fl_proxy_start(uv_loop_t *loop, fl_control_t *ctl,
   uv_timer_start(&p->tick, on_tick, TICK_MS, TICK_MS);
   *out = p;
   return 0;
+}
+
+int fl_proxy_start(uv_loop_t *loop, fl_control_t *ctl,
+                   const struct sockaddr *upstream, fl_proxy_t **out) {
+  return fl_proxy_start_with(loop, ctl, upstream, NULL, out);
 }
 
 int fl_proxy_port(const fl_proxy_t *p) { return p->port; }

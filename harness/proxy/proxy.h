@@ -31,10 +31,34 @@ typedef struct fl_proxy fl_proxy_t;
 int fl_proxy_start(uv_loop_t *loop, fl_control_t *ctl,
                    const struct sockaddr *upstream, fl_proxy_t **out);
 
+/* What fl_proxy_start_with may choose beyond fl_proxy_start. */
+struct fl_proxy_opts {
+  /* The address to listen on (AF_INET or AF_INET6, port 0: a free one);
+   * NULL: the loopback address of the upstream's family, a free port. */
+  const struct sockaddr *listen;
+  /* Which proxy faults are this proxy's (nonzero: ours); NULL: those aimed
+   * at the upstream's address. Lets two proxies in front of one upstream
+   * keep their faults apart. Called on the loop when the rules change. */
+  int (*owns)(void *arg, const struct fl_rule *rule);
+  void *arg;
+};
+
+/* fl_proxy_start with options (opts may be NULL). EADDRINUSE when the
+ * listen address is taken. */
+int fl_proxy_start_with(uv_loop_t *loop, fl_control_t *ctl,
+                        const struct sockaddr *upstream,
+                        const struct fl_proxy_opts *opts, fl_proxy_t **out);
+
+/* Re-reads the rules now rather than at the next tick (a few ms): for a
+ * caller on the same loop that has just changed them and answers as if
+ * they were in force. */
+void fl_proxy_refresh(fl_proxy_t *p);
+
 /* The port the proxy listens on (host byte order). */
 int fl_proxy_port(const fl_proxy_t *p);
 
-/* Fills *rule with `redirect@TARGET,to=LOOPBACK:PORT`: the shim rule that
+/* Fills *rule with `redirect@TARGET,to=LOOPBACK:PORT` (for a proxy on the
+ * default listen address): the shim rule that
  * sends the target's connections for TARGET (the dependency as the user
  * names it, HOST:PORT or [IPV6]:PORT) to this proxy. Install it with
  * fl_control_add for as long as the proxy runs. Returns 0, or

@@ -101,6 +101,8 @@ struct fl_proxy {
   fl_control_t *ctl;
   struct sockaddr_storage upstream;
   struct fl_addr up_addr;
+  int (*owns)(void *arg, const struct fl_rule *rule); /* NULL: by address */
+  void *owns_arg;
   uint64_t seed;
   int fd, port;
   uv_poll_t poll;
@@ -126,10 +128,6 @@ static inline void arm(uv_timer_t *t, uv_timer_cb cb, uint64_t at,
 }
 
 /* ---- proxy.c: the listener and the rules ------------------------- */
-
-/* Re-reads the rules once the control segment's generation moved, and
- * has every connection decide the changed ones afresh. */
-void fl_proxy_refresh(fl_proxy_t *p);
 
 /* Frees a closing proxy once its handles and connections are gone. */
 void fl_proxy_maybe_free(fl_proxy_t *p);
