@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/base.h"
 #include "scenario_int.h"
@@ -186,32 +187,123 @@ int fl_yaml_positive(struct doc *d, const yaml_node_t *n, const char *what,
   return 0;
 }
 
+/* Scenario and service files are a few kilobytes; the bounds keep a
+ * hostile or mistaken file from costing minutes: libyaml's scanner is
+ * quadratic in flow nesting (100 000 nested '[' took over 20 s). */
+#define FL_YAML_MAX_BYTES (4u << 20)
+#define FL_YAML_MAX_DEPTH 64
+
+/* Reads the whole file into *buf (NUL-terminated), at most
+ * FL_YAML_MAX_BYTES; a regular file is measured before it is read. */
+static int read_all(const char *path, char **buf, size_t *len, char *err,
+                    size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  struct stat st;
+  int e = 0;
+  if (f == NULL)
+    e = errno;
+  else if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+           st.st_size > (off_t)FL_YAML_MAX_BYTES)
+    e = EFBIG;
+  char *b = e == 0 ? malloc(FL_YAML_MAX_BYTES + 2) : NULL;
+  if (e == 0 && b == NULL)
+    e = ENOMEM;
+  size_t n = b != NULL ? fread(b, 1, FL_YAML_MAX_BYTES + 1, f) : 0;
+  if (b != NULL && ferror(f))
+    e = errno != 0 ? errno : EIO;
+  else if (n > FL_YAML_MAX_BYTES)
+    e = EFBIG;
+  if (f != NULL)
+    fclose(f);
+  if (e == EFBIG)
+    snprintf(err, errlen,
+             "%s: too large (more than %u MB; a scenario or "
+             "service file is a few kilobytes)",
+             path, FL_YAML_MAX_BYTES >> 20);
+  else if (e != 0)
+    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
+  if (e != 0) {
+    free(b);
+    return -e;
+  }
+  b[n] = '\0';
+  *buf = b;
+  *len = n;
+  return 0;
+}
+
+static int syntax_error(const char *path, const yaml_parser_t *p, char *err,
+                        size_t errlen) {
+  snprintf(err, errlen, "%s:%zu:%zu: not valid YAML: %s", path,
+           p->problem_mark.line + 1, p->problem_mark.column + 1,
+           p->problem ? p->problem : "parse error");
+  return FL_EBADSCENARIO;
+}
+
+/* Walks the events to check the syntax and bound the nesting before
+ * libyaml builds a tree (the walk stops at the first level too deep). */
+static int check_depth(const char *path, const char *buf, size_t len, char *err,
+                       size_t errlen) {
+  yaml_parser_t p;
+  yaml_event_t ev;
+  int depth = 0, rc = 0;
+  yaml_parser_initialize(&p);
+  yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+  for (int done = 0; !done && rc == 0;) {
+    if (!yaml_parser_parse(&p, &ev)) {
+      rc = syntax_error(path, &p, err, errlen);
+      break;
+    }
+    if (ev.type == YAML_SEQUENCE_START_EVENT ||
+        ev.type == YAML_MAPPING_START_EVENT) {
+      if (++depth > FL_YAML_MAX_DEPTH) {
+        snprintf(err, errlen,
+                 "%s:%zu:%zu: nested too deeply (more than %d "
+                 "levels of lists and mappings)",
+                 path, ev.start_mark.line + 1, ev.start_mark.column + 1,
+                 FL_YAML_MAX_DEPTH);
+        rc = FL_EBADSCENARIO;
+      }
+    } else if (ev.type == YAML_SEQUENCE_END_EVENT ||
+               ev.type == YAML_MAPPING_END_EVENT) {
+      depth--;
+    }
+    done = ev.type == YAML_STREAM_END_EVENT;
+    yaml_event_delete(&ev);
+  }
+  yaml_parser_delete(&p);
+  return rc;
+}
+
+static int parse_doc(const char *path, struct doc *d, char *err,
+                     size_t errlen) {
+  char *buf;
+  size_t len;
+  int rc = read_all(path, &buf, &len, err, errlen);
+  if (rc != 0)
+    return rc;
+  rc = check_depth(path, buf, len, err, errlen);
+  if (rc == 0) {
+    yaml_parser_t p;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+    if (!yaml_parser_load(&p, &d->yd))
+      rc = syntax_error(path, &p, err, errlen);
+    yaml_parser_delete(&p);
+  }
+  free(buf);
+  return rc;
+}
+
 int fl_yaml_load_doc(const char *path, struct doc *d, char *err,
                      size_t errlen) {
   memset(d, 0, sizeof(*d));
   d->file = path;
   d->err = err;
   d->errlen = errlen;
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    int e = errno;
-    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
-    return -e;
-  }
-  yaml_parser_t p;
-  yaml_parser_initialize(&p);
-  yaml_parser_set_input_file(&p, f);
-  int ok = yaml_parser_load(&p, &d->yd);
-  if (!ok) {
-    snprintf(err, errlen, "%s:%zu:%zu: not valid YAML: %s", path,
-             p.problem_mark.line + 1, p.problem_mark.column + 1,
-             p.problem ? p.problem : "parse error");
-    yaml_parser_delete(&p);
-    fclose(f);
-    return FL_EBADSCENARIO;
-  }
-  yaml_parser_delete(&p);
-  fclose(f);
+  int rc = parse_doc(path, d, err, errlen);
+  if (rc != 0)
+    return rc;
   yaml_node_t *root = yaml_document_get_root_node(&d->yd);
   if (root == NULL) {
     yaml_document_delete(&d->yd);
@@ -222,8 +314,8 @@ int fl_yaml_load_doc(const char *path, struct doc *d, char *err,
     return FL_EBADSCENARIO;
   }
   if (root->type != YAML_MAPPING_NODE) {
-    int rc = fl_yaml_fail(d, root, "the file must be a mapping, found %s",
-                          fl_yaml_kind_name(root));
+    rc = fl_yaml_fail(d, root, "the file must be a mapping, found %s",
+                      fl_yaml_kind_name(root));
     yaml_document_delete(&d->yd);
     return rc;
   }
