@@ -192,6 +192,10 @@ int fl_yaml_positive(struct doc *d, const yaml_node_t *n, const char *what,
  * quadratic in flow nesting (100 000 nested '[' took over 20 s). */
 #define FL_YAML_MAX_BYTES (4u << 20)
 #define FL_YAML_MAX_DEPTH 64
+#define FL_YAML_MAX_NODES 50000
+#define FL_YAML_MAX_ANCHORS 256
+#define FL_STR_(x) #x
+#define FL_STR(x) FL_STR_(x)
 
 /* Reads the whole file into *buf (NUL-terminated), at most
  * FL_YAML_MAX_BYTES; a regular file is measured before it is read. */
@@ -240,13 +244,90 @@ static int syntax_error(const char *path, const yaml_parser_t *p, char *err,
   return FL_EBADSCENARIO;
 }
 
-/* Walks the events to check the syntax and bound the nesting before
- * libyaml builds a tree (the walk stops at the first level too deep). */
-static int check_depth(const char *path, const char *buf, size_t len, char *err,
+/* What the walk over the events counts. Nodes are weighed as the code
+ * that reads the tree will visit them: an alias costs the size of the
+ * node it names, so a few aliases of aliases cannot make it walk billions
+ * of nodes. */
+struct shape {
+  long nodes;
+  int depth;
+  long open[FL_YAML_MAX_DEPTH + 1]; /* nodes counted when each level began */
+  int anchor_of[FL_YAML_MAX_DEPTH + 1];
+  int nanchors;
+  char *anchor[FL_YAML_MAX_ANCHORS];
+  long anchor_size[FL_YAML_MAX_ANCHORS];
+};
+
+/* Remembers an anchor's name; its index, or -1 past the table's end (an
+ * alias of it then counts 1: the parser does not need more anchors than
+ * this for files of the size allowed, and the bound is for the walk). */
+static int name_anchor(struct shape *sh, const yaml_char_t *name, long size) {
+  if (name == NULL || sh->nanchors == FL_YAML_MAX_ANCHORS)
+    return -1;
+  sh->anchor[sh->nanchors] = strdup((const char *)name);
+  sh->anchor_size[sh->nanchors] = size;
+  return sh->nanchors++;
+}
+
+static long alias_size(const struct shape *sh, const yaml_char_t *name) {
+  for (int i = sh->nanchors - 1; i >= 0; i--)
+    if (sh->anchor[i] != NULL && strcmp(sh->anchor[i], (const char *)name) == 0)
+      return sh->anchor_size[i] > 0 ? sh->anchor_size[i] : 1;
+  return 1;
+}
+
+/* Counts one event; the limit it breaks, or NULL. */
+static const char *count_event(struct shape *sh, const yaml_event_t *ev) {
+  const yaml_char_t *anchor = NULL;
+  switch (ev->type) {
+  case YAML_SEQUENCE_START_EVENT:
+    anchor = ev->data.sequence_start.anchor;
+    /* fall through */
+  case YAML_MAPPING_START_EVENT:
+    if (ev->type == YAML_MAPPING_START_EVENT)
+      anchor = ev->data.mapping_start.anchor;
+    if (sh->depth == FL_YAML_MAX_DEPTH)
+      return "nested too deeply (more than " FL_STR(
+          FL_YAML_MAX_DEPTH) " levels of lists and mappings)";
+    sh->open[sh->depth] = sh->nodes++;
+    sh->anchor_of[sh->depth++] = name_anchor(sh, anchor, 0);
+    break;
+  case YAML_SEQUENCE_END_EVENT:
+  case YAML_MAPPING_END_EVENT:
+    sh->depth--;
+    if (sh->anchor_of[sh->depth] >= 0)
+      sh->anchor_size[sh->anchor_of[sh->depth]] =
+          sh->nodes - sh->open[sh->depth];
+    break;
+  case YAML_SCALAR_EVENT:
+    sh->nodes++;
+    name_anchor(sh, ev->data.scalar.anchor, 1);
+    break;
+  case YAML_ALIAS_EVENT:
+    sh->nodes += alias_size(sh, ev->data.alias.anchor);
+    break;
+  default:
+    break;
+  }
+  if (sh->nodes > FL_YAML_MAX_NODES)
+    return "too many values (more than " FL_STR(
+        FL_YAML_MAX_NODES) ", counting what aliases repeat)";
+  return NULL;
+}
+
+/* Walks the events to check the syntax and bound the nesting and the
+ * number of values before libyaml builds a tree; stops at the first
+ * limit broken. */
+static int check_shape(const char *path, const char *buf, size_t len, char *err,
                        size_t errlen) {
   yaml_parser_t p;
   yaml_event_t ev;
-  int depth = 0, rc = 0;
+  struct shape *sh = calloc(1, sizeof(*sh));
+  int rc = 0;
+  if (sh == NULL) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    return -ENOMEM;
+  }
   yaml_parser_initialize(&p);
   yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
   for (int done = 0; !done && rc == 0;) {
@@ -254,24 +335,19 @@ static int check_depth(const char *path, const char *buf, size_t len, char *err,
       rc = syntax_error(path, &p, err, errlen);
       break;
     }
-    if (ev.type == YAML_SEQUENCE_START_EVENT ||
-        ev.type == YAML_MAPPING_START_EVENT) {
-      if (++depth > FL_YAML_MAX_DEPTH) {
-        snprintf(err, errlen,
-                 "%s:%zu:%zu: nested too deeply (more than %d "
-                 "levels of lists and mappings)",
-                 path, ev.start_mark.line + 1, ev.start_mark.column + 1,
-                 FL_YAML_MAX_DEPTH);
-        rc = FL_EBADSCENARIO;
-      }
-    } else if (ev.type == YAML_SEQUENCE_END_EVENT ||
-               ev.type == YAML_MAPPING_END_EVENT) {
-      depth--;
+    const char *why = count_event(sh, &ev);
+    if (why != NULL) {
+      snprintf(err, errlen, "%s:%zu:%zu: %s", path, ev.start_mark.line + 1,
+               ev.start_mark.column + 1, why);
+      rc = FL_EBADSCENARIO;
     }
     done = ev.type == YAML_STREAM_END_EVENT;
     yaml_event_delete(&ev);
   }
   yaml_parser_delete(&p);
+  for (int i = 0; i < sh->nanchors; i++)
+    free(sh->anchor[i]);
+  free(sh);
   return rc;
 }
 
@@ -282,7 +358,7 @@ static int parse_doc(const char *path, struct doc *d, char *err,
   int rc = read_all(path, &buf, &len, err, errlen);
   if (rc != 0)
     return rc;
-  rc = check_depth(path, buf, len, err, errlen);
+  rc = check_shape(path, buf, len, err, errlen);
   if (rc == 0) {
     yaml_parser_t p;
     yaml_parser_initialize(&p);
