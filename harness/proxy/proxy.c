@@ -9,6 +9,7 @@
 #include "proxy_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,22 @@
 #define TICK_MS 5 /* how often an idle proxy looks at the generation */
 
 /* ---- the listener ------------------------------------------------ */
+
+/* Out of descriptors: accept the waiting connection with the reserve's
+ * slot and close it (libuv's own listeners do the same). 1 if one was
+ * shed, 0 when there is no reserve or nothing was waiting. */
+static int shed_one(fl_proxy_t *p) {
+  if (p->reserve < 0)
+    return 0;
+  close(p->reserve);
+  int fd = accept4(p->fd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd >= 0) {
+    close(fd);
+    p->shed++;
+  }
+  p->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
+}
 
 static void on_listen_ready(uv_poll_t *h, int status, int events) {
   fl_proxy_t *p = h->data;
@@ -42,9 +59,11 @@ static void on_listen_ready(uv_poll_t *h, int status, int events) {
     }
     if (errno == ECONNABORTED || errno == EINTR)
       continue;
+    if ((errno == EMFILE || errno == ENFILE) && shed_one(p))
+      continue;
     if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
         errno == ENOMEM) {
-      /* Out of descriptors: wait for the tick rather than spin. */
+      /* No reserve either: wait for the tick rather than spin. */
       uv_poll_stop(&p->poll);
       p->accept_paused = 1;
     }
@@ -259,9 +278,12 @@ int fl_proxy_start_with(uv_loop_t *loop, fl_control_t *ctl,
     free(p);
     return rc;
   }
+  p->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int rc = uv_poll_init(loop, &p->poll, p->fd);
   if (rc != 0) {
     close(p->fd);
+    if (p->reserve >= 0)
+      close(p->reserve);
     free(p);
     return rc;
   }
@@ -334,6 +356,9 @@ void fl_proxy_close(fl_proxy_t *p) {
   uv_close((uv_handle_t *)&p->tick, on_proxy_handle_closed);
   close(p->fd);
   p->fd = -1;
+  if (p->reserve >= 0)
+    close(p->reserve);
+  p->reserve = -1;
   for (struct conn *c = p->conns; c != NULL; c = c->next)
     fl_conn_close(c, END_CLOSE);
 }

@@ -105,6 +105,12 @@ struct fl_proxy {
   void *owns_arg;
   uint64_t seed;
   int fd, port;
+  /* A spare descriptor (/dev/null), given up for a moment when accept()
+   * fails for want of descriptors, to accept and close the waiting
+   * connection: it is refused at once instead of hanging in the backlog,
+   * and the listener does not wake up for it again and again. */
+  int reserve;
+  uint64_t shed; /* connections closed that way */
   uv_poll_t poll;
   uv_timer_t tick;
   int handles;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/base.h"
 #include "scenario_int.h"
@@ -186,32 +187,199 @@ int fl_yaml_positive(struct doc *d, const yaml_node_t *n, const char *what,
   return 0;
 }
 
+/* Scenario and service files are a few kilobytes; the bounds keep a
+ * hostile or mistaken file from costing minutes: libyaml's scanner is
+ * quadratic in flow nesting (100 000 nested '[' took over 20 s). */
+#define FL_YAML_MAX_BYTES (4u << 20)
+#define FL_YAML_MAX_DEPTH 64
+#define FL_YAML_MAX_NODES 50000
+#define FL_YAML_MAX_ANCHORS 256
+#define FL_STR_(x) #x
+#define FL_STR(x) FL_STR_(x)
+
+/* Reads the whole file into *buf (NUL-terminated), at most
+ * FL_YAML_MAX_BYTES; a regular file is measured before it is read. */
+static int read_all(const char *path, char **buf, size_t *len, char *err,
+                    size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  struct stat st;
+  int e = 0;
+  if (f == NULL)
+    e = errno;
+  else if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+           st.st_size > (off_t)FL_YAML_MAX_BYTES)
+    e = EFBIG;
+  char *b = e == 0 ? malloc(FL_YAML_MAX_BYTES + 2) : NULL;
+  if (e == 0 && b == NULL)
+    e = ENOMEM;
+  size_t n = b != NULL ? fread(b, 1, FL_YAML_MAX_BYTES + 1, f) : 0;
+  if (b != NULL && ferror(f))
+    e = errno != 0 ? errno : EIO;
+  else if (n > FL_YAML_MAX_BYTES)
+    e = EFBIG;
+  if (f != NULL)
+    fclose(f);
+  if (e == EFBIG)
+    snprintf(err, errlen,
+             "%s: too large (more than %u MB; a scenario or "
+             "service file is a few kilobytes)",
+             path, FL_YAML_MAX_BYTES >> 20);
+  else if (e != 0)
+    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
+  if (e != 0) {
+    free(b);
+    return -e;
+  }
+  b[n] = '\0';
+  *buf = b;
+  *len = n;
+  return 0;
+}
+
+static int syntax_error(const char *path, const yaml_parser_t *p, char *err,
+                        size_t errlen) {
+  snprintf(err, errlen, "%s:%zu:%zu: not valid YAML: %s", path,
+           p->problem_mark.line + 1, p->problem_mark.column + 1,
+           p->problem ? p->problem : "parse error");
+  return FL_EBADSCENARIO;
+}
+
+/* What the walk over the events counts. Nodes are weighed as the code
+ * that reads the tree will visit them: an alias costs the size of the
+ * node it names, so a few aliases of aliases cannot make it walk billions
+ * of nodes. */
+struct shape {
+  long nodes;
+  int depth;
+  long open[FL_YAML_MAX_DEPTH + 1]; /* nodes counted when each level began */
+  int anchor_of[FL_YAML_MAX_DEPTH + 1];
+  int nanchors;
+  char *anchor[FL_YAML_MAX_ANCHORS];
+  long anchor_size[FL_YAML_MAX_ANCHORS];
+};
+
+/* Remembers an anchor's name; its index, or -1 past the table's end (an
+ * alias of it then counts 1: the parser does not need more anchors than
+ * this for files of the size allowed, and the bound is for the walk). */
+static int name_anchor(struct shape *sh, const yaml_char_t *name, long size) {
+  if (name == NULL || sh->nanchors == FL_YAML_MAX_ANCHORS)
+    return -1;
+  sh->anchor[sh->nanchors] = strdup((const char *)name);
+  sh->anchor_size[sh->nanchors] = size;
+  return sh->nanchors++;
+}
+
+static long alias_size(const struct shape *sh, const yaml_char_t *name) {
+  for (int i = sh->nanchors - 1; i >= 0; i--)
+    if (sh->anchor[i] != NULL && strcmp(sh->anchor[i], (const char *)name) == 0)
+      return sh->anchor_size[i] > 0 ? sh->anchor_size[i] : 1;
+  return 1;
+}
+
+/* Counts one event; the limit it breaks, or NULL. */
+static const char *count_event(struct shape *sh, const yaml_event_t *ev) {
+  const yaml_char_t *anchor = NULL;
+  switch (ev->type) {
+  case YAML_SEQUENCE_START_EVENT:
+    anchor = ev->data.sequence_start.anchor;
+    /* fall through */
+  case YAML_MAPPING_START_EVENT:
+    if (ev->type == YAML_MAPPING_START_EVENT)
+      anchor = ev->data.mapping_start.anchor;
+    if (sh->depth == FL_YAML_MAX_DEPTH)
+      return "nested too deeply (more than " FL_STR(
+          FL_YAML_MAX_DEPTH) " levels of lists and mappings)";
+    sh->open[sh->depth] = sh->nodes++;
+    sh->anchor_of[sh->depth++] = name_anchor(sh, anchor, 0);
+    break;
+  case YAML_SEQUENCE_END_EVENT:
+  case YAML_MAPPING_END_EVENT:
+    sh->depth--;
+    if (sh->anchor_of[sh->depth] >= 0)
+      sh->anchor_size[sh->anchor_of[sh->depth]] =
+          sh->nodes - sh->open[sh->depth];
+    break;
+  case YAML_SCALAR_EVENT:
+    sh->nodes++;
+    name_anchor(sh, ev->data.scalar.anchor, 1);
+    break;
+  case YAML_ALIAS_EVENT:
+    sh->nodes += alias_size(sh, ev->data.alias.anchor);
+    break;
+  default:
+    break;
+  }
+  if (sh->nodes > FL_YAML_MAX_NODES)
+    return "too many values (more than " FL_STR(
+        FL_YAML_MAX_NODES) ", counting what aliases repeat)";
+  return NULL;
+}
+
+/* Walks the events to check the syntax and bound the nesting and the
+ * number of values before libyaml builds a tree; stops at the first
+ * limit broken. */
+static int check_shape(const char *path, const char *buf, size_t len, char *err,
+                       size_t errlen) {
+  yaml_parser_t p;
+  yaml_event_t ev;
+  struct shape *sh = calloc(1, sizeof(*sh));
+  int rc = 0;
+  if (sh == NULL) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    return -ENOMEM;
+  }
+  yaml_parser_initialize(&p);
+  yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+  for (int done = 0; !done && rc == 0;) {
+    if (!yaml_parser_parse(&p, &ev)) {
+      rc = syntax_error(path, &p, err, errlen);
+      break;
+    }
+    const char *why = count_event(sh, &ev);
+    if (why != NULL) {
+      snprintf(err, errlen, "%s:%zu:%zu: %s", path, ev.start_mark.line + 1,
+               ev.start_mark.column + 1, why);
+      rc = FL_EBADSCENARIO;
+    }
+    done = ev.type == YAML_STREAM_END_EVENT;
+    yaml_event_delete(&ev);
+  }
+  yaml_parser_delete(&p);
+  for (int i = 0; i < sh->nanchors; i++)
+    free(sh->anchor[i]);
+  free(sh);
+  return rc;
+}
+
+static int parse_doc(const char *path, struct doc *d, char *err,
+                     size_t errlen) {
+  char *buf;
+  size_t len;
+  int rc = read_all(path, &buf, &len, err, errlen);
+  if (rc != 0)
+    return rc;
+  rc = check_shape(path, buf, len, err, errlen);
+  if (rc == 0) {
+    yaml_parser_t p;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+    if (!yaml_parser_load(&p, &d->yd))
+      rc = syntax_error(path, &p, err, errlen);
+    yaml_parser_delete(&p);
+  }
+  free(buf);
+  return rc;
+}
+
 int fl_yaml_load_doc(const char *path, struct doc *d, char *err,
                      size_t errlen) {
   memset(d, 0, sizeof(*d));
   d->file = path;
   d->err = err;
   d->errlen = errlen;
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    int e = errno;
-    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e));
-    return -e;
-  }
-  yaml_parser_t p;
-  yaml_parser_initialize(&p);
-  yaml_parser_set_input_file(&p, f);
-  int ok = yaml_parser_load(&p, &d->yd);
-  if (!ok) {
-    snprintf(err, errlen, "%s:%zu:%zu: not valid YAML: %s", path,
-             p.problem_mark.line + 1, p.problem_mark.column + 1,
-             p.problem ? p.problem : "parse error");
-    yaml_parser_delete(&p);
-    fclose(f);
-    return FL_EBADSCENARIO;
-  }
-  yaml_parser_delete(&p);
-  fclose(f);
+  int rc = parse_doc(path, d, err, errlen);
+  if (rc != 0)
+    return rc;
   yaml_node_t *root = yaml_document_get_root_node(&d->yd);
   if (root == NULL) {
     yaml_document_delete(&d->yd);
@@ -222,8 +390,8 @@ int fl_yaml_load_doc(const char *path, struct doc *d, char *err,
     return FL_EBADSCENARIO;
   }
   if (root->type != YAML_MAPPING_NODE) {
-    int rc = fl_yaml_fail(d, root, "the file must be a mapping, found %s",
-                          fl_yaml_kind_name(root));
+    rc = fl_yaml_fail(d, root, "the file must be a mapping, found %s",
+                      fl_yaml_kind_name(root));
     yaml_document_delete(&d->yd);
     return rc;
   }
