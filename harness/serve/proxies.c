@@ -59,7 +59,7 @@ static int set_enabled(struct sproxy *p, int enabled, struct reply *r) {
     return 0;
   struct fl_rule_draft d;
   char err[256];
-  fl_draft_init(&d, fl_fault_find("down"));
+  fl_draft_init(&d, fl_fault_of_action(FL_ACT_DOWN));
   fl_draft_finish(&d, err, sizeof(err));
   d.rule.target = FL_TGT_INET; /* aimed by owns(), not by address */
   snprintf(d.rule.spec, sizeof(d.rule.spec),

@@ -23,7 +23,7 @@
 
 /* A faultline fault with its options, from a toxic's attributes. */
 struct fault_opts {
-  const char *fault;
+  int action; /* enum fl_action: a proxy fault of the vocabulary */
   int n;
   char key[3][12];
   char val[3][32];
@@ -45,7 +45,7 @@ static int latency(const long long *a, struct fault_opts *o, char *e,
   (void)e, (void)n;
   if (a[0] == 0 && a[1] == 0)
     return 0;
-  o->fault = "latency"; /* jitter alone: 1 ms, our least latency */
+  o->action = FL_ACT_LATENCY; /* jitter alone: 1 ms, our least latency */
   opt(o, "ms", a[0] > 0 ? a[0] : 1);
   if (a[1] > 0)
     opt(o, "jitter", a[1]);
@@ -57,7 +57,7 @@ static int bandwidth(const long long *a, struct fault_opts *o, char *e,
   (void)e, (void)n;
   if (a[0] == 0) /* Toxiproxy: no limit */
     return 0;
-  o->fault = "bandwidth";
+  o->action = FL_ACT_BANDWIDTH;
   opt(o, "rate", a[0] * 1000); /* KB/s, KB = 1000 bytes */
   return 1;
 }
@@ -67,7 +67,7 @@ static int slow_close(const long long *a, struct fault_opts *o, char *e,
   (void)e, (void)n;
   if (a[0] == 0)
     return 0;
-  o->fault = "slow_close";
+  o->action = FL_ACT_SLOW_CLOSE;
   opt(o, "ms", a[0]);
   return 1;
 }
@@ -75,7 +75,7 @@ static int slow_close(const long long *a, struct fault_opts *o, char *e,
 static int timeout(const long long *a, struct fault_opts *o, char *e,
                    size_t n) {
   (void)e, (void)n;
-  o->fault = "stall"; /* timeout 0: no data, never closed */
+  o->action = FL_ACT_STALL; /* timeout 0: no data, never closed */
   if (a[0] > 0)
     opt(o, "ms", a[0]);
   return 1;
@@ -84,7 +84,7 @@ static int timeout(const long long *a, struct fault_opts *o, char *e,
 static int reset_peer(const long long *a, struct fault_opts *o, char *e,
                       size_t n) {
   (void)e, (void)n;
-  o->fault = "reset_peer";
+  o->action = FL_ACT_RESET_PEER;
   opt(o, "ms", a[0]);
   return 1;
 }
@@ -93,7 +93,8 @@ static int slicer(const long long *a, struct fault_opts *o, char *e, size_t n) {
   (void)e, (void)n;
   if (a[0] == 0)
     return 0;
-  o->fault = "slicer"; /* size_variation is not applied: pieces are even */
+  o->action =
+      FL_ACT_SLICER; /* size_variation is not applied: pieces are even */
   opt(o, "size", a[0]);
   opt(o, "ms", (a[2] + 999) / 1000); /* µs, rounded up to whole ms */
   return 1;
@@ -107,7 +108,7 @@ static int limit_data(const long long *a, struct fault_opts *o, char *e,
              "more, or a reset_peer or timeout toxic)");
     return -1;
   }
-  o->fault = "limit_data";
+  o->action = FL_ACT_LIMIT_DATA;
   opt(o, "bytes", a[0]);
   return 1;
 }
@@ -154,8 +155,9 @@ static int build_rule(struct sproxy *p, const struct toxic *t,
     return rc;
   struct fl_rule_draft d;
   char tox[32], spec[FL_SPEC_MAX], ip[INET6_ADDRSTRLEN];
-  fl_draft_init(&d, fl_fault_find(o.fault));
-  int n = snprintf(spec, sizeof(spec), "%s@%s", o.fault, p->upstream);
+  const struct fl_fault_type *type = fl_fault_of_action(o.action);
+  fl_draft_init(&d, type);
+  int n = snprintf(spec, sizeof(spec), "%s@%s", type->name, p->upstream);
   for (int i = 0; i < o.n && rc == 1; i++) {
     n += snprintf(spec + n, sizeof(spec) - (size_t)n, ",%s=%s", o.key[i],
                   o.val[i]);
