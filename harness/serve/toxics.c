@@ -329,26 +329,34 @@ static int read_head(struct toxic *t, json_t *body, struct reply *r) {
   return 0;
 }
 
+/* A toxic's toxicity and attributes from a request body, and the rule
+ * they make: what build_rule returns, or -1 after answering 400. */
+static int read_rule(struct sproxy *p, struct toxic *tmp, const json_t *body,
+                     struct fl_rule *rule, struct reply *r) {
+  char err[512];
+  if (read_toxicity(tmp, json_object_get(body, "toxicity"), r) != 0 ||
+      read_attrs(tmp, json_object_get(body, "attributes"), r) != 0)
+    return -1;
+  int rc = build_rule(p, tmp, rule, err, sizeof(err));
+  if (rc < 0)
+    fl_reply_error(r, 400, "%s", err);
+  return rc < 0 ? -1 : rc;
+}
+
 /* ---- the handlers ------------------------------------------------ */
 
 void fl_toxic_create(struct sproxy *p, json_t *body, struct reply *r) {
   struct toxic tmp = {.toxicity = 1.0}, *t;
   struct fl_rule rule;
-  char err[512];
   if (read_head(&tmp, body, r) != 0)
     return;
   if (fl_toxic_find(p, tmp.name) != NULL) {
     fl_reply_error(r, 409, "toxic already exists");
     return;
   }
-  if (read_toxicity(&tmp, json_object_get(body, "toxicity"), r) != 0 ||
-      read_attrs(&tmp, json_object_get(body, "attributes"), r) != 0)
+  int rc = read_rule(p, &tmp, body, &rule, r);
+  if (rc < 0)
     return;
-  int rc = build_rule(p, &tmp, &rule, err, sizeof(err));
-  if (rc < 0) {
-    fl_reply_error(r, 400, "%s", err);
-    return;
-  }
   if ((t = malloc(sizeof(*t))) == NULL) {
     fl_reply_error(r, 500, "out of memory");
     return;
@@ -373,19 +381,13 @@ void fl_toxic_update(struct sproxy *p, struct toxic *t, json_t *body,
                      struct reply *r) {
   struct toxic tmp = *t;
   struct fl_rule rule;
-  char err[512];
   if (!json_is_object(body)) {
     fl_reply_error(r, 400, "bad request body: not a JSON object");
     return;
   }
-  if (read_toxicity(&tmp, json_object_get(body, "toxicity"), r) != 0 ||
-      read_attrs(&tmp, json_object_get(body, "attributes"), r) != 0)
+  int rc = read_rule(p, &tmp, body, &rule, r);
+  if (rc < 0)
     return;
-  int rc = build_rule(p, &tmp, &rule, err, sizeof(err));
-  if (rc < 0) {
-    fl_reply_error(r, 400, "%s", err);
-    return;
-  }
   fl_sproxy_clear_rule(p, &t->rule_id);
   tmp.rule_id = 0;
   struct toxic *next = t->next;
