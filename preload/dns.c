@@ -18,10 +18,16 @@
 
 #include "calls.h"
 
-#define RESOLVE(name)                                                          \
+/* Finds libc's function on first use; when there is none (a libc without
+ * it), the call fails with `fail` and errno ENOSYS rather than crash. */
+#define RESOLVE(name, fail)                                                    \
   do {                                                                         \
     if (fl_real_##name == NULL)                                                \
       fl_real_##name = (__typeof__(fl_real_##name))dlsym(RTLD_NEXT, #name);    \
+    if (fl_real_##name == NULL) {                                              \
+      errno = ENOSYS;                                                          \
+      fail;                                                                    \
+    }                                                                          \
   } while (0)
 
 /* Returns the EAI_* code to fail with, 0 to pass through. */
@@ -63,7 +69,7 @@ int getaddrinfo(const char *node, const char *service,
       errno = sys;
     return eai;
   }
-  RESOLVE(getaddrinfo);
+  RESOLVE(getaddrinfo, return EAI_SYSTEM);
   return fl_real_getaddrinfo(node, service, hints, res);
 }
 
@@ -73,7 +79,7 @@ struct hostent *gethostbyname(const char *name) {
     h_errno = h_errno_for(eai);
     return NULL;
   }
-  RESOLVE(gethostbyname);
+  RESOLVE(gethostbyname, h_errno = NO_RECOVERY; return NULL);
   return fl_real_gethostbyname(name);
 }
 
@@ -83,7 +89,7 @@ struct hostent *gethostbyname2(const char *name, int af) {
     h_errno = h_errno_for(eai);
     return NULL;
   }
-  RESOLVE(gethostbyname2);
+  RESOLVE(gethostbyname2, h_errno = NO_RECOVERY; return NULL);
   return fl_real_gethostbyname2(name, af);
 }
 
@@ -99,7 +105,7 @@ int gethostbyname_r(const char *name, struct hostent *ret, char *buf,
   int sys = 0, eai = lookup_fault(name, FL_OP_GETHOSTBYNAME, &sys);
   if (eai != 0)
     return fail_r(eai, result, h_errnop);
-  RESOLVE(gethostbyname_r);
+  RESOLVE(gethostbyname_r, return fail_r(EAI_FAIL, result, h_errnop));
   return fl_real_gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
 }
 
@@ -108,7 +114,7 @@ int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
   int sys = 0, eai = lookup_fault(name, FL_OP_GETHOSTBYNAME, &sys);
   if (eai != 0)
     return fail_r(eai, result, h_errnop);
-  RESOLVE(gethostbyname2_r);
+  RESOLVE(gethostbyname2_r, return fail_r(EAI_FAIL, result, h_errnop));
   return fl_real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
 }
 
@@ -117,7 +123,7 @@ int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
  * the caller demanded a name (NI_NAMEREQD). */
 int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                 socklen_t hostlen, char *serv, socklen_t servlen, int flags) {
-  RESOLVE(getnameinfo);
+  RESOLVE(getnameinfo, return EAI_SYSTEM);
   if (FL_UNLIKELY(fl_ops() & FL_OPC_DNS) && host != NULL && hostlen > 0 &&
       (flags & NI_NUMERICHOST) == 0) {
     char text[INET6_ADDRSTRLEN] = "";

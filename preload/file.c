@@ -172,6 +172,10 @@ FILE *fopen(const char *path, const char *mode) {
   OPEN_GATE(AT_FDCWD, path, fopen_flags(mode), NULL);
   if (fl_real_fopen == NULL)
     fl_real_fopen = resolve_fopen("fopen");
+  if (fl_real_fopen == NULL) { /* a libc without it: fail, never crash */
+    errno = ENOSYS;
+    return NULL;
+  }
   return fl_real_fopen(path, mode);
 }
 
@@ -179,5 +183,9 @@ FILE *fopen64(const char *path, const char *mode) {
   OPEN_GATE(AT_FDCWD, path, fopen_flags(mode), NULL);
   if (fl_real_fopen64 == NULL)
     fl_real_fopen64 = resolve_fopen("fopen64");
+  if (fl_real_fopen64 == NULL) {
+    errno = ENOSYS;
+    return NULL;
+  }
   return fl_real_fopen64(path, mode);
 }

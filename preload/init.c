@@ -41,11 +41,14 @@ FL_HIDDEN uint32_t fl_generation(void) {
 FL_HIDDEN const struct fl_ctl_header *fl_header(void) { return header; }
 
 /* One line on stderr, with no stdio (no allocation, no locks). */
-static void complain(const char *path, const char *why) {
-  const char *parts[] = {"faultline: ignoring control segment ", path, ": ",
-                         why, "\n"};
+static void say(const char *a, const char *b, const char *c, const char *d) {
+  const char *parts[] = {a, b, c, d, "\n"};
   for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
     (void)!syscall(SYS_write, 2, parts[i], strlen(parts[i]));
+}
+
+static void complain(const char *path, const char *why) {
+  say("faultline: ignoring control segment ", path, ": ", why);
 }
 
 static const char *check_header(const struct fl_ctl_header *h) {
@@ -118,6 +121,18 @@ __attribute__((constructor(101))) static void fl_init(void) {
   fl_real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name);
   FL_REAL_SYMBOLS(FL_X_RESOLVE)
 #undef FL_X_RESOLVE
+  /* A libc without one of them (never glibc): its wrapper goes straight
+   * to the system call, or fails with ENOSYS; said once, here. */
+  const char *missing = NULL;
+#define FL_X_CHECK(ret, name, params)                                          \
+  if (fl_real_##name == NULL)                                                  \
+    missing = #name;
+  FL_REAL_SYMBOLS(FL_X_CHECK)
+#undef FL_X_CHECK
+  if (missing != NULL)
+    say("faultline: libc has no ", missing,
+        ": the shim passes such calls to the kernel or fails them (ENOSYS)",
+        "");
   after_fork_child();
   pthread_atfork(NULL, NULL, after_fork_child);
   const char *path = getenv(FL_CTL_ENV);
