@@ -219,7 +219,7 @@ Test(run, list_forms_validate) {
     forms++;
   }
   t_run_free(&r);
-  cr_assert_eq(forms, 15, "found %d forms", forms);
+  cr_assert_eq(forms, 16, "found %d forms", forms);
   char scenario[6000];
   snprintf(scenario, sizeof(scenario),
            "scenario: forms\nservice: web.yaml\ntraffic:\n"
