@@ -591,6 +591,40 @@ Test(run, start_fault_that_stops_the_start_is_a_fail, .timeout = 90) {
   t_run_free(&r);
 }
 
+/* Never ready under the fault (it waits for its cache forever), ready
+ * without it: FAIL too, the first attempt ended by the runner. */
+Test(run, start_fault_that_hangs_the_start_is_a_fail, .timeout = 90) {
+  gate_service("[/usr/bin/python3, hang.py]");
+  write_file("hang.py", "import os, socket, time\n"
+                        "try:\n"
+                        "    socket.create_connection(('127.0.0.1', "
+                        "int(os.environ['CACHE_PORT'])), 2).close()\n"
+                        "except OSError:\n"
+                        "    print('waiting for the cache', flush=True)\n"
+                        "    time.sleep(600)\n"
+                        "os.execv('/usr/bin/python3', ['python3', '-m', "
+                        "'http.server', '--bind', '127.0.0.1', "
+                        "os.environ['PORT']])\n");
+  struct t_run r;
+  run(&r, "s.yaml", 80000);
+  cr_expect_eq(r.status, 1, "exit %d\n%s%s", r.status, r.out, r.err);
+  json_t *doc = load_result();
+  json_t *s = scenario0(doc);
+  cr_expect_str_eq(jstr(s, "verdict"), "FAIL", "%s", jstr(s, "reason"));
+  const char *obs =
+      jstr(json_array_get(json_object_get(s, "expectations"), 0), "observed");
+  cr_expect_str_eq(obs, "was not ready within 10s (TCP port): waiting for "
+                        "the cache");
+  json_decref(doc);
+  char *pg[] = {"pgrep", "-f", "hang.py", NULL};
+  struct t_run left;
+  cr_assert_eq(t_run(pg, NULL, NULL, 5000, &left), 0);
+  cr_expect_str_eq(left.out, "", "the first attempt outlived the run");
+  t_run_free(&left);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  t_run_free(&r);
+}
+
 /* Exits at start under the fault and without it too: not the fault's
  * doing, the harness's set-up. ERROR (exit 3), saying so. */
 Test(run, target_failing_also_without_faults_is_an_error, .timeout = 90) {

@@ -99,8 +99,11 @@ static void begin_control(struct srun *r, const char *how) {
   s->pid = r->target.pid;
   snprintf(s->log, sizeof(s->log), "%s", r->log_path);
   char what[160];
-  snprintf(what, sizeof(what), "%s after %.1fs", how,
-           fl_run_since(r->t_spawn_ns));
+  if (s->exited) /* else `how` says how long it was given */
+    snprintf(what, sizeof(what), "%s after %.1fs", how,
+             fl_run_since(r->t_spawn_ns));
+  else
+    snprintf(what, sizeof(what), "%s", how);
   fl_start_words(r->log_path, what, s->how, sizeof(s->how));
   r->control = 1;
   uv_timer_stop(&r->timer);
