@@ -42,12 +42,26 @@ int fl_rep_has_num(const json_t *obj, const char *key) {
   return json_is_number(json_object_get(obj, key));
 }
 
+int fl_rep_not_judged(const json_t *e) {
+  return strcmp(fl_rep_str(e, "verdict", ""), FL_REP_NOT_JUDGED) == 0;
+}
+
+int fl_rep_unjudged(const json_t *scenario) {
+  int n = 0;
+  size_t i;
+  json_t *e;
+  json_array_foreach(json_object_get(scenario, "expectations"), i, e) n +=
+      fl_rep_not_judged(e);
+  return n;
+}
+
 int fl_rep_failed(const json_t *scenario, int *total) {
   json_t *exps = json_object_get(scenario, "expectations");
   int failed = 0;
   size_t i;
   json_t *e;
-  json_array_foreach(exps, i, e) failed += fl_rep_verdict_of(e) != FL_REP_PASS;
+  json_array_foreach(exps, i, e) failed +=
+      fl_rep_verdict_of(e) != FL_REP_PASS && !fl_rep_not_judged(e);
   if (total != NULL)
     *total = (int)json_array_size(exps);
   return failed;

@@ -38,9 +38,16 @@ double fl_rep_num(const json_t *obj, const char *key, double dflt);
 /* 1 when obj[key] is a number. */
 int fl_rep_has_num(const json_t *obj, const char *key);
 
+/* An expectation's verdict besides the four: NOT_JUDGED, for one the run
+ * had nothing to judge on (the target did not start). */
+#define FL_REP_NOT_JUDGED "NOT_JUDGED"
+/* 1 when expectation e was not judged. */
+int fl_rep_not_judged(const json_t *e);
 /* Counts a scenario's expectations: all of them into *total (may be NULL),
- * returns how many failed. */
+ * returns how many failed (neither passed nor were left unjudged). */
 int fl_rep_failed(const json_t *scenario, int *total);
+/* How many of a scenario's expectations were not judged. */
+int fl_rep_unjudged(const json_t *scenario);
 
 /* A duration for people: "850 ms", "21.3 s", "4 min 05 s", "1 h 02 min". */
 void fl_rep_duration(char *buf, size_t size, double seconds);

@@ -58,6 +58,7 @@ static const char style[] =
     ".v-fail{color:#a50e0e;background:#fce8e6}\n"
     ".v-inconclusive{color:#6b4100;background:#fef3d6}\n"
     ".v-error{color:#6a1b9a;background:#f3e5f5}\n"
+    ".v-skip{color:#3c4043;background:#f1f3f4}\n"
     "dl.meta{display:grid;grid-template-columns:max-content 1fr;"
     "gap:.1rem 1rem;margin:.5rem 0}\n"
     "dl.meta dt{font-weight:600}dl.meta dd{margin:0}\n"
@@ -157,7 +158,8 @@ static void failed_list(FILE *o, const json_t *s) {
   size_t i;
   json_t *e;
   json_array_foreach(json_object_get(s, "expectations"), i, e) {
-    if (fl_rep_verdict_of(e) == FL_REP_PASS || shown++ == 5)
+    if (fl_rep_verdict_of(e) == FL_REP_PASS || fl_rep_not_judged(e) ||
+        shown++ == 5)
       continue;
     fputs("<li>", o);
     text(o, fl_rep_str(e, "phase", "always"));
@@ -267,14 +269,20 @@ static void expectations(FILE *o, const json_t *s, size_t si) {
   json_t *e;
   json_array_foreach(exps, i, e) {
     enum fl_rep_verdict v = fl_rep_verdict_of(e);
-    fputs(v == FL_REP_PASS ? "<tr>" : "<tr class=\"failed\">", o);
+    int skip = fl_rep_not_judged(e);
+    fputs(v == FL_REP_PASS || skip ? "<tr>" : "<tr class=\"failed\">", o);
     cell(o, "td", NULL, fl_rep_str(e, "phase", "always"));
     cell(o, "td", NULL, fl_rep_str(e, "endpoint", "\xe2\x80\x94"));
     cell(o, "th", "scope=\"row\"", fl_rep_str(e, "text", ""));
     cell(o, "td", NULL, fl_rep_str(e, "expected", "\xe2\x80\x94"));
     cell(o, "td", NULL, fl_rep_str(e, "observed", "\xe2\x80\x94"));
     fputs("<td>", o);
-    verdict(o, v);
+    if (skip) /* nothing to judge it on: neither a pass nor a failure */
+      fputs("<span class=\"v v-skip\"><span aria-hidden=\"true\">"
+            "\xe2\x80\x93 </span>not judged</span>",
+            o);
+    else
+      verdict(o, v);
     fputs("</td></tr>\n", o);
   }
   fputs("</tbody>\n</table>\n", o);

@@ -13,6 +13,8 @@
  *    an <error type="INCONCLUSIVE"> with the reason and the faults that
  *    were never delivered. It is an error, not <skipped>: CI systems count
  *    skipped tests as harmless, and an unproven scenario is not harmless.
+ *  - a NOT_JUDGED expectation (the target did not start under the start
+ *    faults, which its failed `starts` testcase says) is <skipped>.
  *
  * The schema wants a timestamp without a zone: the result's times are UTC
  * and are written as such without the "Z". The result does not record the
@@ -86,6 +88,12 @@ static void expectation(FILE *out, const json_t *s, const json_t *e) {
     fputs("/>\n", out);
     return;
   }
+  if (fl_rep_not_judged(e)) {
+    fputs(">\n      <skipped", out);
+    attr(out, "message", fl_rep_str(e, "observed", "not judged"));
+    fputs("/>\n    </testcase>\n", out);
+    return;
+  }
   const char *expected = fl_rep_str(e, "expected", "-");
   const char *observed = fl_rep_str(e, "observed", "-");
   fputs(">\n      <failure type=\"expectation\" message=\"expected ", out);
@@ -141,8 +149,8 @@ static void testsuite(FILE *out, const json_t *r, const json_t *s, size_t id) {
   attr(out, "package", fl_rep_str(service, "name", "faultline"));
   fprintf(out,
           " id=\"%zu\" timestamp=\"%s\" hostname=\"localhost\" tests=\"%d\" "
-          "failures=\"%d\" errors=\"%d\" skipped=\"0\" time=\"%.3f\">\n",
-          id, ts, total + errors, failures, errors,
+          "failures=\"%d\" errors=\"%d\" skipped=\"%d\" time=\"%.3f\">\n",
+          id, ts, total + errors, failures, errors, fl_rep_unjudged(s),
           fl_rep_num(s, "duration", 0));
   fputs("    <properties>\n", out);
   property(out, "verdict", fl_rep_verdict_name(v));

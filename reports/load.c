@@ -68,7 +68,8 @@ static int opt_num(struct check *c, const json_t *obj, const char *where,
   return 0;
 }
 
-/* obj.verdict: PASS or FAIL for an expectation, else any of the four. */
+/* obj.verdict: PASS, FAIL or NOT_JUDGED for an expectation, else any of
+ * the four. */
 static int need_verdict(struct check *c, const json_t *obj, const char *where,
                         int expectation) {
   int rc = need_str(c, obj, where, "verdict", 1);
@@ -76,8 +77,12 @@ static int need_verdict(struct check *c, const json_t *obj, const char *where,
     return rc;
   const char *s = fl_rep_str(obj, "verdict", "");
   int v = fl_rep_verdict(s);
+  if (expectation && fl_rep_not_judged(obj))
+    return 0;
   if (expectation && v != FL_REP_PASS && v != FL_REP_FAIL)
-    return fail(c, "%s.verdict is \"%s\" (allowed: PASS, FAIL)", where, s);
+    return fail(
+        c, "%s.verdict is \"%s\" (allowed: PASS, FAIL, " FL_REP_NOT_JUDGED ")",
+        where, s);
   if (v < 0)
     return fail(c,
                 "%s.verdict is \"%s\" (allowed: PASS, FAIL, INCONCLUSIVE, "

@@ -79,7 +79,7 @@ static void failed_table(FILE *out, const json_t *s) {
   size_t i;
   json_t *e;
   json_array_foreach(json_object_get(s, "expectations"), i, e) {
-    if (fl_rep_verdict_of(e) == FL_REP_PASS)
+    if (fl_rep_verdict_of(e) == FL_REP_PASS || fl_rep_not_judged(e))
       continue;
     const char *cells[] = {
         fl_rep_str(e, "phase", "always"), fl_rep_str(e, "endpoint", "-"),
@@ -93,6 +93,29 @@ static void failed_table(FILE *out, const json_t *s) {
     fputs("|\n", out);
   }
   fputc('\n', out);
+}
+
+/* Expectations the run had nothing to judge on, named on one line. */
+static void unjudged(FILE *out, const json_t *s) {
+  int n = fl_rep_unjudged(s), k = 0;
+  if (n == 0)
+    return;
+  fprintf(out, "%d not judged (the target did not start): ", n);
+  size_t i;
+  json_t *e;
+  json_array_foreach(json_object_get(s, "expectations"), i, e) {
+    if (!fl_rep_not_judged(e))
+      continue;
+    fputs(k++ ? ", " : "", out);
+    fl_rep_md(out, fl_rep_str(e, "phase", "always"));
+    if (fl_rep_str(e, "endpoint", NULL) != NULL) {
+      fputs(" / ", out);
+      fl_rep_md(out, fl_rep_str(e, "endpoint", ""));
+    }
+    fputs(": ", out);
+    fl_rep_md(out, fl_rep_str(e, "text", ""));
+  }
+  fputs("\n\n", out);
 }
 
 /* Faults that never fired: the usual cause of INCONCLUSIVE. */
@@ -173,6 +196,7 @@ static void details(FILE *out, const json_t *scns) {
     fl_rep_md(out, fl_rep_str(s, "reason", ""));
     fputs("\n\n", out);
     failed_table(out, s);
+    unjudged(out, s);
     if (v == FL_REP_INCONCLUSIVE) {
       undelivered(out, s);
       fputc('\n', out);

@@ -43,8 +43,11 @@ static const char *service_of(const json_t *scn) {
 /* "2 of 9" into buf. */
 static void failed_text(char *buf, size_t size, const json_t *scn) {
   int total;
-  int failed = fl_rep_failed(scn, &total);
-  snprintf(buf, size, "%d of %d", failed, total);
+  int failed = fl_rep_failed(scn, &total), unjudged = fl_rep_unjudged(scn);
+  if (unjudged)
+    snprintf(buf, size, "%d of %d, %d not judged", failed, total, unjudged);
+  else
+    snprintf(buf, size, "%d of %d", failed, total);
 }
 
 static void header(FILE *out, const json_t *r, int color) {
@@ -111,7 +114,7 @@ static void failures(FILE *out, const json_t *scns, int color) {
   json_t *s, *e;
   json_array_foreach(scns, i, s) {
     json_array_foreach(json_object_get(s, "expectations"), j, e) {
-      if (fl_rep_verdict_of(e) == FL_REP_PASS)
+      if (fl_rep_verdict_of(e) == FL_REP_PASS || fl_rep_not_judged(e))
         continue;
       if (first)
         fputs(color ? "\n" BOLD "Failed expectations" RESET "\n"

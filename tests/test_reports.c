@@ -218,7 +218,7 @@ static const struct {
      "\"expectations\": [{\"text\": \"x\", \"verdict\": \"PASS\"}, "
      "{\"text\": \"y\", \"verdict\": \"ERROR\"}]}]}",
      "scenarios[0] (\"a\").expectations[1].verdict is \"ERROR\" (allowed: "
-     "PASS, FAIL)"},
+     "PASS, FAIL, NOT_JUDGED)"},
     {"{\"format\": \"faultline-result\", \"version\": 1, \"verdict\": "
      "\"PASS\", \"scenarios\": [{\"name\": \"a\", \"verdict\": \"PASS\", "
      "\"endpoints\": [{\"name\": \"items\", \"series\": [{\"t\": 0}, "
@@ -499,6 +499,93 @@ Test(reports, summary_table) {
   cr_expect(strstr(buf, "\033[1;31mFAIL\033[0m"), "%s", buf);
   cr_expect(strstr(buf, "\033[33mINCONCLUSIVE\033[0m"), "%s", buf);
   free(buf);
+}
+
+/* A target that did not start under its start faults: FAIL with
+ * `starts` failed and the other expectations NOT_JUDGED. Every format
+ * loads it and shows "not judged", never as a failure nor as a pass. */
+static json_t *not_started(void) {
+  json_t *r = json_deep_copy(sample("fragile"));
+  size_t i;
+  json_t *s;
+  json_array_foreach(json_object_get(r, "scenarios"), i, s) {
+    if (strcmp(json_string_value(json_object_get(s, "name")),
+               "db-down-at-start") != 0)
+      continue;
+    json_object_set_new(s, "verdict", json_string("FAIL"));
+    json_t *x = json_pack(
+        "[{s:s,s:n,s:s,s:s,s:s,s:s},{s:s,s:s,s:s,s:s,s:s,s:s},"
+        "{s:s,s:n,s:s,s:s,s:s,s:s}]",
+        "phase", "always", "endpoint", "text", "starts", "expected",
+        "starts under the start faults", "observed",
+        "exited with status 3 after 1.2s: Application startup failed.",
+        "verdict", "FAIL", "phase", "outage", "endpoint", "items", "text",
+        "rate(503) >= 90%", "expected", "rate(503) >= 90%", "observed",
+        "not judged: the target did not start", "verdict", "NOT_JUDGED",
+        "phase", "always", "endpoint", "text", "alive", "expected", "alive",
+        "observed", "not judged: the target did not start", "verdict",
+        "NOT_JUDGED");
+    json_object_set_new(s, "expectations", x);
+  }
+  char path[300], err[512] = "";
+  in_dir(path, sizeof(path), "not-started.json");
+  cr_assert_eq(json_dump_file(r, path, JSON_INDENT(1)), 0);
+  json_decref(r);
+  json_t *loaded = NULL;
+  cr_assert_eq(fl_report_load(path, &loaded, err, sizeof(err)), 0, "%s", err);
+  return loaded;
+}
+
+Test(reports, not_judged_in_every_format) {
+  json_t *r = not_started();
+  char path[300];
+  render(fl_report_junit, r, in_dir(path, sizeof(path), "ns.xml"));
+  run(30000, "xmllint", "--noout", "--schema", T_DATA "/junit.xsd", path, NULL);
+  cr_expect_eq(S.run.status, 0, "does not validate:\n%s", S.run.err);
+  const char *suite = "//testsuite[@name='db-down-at-start']";
+  char expr[256];
+  snprintf(expr, sizeof(expr), "string(%s/@skipped)", suite);
+  cr_expect_str_eq(xpath(path, expr), "2");
+  snprintf(expr, sizeof(expr), "string(%s/@failures)", suite);
+  cr_expect_str_eq(xpath(path, expr), "1");
+  snprintf(expr, sizeof(expr), "string(%s/testcase[skipped][1]/@name)", suite);
+  cr_expect_str_eq(xpath(path, expr), "outage / items: rate(503) >= 90%");
+  snprintf(expr, sizeof(expr), "string(%s/testcase[failure]/@name)", suite);
+  cr_expect_str_eq(xpath(path, expr), "always: starts");
+
+  render(fl_report_markdown, r, in_dir(path, sizeof(path), "ns.md"));
+  char *md = slurp(path);
+  cr_expect(strstr(md, "| db-down-at-start | fragile | \xe2\x9d\x8c FAIL | "
+                       "1.4 s | 1 of 3 |\n"),
+            "%s", md);
+  cr_expect(strstr(md, "| always | - | starts | starts under the start "
+                       "faults | exited with status 3 after 1.2s: "
+                       "Application startup failed. |\n"),
+            "%s", md);
+  cr_expect(strstr(md, "2 not judged (the target did not start): outage / "
+                       "items: rate(503) >= 90%, always: alive\n"),
+            "%s", md);
+  cr_expect_null(strstr(md, "| not judged: the target did not start |"),
+                 "a not judged expectation listed as failed:\n%s", md);
+  free(md);
+
+  render(fl_report_html, r, in_dir(path, sizeof(path), "ns.html"));
+  char *html = slurp(path);
+  cr_expect_eq(count(html, "</span>not judged</span>"), 2, "%s", html);
+  cr_expect(strstr(html, "<caption>1 of 3 expectations failed</caption>"));
+  free(html);
+
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  cr_assert_eq(fl_report_summary(r, m, 0), 0);
+  fclose(m);
+  cr_expect(strstr(buf, "1 of 3, 2 not judged"), "%s", buf);
+  cr_expect(strstr(buf, "FAIL db-down-at-start: always: starts\n"), "%s", buf);
+  cr_expect_null(strstr(buf, "FAIL db-down-at-start: always: alive"), "%s",
+                 buf);
+  free(buf);
+  json_decref(r);
 }
 
 /* ---- The command. ---- */

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "support.h"
 
 static char dir[256], tmp[300], out[300];
@@ -217,7 +219,7 @@ Test(run, list_forms_validate) {
     forms++;
   }
   t_run_free(&r);
-  cr_assert_eq(forms, 15, "found %d forms", forms);
+  cr_assert_eq(forms, 16, "found %d forms", forms);
   char scenario[6000];
   snprintf(scenario, sizeof(scenario),
            "scenario: forms\nservice: web.yaml\ntraffic:\n"
@@ -492,4 +494,188 @@ Test(run, restarts_is_what_no_restart_judges, .timeout = 60) {
 
 Test(run, target_ending_early_is_a_restart, .timeout = 60) {
   restarts_case("/usr/bin/timeout, 1.5, ", 1, 1);
+}
+
+/* ---- a target that does not start: its failure, or the harness's ---- */
+
+/* A service the way many are written: it reaches its cache at start-up
+ * and exits 3 when it cannot (gate.py), else serves HTTP. */
+static const char *gate_py =
+    "import os, socket, sys\n"
+    "try:\n"
+    "    socket.create_connection(('127.0.0.1', "
+    "int(os.environ['CACHE_PORT'])), 2).close()\n"
+    "except OSError as e:\n"
+    "    print('starting', flush=True)\n"
+    "    print('cannot reach the cache:', e, flush=True)\n"
+    "    sys.exit(3)\n"
+    "os.execv('/usr/bin/python3', ['python3', '-m', 'http.server', "
+    "'--bind', '127.0.0.1', os.environ['PORT']])\n";
+
+static void gate_service(const char *command) {
+  char svc[512];
+  snprintf(svc, sizeof(svc),
+           "service: gate\n"
+           "command: %s\n"
+           "env: { CACHE_PORT: \"${CACHE_PORT}\", PORT: \"${PORT}\" }\n"
+           "ready: { tcp: true, timeout: 10s }\n"
+           "dependencies:\n"
+           "  cache: { type: redis }\n",
+           command);
+  write_file("gate.yaml", svc);
+  write_file("gate.py", gate_py);
+  write_file("s.yaml", "scenario: gate\n"
+                       "service: gate.yaml\n"
+                       "traffic:\n"
+                       "  root: { request: GET /, rate: 20, timeout: 2s }\n"
+                       "timeline:\n"
+                       "  - phase: a\n"
+                       "    duration: 2s\n"
+                       "    faults:\n"
+                       "      - { refuse: cache, at: start }\n"
+                       "expect:\n"
+                       "  a:\n"
+                       "    root: [ \"rate(200) >= 95%\" ]\n"
+                       "  always:\n"
+                       "    - alive\n");
+}
+
+static json_t *load_result(void) {
+  char res[400];
+  snprintf(res, sizeof(res), "%s/result.json", out);
+  json_error_t e;
+  json_t *j = json_load_file(res, 0, &e);
+  cr_assert_not_null(j, "%s: %s", res, e.text);
+  return j;
+}
+
+static json_t *scenario0(json_t *doc) {
+  return json_array_get(json_object_get(doc, "scenarios"), 0);
+}
+
+static const char *jstr(const json_t *o, const char *key) {
+  const char *s = json_string_value(json_object_get(o, key));
+  return s ? s : "";
+}
+
+/* Exits at start under `refuse: cache, at: start`, starts without it: the
+ * service failing. FAIL (exit 1): `starts` failed with how it ended and
+ * its log, every other expectation not judged, nothing left behind. */
+Test(run, start_fault_that_stops_the_start_is_a_fail, .timeout = 90) {
+  gate_service("[/usr/bin/python3, gate.py]");
+  struct t_run r;
+  run(&r, "s.yaml", 80000);
+  cr_expect_eq(r.status, 1, "exit %d\n%s%s", r.status, r.out, r.err);
+  json_t *doc = load_result();
+  json_t *s = scenario0(doc);
+  cr_expect_str_eq(jstr(s, "verdict"), "FAIL", "%s", jstr(s, "reason"));
+  json_t *x = json_object_get(s, "expectations");
+  cr_assert_eq(json_array_size(x), 3, "%s", jstr(s, "reason"));
+  json_t *starts = json_array_get(x, 0);
+  cr_expect_str_eq(jstr(starts, "text"), "starts");
+  cr_expect_str_eq(jstr(starts, "verdict"), "FAIL");
+  const char *obs = jstr(starts, "observed");
+  cr_expect(strstr(obs, "exited with status 3 after ") == obs, "%s", obs);
+  cr_expect(strstr(obs, "starting | cannot reach the cache: ") != NULL, "%s",
+            obs);
+  for (size_t i = 1; i < 3; i++)
+    cr_expect_str_eq(jstr(json_array_get(x, i), "verdict"), "NOT_JUDGED", "%s",
+                     jstr(json_array_get(x, i), "text"));
+  json_t *ex = json_object_get(json_object_get(s, "target"), "exit");
+  cr_expect_eq(json_integer_value(json_object_get(ex, "code")), 3);
+  char ctl[400];
+  snprintf(ctl, sizeof(ctl), "%s/gate/target-control.log", out);
+  cr_expect_eq(access(ctl, R_OK), 0, "no control start log %s", ctl);
+  json_decref(doc);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  t_run_free(&r);
+}
+
+/* Never ready under the fault (it waits for its cache forever), ready
+ * without it: FAIL too, the first attempt ended by the runner. */
+Test(run, start_fault_that_hangs_the_start_is_a_fail, .timeout = 90) {
+  gate_service("[/usr/bin/python3, hang.py]");
+  write_file("hang.py", "import os, socket, time\n"
+                        "try:\n"
+                        "    socket.create_connection(('127.0.0.1', "
+                        "int(os.environ['CACHE_PORT'])), 2).close()\n"
+                        "except OSError:\n"
+                        "    print('waiting for the cache', flush=True)\n"
+                        "    time.sleep(600)\n"
+                        "os.execv('/usr/bin/python3', ['python3', '-m', "
+                        "'http.server', '--bind', '127.0.0.1', "
+                        "os.environ['PORT']])\n");
+  struct t_run r;
+  run(&r, "s.yaml", 80000);
+  cr_expect_eq(r.status, 1, "exit %d\n%s%s", r.status, r.out, r.err);
+  json_t *doc = load_result();
+  json_t *s = scenario0(doc);
+  cr_expect_str_eq(jstr(s, "verdict"), "FAIL", "%s", jstr(s, "reason"));
+  const char *obs =
+      jstr(json_array_get(json_object_get(s, "expectations"), 0), "observed");
+  cr_expect_str_eq(obs, "was not ready within 10s (TCP port): waiting for "
+                        "the cache");
+  json_decref(doc);
+  char *pg[] = {"pgrep", "-f", "hang.py", NULL};
+  struct t_run left;
+  cr_assert_eq(t_run(pg, NULL, NULL, 5000, &left), 0);
+  cr_expect_str_eq(left.out, "", "the first attempt outlived the run");
+  t_run_free(&left);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  t_run_free(&r);
+}
+
+/* Exits at start under the fault and without it too: not the fault's
+ * doing, the harness's set-up. ERROR (exit 3), saying so. */
+Test(run, target_failing_also_without_faults_is_an_error, .timeout = 90) {
+  gate_service("\"echo starting; exit 3\"");
+  struct t_run r;
+  run(&r, "s.yaml", 80000);
+  cr_expect_eq(r.status, 3, "exit %d\n%s%s", r.status, r.out, r.err);
+  json_t *doc = load_result();
+  json_t *s = scenario0(doc);
+  cr_expect_str_eq(jstr(s, "verdict"), "ERROR");
+  cr_expect(strstr(jstr(s, "reason"), "exited with status 3 while starting, "
+                                      "also with the start faults off") != NULL,
+            "%s", jstr(s, "reason"));
+  json_decref(doc);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  t_run_free(&r);
+}
+
+/* A target that dies during the run: FAIL through `alive` and `no crash`,
+ * each saying how (signal), when and the end of its log. */
+Test(run, target_dying_mid_run_says_how, .timeout = 60) {
+  write_file("crash.py",
+             "import http.server, os, signal, sys, threading\n"
+             "def crash():\n"
+             "    print('about to crash', flush=True)\n"
+             "    os.kill(os.getpid(), signal.SIGSEGV)\n"
+             "threading.Timer(1.5, crash).start()\n"
+             "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])),"
+             " http.server.SimpleHTTPRequestHandler).serve_forever()\n");
+  write_file("web.yaml", "service: web\n"
+                         "command: [/usr/bin/python3, crash.py, \"${PORT}\"]\n"
+                         "ready: { tcp: true, timeout: 10s }\n");
+  write_file("s.yaml", "scenario: web\nservice: web.yaml\ntraffic:\n"
+                       "  root: { request: GET /, rate: 10, timeout: 1s }\n"
+                       "timeline:\n  - phase: a\n    duration: 3s\n"
+                       "expect:\n  always: [ alive, no crash ]\n");
+  struct t_run r;
+  run(&r, "s.yaml", 45000);
+  cr_expect_eq(r.status, 1, "exit %d\n%s%s", r.status, r.out, r.err);
+  json_t *doc = load_result();
+  json_t *s = scenario0(doc);
+  cr_expect_str_eq(jstr(s, "verdict"), "FAIL", "%s", jstr(s, "reason"));
+  size_t i;
+  json_t *x;
+  json_array_foreach(json_object_get(s, "expectations"), i, x) {
+    const char *obs = jstr(x, "observed");
+    cr_expect_str_eq(jstr(x, "verdict"), "FAIL", "%s", jstr(x, "text"));
+    cr_expect(strstr(obs, "killed by signal 11 (SIGSEGV) at t=") == obs &&
+                  strstr(obs, "about to crash") != NULL,
+              "%s: %s", jstr(x, "text"), obs);
+  }
+  json_decref(doc);
+  t_run_free(&r);
 }

@@ -337,6 +337,8 @@ static void list_expectations(void) {
       {"alive", "running to the end"},
       {"no crash", "not killed by a signal"},
       {"no restart", "the same process throughout"},
+      {"starts", "started under the start faults (else FAIL, the rest not "
+                 "judged)"},
       {"fds <= baseline + N", "open fds against the first phase's mean"},
       {"rss <= baseline + NMB", "resident memory, likewise"},
       {"fault(NAME) hit >= N", "a fault delivered (NAME: action, target or "

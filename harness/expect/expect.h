@@ -30,6 +30,11 @@
  *                                the window's end
  * Target expectations:
  *   no restart | no crash | alive
+ *   starts                       the target started and became ready with
+ *                                the scenario's start faults (`at: start`)
+ *                                on; when it did not, the runner judges
+ *                                this (failed) and nothing else, and adds
+ *                                it to a scenario that does not name it
  *   fds OP baseline [+ N]        max fd count in the window vs the mean
  *                                of the first phase ("baseline")
  *   rss OP baseline [+ SIZE]     SIZE like 50MB, 512kB
@@ -68,6 +73,7 @@ enum fl_expect_kind {
   FL_EXP_NO_RESTART,
   FL_EXP_NO_CRASH,
   FL_EXP_ALIVE,
+  FL_EXP_STARTS,
   FL_EXP_FDS,
   FL_EXP_RSS,
   FL_EXP_FAULT_HIT,
@@ -142,6 +148,12 @@ struct fl_target_facts {
   int restarts; /* times the target was seen to restart */
   int crashed;  /* ended by a signal */
   int exited;   /* ended at all before the end of the scenario */
+  /* How it ended early, in words ("exited with status 3 at t=4.2s: <its
+   * last log lines>"), for alive and no crash; NULL when it did not. */
+  const char *ending;
+  /* How its start failed ("exited with status 3 after 1.2s: ..."), for
+   * starts; NULL when it started. */
+  const char *start_failure;
   double fds_baseline, fds_max; /* baseline: mean over the first phase */
   double rss_baseline_kb, rss_max_kb;
   /* delivered count of a fault by name; -1 if no fault has that name */

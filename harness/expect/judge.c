@@ -751,15 +751,22 @@ int fl_expect_eval_target(const struct fl_expect *e,
   case FL_EXP_NO_CRASH:
     put(expected, elen, "no crash");
     put(observed, olen, "%s",
-        f->crashed ? "crashed (ended by a signal)" : "no crash");
+        !f->crashed ? "no crash"
+        : f->ending ? f->ending
+                    : "crashed (ended by a signal)");
     return !f->crashed;
   case FL_EXP_ALIVE:
     put(expected, elen, "alive to the end");
     put(observed, olen, "%s",
-        f->crashed  ? "crashed (ended by a signal)"
-        : f->exited ? "exited before the end"
-                    : "alive");
+        !f->crashed && !f->exited ? "alive"
+        : f->ending               ? f->ending
+        : f->crashed              ? "crashed (ended by a signal)"
+                                  : "exited before the end");
     return !f->crashed && !f->exited;
+  case FL_EXP_STARTS:
+    put(expected, elen, "starts under the start faults");
+    put(observed, olen, "%s", f->start_failure ? f->start_failure : "started");
+    return f->start_failure == NULL;
   case FL_EXP_FDS:
     return eval_fds(e, f, &o);
   case FL_EXP_RSS:

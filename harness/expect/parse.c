@@ -21,7 +21,7 @@ const char *const fl_expect_op_text[FL_CMP_NE + 1] = {
 
 #define KINDS_ALLOWED                                                          \
   "rate, header, p, max, within, requests, recovers, no restart, no crash, "   \
-  "alive, fds, rss, fault"
+  "alive, starts, fds, rss, fault"
 #define OPS_ALLOWED "a comparison (<, <=, >, >=, ==, !=)"
 
 /* ---- Tokens ---------------------------------------------------------- */
@@ -500,6 +500,12 @@ static int parse_alive(struct parser *p, struct fl_expect *e) {
   return 0;
 }
 
+static int parse_starts(struct parser *p, struct fl_expect *e) {
+  (void)p;
+  e->kind = FL_EXP_STARTS;
+  return 0;
+}
+
 static int parse_fds(struct parser *p, struct fl_expect *e) {
   e->kind = FL_EXP_FDS;
   return parse_baseline_tail(p, e, 0);
@@ -524,6 +530,7 @@ static const struct {
     {"recovers", parse_recovers},
     {"no", parse_no},
     {"alive", parse_alive},
+    {"starts", parse_starts},
     {"fds", parse_fds},
     {"rss", parse_rss},
     {"fault", parse_fault},

@@ -57,6 +57,9 @@ struct fl_result_expectation {
   const char *endpoint; /* NULL: about the target */
   char expected[256], observed[512];
   int pass;
+  /* Not judged (neither passed nor failed): the target did not start, so
+   * there was nothing to judge it on. "NOT_JUDGED" in the JSON. */
+  int not_judged;
 };
 
 struct fl_result_sample {

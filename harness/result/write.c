@@ -87,7 +87,10 @@ static json_t *expectation_json(const struct fl_result_expectation *x) {
   set(o, "text", json_string(x->text));
   set(o, "expected", json_string(x->expected));
   set(o, "observed", json_string(x->observed));
-  set(o, "verdict", json_string(x->pass ? "PASS" : "FAIL"));
+  set(o, "verdict",
+      json_string(x->not_judged ? "NOT_JUDGED"
+                  : x->pass     ? "PASS"
+                                : "FAIL"));
   return o;
 }
 

@@ -203,13 +203,35 @@ static int ended_early(const struct srun *r) {
  * own end at the runner's hands after the last phase is not counted. */
 static int target_restarts(const struct srun *r) { return ended_early(r); }
 
+/* How the target ended early, in words: status or signal, when, and the
+ * last lines of its log. */
+static void ending_words(const struct srun *r, char *buf, size_t len) {
+  char what[160];
+  if (r->exit_signal != 0) {
+    const char *abbrev = sigabbrev_np(r->exit_signal);
+    snprintf(what, sizeof(what), "killed by signal %d (SIG%s) at t=%.1fs",
+             r->exit_signal, abbrev ? abbrev : "?", r->exit_t);
+  } else {
+    snprintf(what, sizeof(what), "exited with status %lld at t=%.1fs",
+             (long long)r->exit_code, r->exit_t);
+  }
+  fl_start_words(r->log_path, what, buf, len);
+}
+
+/* ending: room for the words of how the target ended. */
 static void target_facts(const struct srun *r, double from, double to,
-                         struct fl_target_facts *f) {
+                         struct fl_target_facts *f, char *ending, size_t len) {
   memset(f, 0, sizeof(*f));
   f->restarts = target_restarts(r);
   f->crashed = r->exit_signal != 0 && r->exit_signal != SIGTERM &&
                r->exit_signal != SIGKILL && ended_early(r);
   f->exited = ended_early(r);
+  if (f->exited) {
+    ending_words(r, ending, len);
+    f->ending = ending;
+  }
+  if (r->start.failed)
+    f->start_failure = r->start.how;
   sample_facts(r, from, to, f);
   f->fault_delivered = fault_delivered;
   f->arg = (void *)r;
@@ -228,7 +250,8 @@ static int judge_one(const struct srun *r, const struct fl_expect_decl *x,
   window(r, x->phase, &from, &to);
   if (x->endpoint == NULL) {
     struct fl_target_facts f;
-    target_facts(r, from, to, &f);
+    char ending[512];
+    target_facts(r, from, to, &f, ending, sizeof(ending));
     return fl_expect_eval_target(&x->e, &f, o->expected, sizeof(o->expected),
                                  o->observed, sizeof(o->observed));
   }
@@ -246,19 +269,68 @@ static int judge_one(const struct srun *r, const struct fl_expect_decl *x,
       o->expected, sizeof(o->expected), o->observed, sizeof(o->observed));
 }
 
+static void judge_declared(const struct srun *r, size_t i,
+                           struct fl_result_expectation *o) {
+  const struct fl_expect_decl *x = &r->sc->expects[i];
+  o->phase = x->phase;
+  o->endpoint = x->endpoint;
+  o->text = x->e.text;
+}
+
+/* `starts` over a failed start: no phase ran, so no window or sample. */
+static int judge_starts(const struct srun *r, const struct fl_expect *e,
+                        struct fl_result_expectation *o) {
+  struct fl_target_facts f = {.start_failure = r->start.how};
+  return fl_expect_eval_target(e, &f, o->expected, sizeof(o->expected),
+                               o->observed, sizeof(o->observed));
+}
+
+/* The target did not start under the start faults (start.c): `starts`
+ * failed, named or not, and nothing else had anything to be judged on. */
+static void judge_not_started(const struct srun *r,
+                              struct fl_result_scenario *res, struct tally *t) {
+  static const struct fl_expect implied = {.kind = FL_EXP_STARTS,
+                                           .text = "starts"};
+  size_t n = 0, named = 0;
+  for (size_t i = 0; i < r->sc->nexpects; i++)
+    named += r->sc->expects[i].e.kind == FL_EXP_STARTS;
+  if (!named) {
+    struct fl_result_expectation *o = &res->expectations[n++];
+    *o =
+        (struct fl_result_expectation){.phase = "always", .text = implied.text};
+    o->pass = judge_starts(r, &implied, o);
+  }
+  for (size_t i = 0; i < r->sc->nexpects; i++) {
+    struct fl_result_expectation *o = &res->expectations[n++];
+    judge_declared(r, i, o);
+    if (r->sc->expects[i].e.kind == FL_EXP_STARTS) {
+      o->pass = judge_starts(r, &r->sc->expects[i].e, o);
+      continue;
+    }
+    o->not_judged = 1;
+    snprintf(o->expected, sizeof(o->expected), "%s", o->text);
+    snprintf(o->observed, sizeof(o->observed),
+             "not judged: the target did not start");
+  }
+  for (size_t i = 0; i < n; i++)
+    t->failed += !res->expectations[i].pass && !res->expectations[i].not_judged;
+  res->nexpectations = n;
+}
+
 /* Only a run that sent traffic without error has anything to judge. */
 static void judge_expectations(const struct srun *r,
                                struct fl_result_scenario *res,
                                struct tally *t) {
+  if (r->start.failed && r->error[0] == '\0') {
+    judge_not_started(r, res, t);
+    return;
+  }
   if (r->traffic == NULL || r->error[0] != '\0')
     return;
   for (size_t i = 0; i < r->sc->nexpects; i++) {
-    const struct fl_expect_decl *x = &r->sc->expects[i];
     struct fl_result_expectation *o = &res->expectations[i];
-    o->phase = x->phase;
-    o->endpoint = x->endpoint;
-    o->text = x->e.text;
-    o->pass = judge_one(r, x, o);
+    judge_declared(r, i, o);
+    o->pass = judge_one(r, &r->sc->expects[i], o);
     t->failed += !o->pass;
   }
   res->nexpectations = r->sc->nexpects;
@@ -293,11 +365,20 @@ static int judge_target(const struct srun *r, struct fl_result_target *t) {
   t->command = r->command;
   t->pid = r->target_spawned ? r->target.pid : -1;
   t->exited = ended_early(r);
-  if (t->exited && r->exit_signal) {
-    const char *abbrev = sigabbrev_np(r->exit_signal);
+  int sig = r->exit_signal;
+  t->code = r->exit_code;
+  const char *log = r->log_path;
+  if (r->start.failed) { /* the attempt that failed, not the control */
+    t->pid = r->start.pid;
+    t->exited = r->start.exited;
+    sig = r->start.sig;
+    t->code = r->start.code;
+    log = r->start.log;
+  }
+  if (t->exited && sig) {
+    const char *abbrev = sigabbrev_np(sig);
     t->signal = abbrev ? abbrev : "?";
   }
-  t->code = r->exit_code;
   t->restarts = target_restarts(r);
   if ((t->series = new_array(r->nsamples, sizeof(*t->series))) == NULL)
     return -ENOMEM;
@@ -305,8 +386,8 @@ static int judge_target(const struct srun *r, struct fl_result_target *t) {
     t->series[i] = (struct fl_result_sample){r->samples[i].t, r->samples[i].fds,
                                              r->samples[i].rss_kb};
   t->nseries = r->nsamples;
-  t->log = r->log_path;
-  return read_tail(r->log_path, LOG_TAIL_MAX, &t->log_tail, &t->log_tail_len);
+  t->log = log;
+  return read_tail(log, LOG_TAIL_MAX, &t->log_tail, &t->log_tail_len);
 }
 
 static void judge_injections(const struct srun *r,
@@ -338,6 +419,13 @@ static void decide(const struct srun *r, const struct tally *t,
   if (r->error[0] != '\0') {
     res->verdict = FL_VERDICT_ERROR;
     snprintf(why, len, "%s", r->error);
+  } else if (r->start.failed) {
+    /* The control start (start.c) showed it starts without the faults. */
+    res->verdict = FL_VERDICT_FAIL;
+    snprintf(why, len,
+             "the target did not start under the start faults (it does "
+             "without them): %s",
+             r->start.how);
   } else if (t->requests == 0) {
     res->verdict = FL_VERDICT_INCONCLUSIVE;
     snprintf(why, len, "no traffic was sent");
@@ -373,7 +461,9 @@ static int alloc_parts(const struct srun *r, struct fl_result_scenario *res) {
   res->phases = new_array(r->sc->nphases, sizeof(*res->phases));
   res->faults = new_array(r->nfaults, sizeof(*res->faults));
   res->endpoints = new_array(r->sc->nendpoints, sizeof(*res->endpoints));
-  res->expectations = new_array(r->sc->nexpects, sizeof(*res->expectations));
+  /* One more for the `starts` a failed start adds. */
+  res->expectations =
+      new_array(r->sc->nexpects + 1, sizeof(*res->expectations));
   res->injections = new_array(r->ninjections, sizeof(*res->injections));
   return res->phases && res->faults && res->endpoints && res->expectations &&
                  res->injections

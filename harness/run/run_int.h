@@ -53,6 +53,18 @@ enum srun_state {
   S_DONE,
 };
 
+/* A start that failed while start faults were on (start.c): how the
+ * first attempt ended, kept for `starts` and the result's target. */
+struct start_end {
+  int failed;   /* it did not start under the faults, and does without */
+  int exited;   /* it ended on its own (else it was never ready) */
+  int sig;      /* the signal that ended it, or 0 */
+  int64_t code; /* else its exit status */
+  long pid;
+  char how[512]; /* "exited with status 3 after 1.2s: <last log lines>" */
+  char log[PATH_MAX];
+};
+
 struct suite;
 
 struct srun {
@@ -82,6 +94,11 @@ struct srun {
   char log_path[PATH_MAX];
   double ready_deadline;
   int probing;
+  uint64_t t_spawn_ns;
+  /* The control start (start.c): 0 none; 1 the first attempt failed under
+   * the start faults and is ending; 2 the target runs again without them. */
+  int control;
+  struct start_end start;
 
   uv_timer_t timer, sampler, killer;
   int timers_open;
@@ -134,9 +151,24 @@ const char *fl_target_lookup(const char *name, void *arg);
 /* Starts the target once the dependencies are ready (S_TARGET); the
  * timeline begins when it is ready. */
 void fl_target_start(struct srun *r);
+/* Spawns the target (again, for the control start) and waits until it
+ * is ready. */
+void fl_target_launch(struct srun *r);
 /* One sample of the target's descriptors and memory. */
 void fl_target_sample(struct srun *r);
 void fl_target_on_sample(uv_timer_t *t);
+
+/* start.c: a target that fails to start. fl_start_failed() is called
+ * when it ended or was not ready in time while starting (`how`: "exited
+ * with status 3"); it decides between ERROR and the control start.
+ * fl_start_ready() is called when it is ready. */
+void fl_start_failed(struct srun *r, const char *how);
+void fl_start_ready(struct srun *r);
+/* The relaunch, once the first attempt's process handle is closed. */
+void fl_start_closed(struct srun *r);
+/* "<what>: <the last lines of log>" into buf (what: "exited with status
+ * 3 after 1.2s"). */
+void fl_start_words(const char *log, const char *what, char *buf, size_t len);
 
 /* timeline.c: faults and traffic. */
 int fl_timeline_resolve_faults(struct srun *r);

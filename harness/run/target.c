@@ -78,6 +78,9 @@ void fl_target_sample(struct srun *r) {
 
 void fl_target_on_sample(uv_timer_t *t) { fl_target_sample(t->data); }
 
+/* The first attempt's handle is closed: the control start may begin. */
+static void on_target_closed(uv_handle_t *h) { fl_start_closed(h->data); }
+
 static void on_target_exit(uv_process_t *p, int64_t status, int sig) {
   struct srun *r = p->data;
   r->target_alive = 0;
@@ -85,16 +88,16 @@ static void on_target_exit(uv_process_t *p, int64_t status, int sig) {
   r->exit_code = status;
   r->exit_signal = sig;
   r->exit_t = r->traffic ? fl_traffic_now(r->traffic) : 0;
-  uv_close((uv_handle_t *)p, NULL);
+  uv_close((uv_handle_t *)p, on_target_closed);
   uv_timer_stop(&r->killer);
-  if (r->state == S_TARGET) {
+  if (r->state == S_TARGET && r->control != 1) {
     char how[64];
     if (sig != 0)
       snprintf(how, sizeof(how), "was killed by signal %d (%s)", sig,
                strsignal(sig));
     else
       snprintf(how, sizeof(how), "exited with status %lld", (long long)status);
-    fl_run_fail(r, "the target %s while starting; see %s", how, r->log_path);
+    fl_start_failed(r, how);
     return;
   }
   if (r->state == S_RUNNING || r->state == S_DRAINING)
@@ -110,7 +113,7 @@ static void on_probe(int status, void *arg) {
   if (r->state != S_TARGET)
     return;
   if (status >= 200 && status < 300)
-    fl_timeline_begin_traffic(r);
+    fl_start_ready(r);
 }
 
 static int tcp_ready(int port) {
@@ -127,17 +130,19 @@ static int tcp_ready(int port) {
 
 static void on_ready_check(uv_timer_t *t) {
   struct srun *r = t->data;
-  if (r->state != S_TARGET)
+  if (r->state != S_TARGET || r->control == 1)
     return;
   if (fl_run_since(r->t_begin_ns) > r->ready_deadline) {
-    fl_run_fail(r, "the target was not ready within %.0fs (%s %s); see %s",
-                r->sv->ready_timeout, r->sv->ready_http ? "GET" : "TCP port",
-                r->sv->ready_http ? r->sv->ready_http : "", r->log_path);
+    char how[128];
+    snprintf(how, sizeof(how), "was not ready within %.0fs (%s%s)",
+             r->sv->ready_timeout, r->sv->ready_http ? "GET " : "TCP port",
+             r->sv->ready_http ? r->sv->ready_http : "");
+    fl_start_failed(r, how);
     return;
   }
   if (r->sv->ready_http == NULL) {
     if (tcp_ready(r->port)) {
-      fl_timeline_begin_traffic(r);
+      fl_start_ready(r);
       return;
     }
   } else if (!r->probing) {
@@ -248,9 +253,11 @@ static char **target_argv(struct srun *r, char *err, size_t errlen) {
   return argv;
 }
 
-/* OUTDIR/target.log, the target's stdout and stderr. */
+/* OUTDIR/target.log, the target's stdout and stderr (target-control.log
+ * for the control start, start.c). */
 static int open_log(struct srun *r) {
-  if (snprintf(r->log_path, sizeof(r->log_path), "%s/target.log", r->outdir) >=
+  if (snprintf(r->log_path, sizeof(r->log_path), "%s/%s", r->outdir,
+               r->control ? "target-control.log" : "target.log") >=
       (int)sizeof(r->log_path))
     r->log_path[0] = '\0';
   r->log_fd = open(r->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -278,10 +285,13 @@ static int spawn(struct srun *r, char **argv, char **env) {
 }
 
 void fl_target_start(struct srun *r) {
-  char err[FL_ERRLEN];
   r->state = S_TARGET;
-  if (prepare(r) != 0)
-    return;
+  if (prepare(r) == 0)
+    fl_target_launch(r);
+}
+
+void fl_target_launch(struct srun *r) {
+  char err[FL_ERRLEN];
   char **argv = target_argv(r, err, sizeof(err)), **env = NULL;
   if (argv == NULL || (env = target_env(r, err, sizeof(err))) == NULL) {
     free_strv(argv);
@@ -300,6 +310,7 @@ void fl_target_start(struct srun *r) {
   if (rc != 0)
     return;
   r->target_spawned = r->target_alive = 1;
+  r->t_spawn_ns = uv_hrtime();
   fl_run_say(r, "target pid %d: %s", r->target.pid, r->command);
   r->ready_deadline = fl_run_since(r->t_begin_ns) + r->sv->ready_timeout;
   uv_timer_start(&r->timer, on_ready_check, PROBE_EVERY_MS, 0);

@@ -9,7 +9,9 @@ What is missing on purpose (each one is what some scenario should catch):
 - every dependency error is an unhandled exception, which FastAPI turns into
   a bare 500 with no Retry-After;
 - the pool is created once at start-up: with the database down the process
-  does not start, and nothing ever rebuilds the pool;
+  does not start, and nothing ever rebuilds the pool (with
+  FRAGILE_CHECK_DB_AT_IMPORT=1, fragile-strict.yaml, it even exits 3 at
+  import, before the web server starts);
 - Redis is required: its errors are 500s, even though the database has the
   data;
 - uploads are written in place, so a full disk leaves a partial file behind.
@@ -33,6 +35,33 @@ DATABASE_URL = os.environ.get(
     "DATABASE_URL", "postgresql://faultline:faultline@127.0.0.1:5432/faultline")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 DATA_DIR = os.environ.get("DATA_DIR", ".")
+
+# fragile-strict.yaml sets this: the check many services make at import,
+# before the web server even starts: no database, no process (exit 3).
+if os.environ.get("FRAGILE_CHECK_DB_AT_IMPORT") == "1":
+    import asyncio
+    import sys
+    import threading
+
+    def _check(failed):
+        # uvicorn imports us inside its running loop: the check gets its own
+        # loop, in its own thread.
+        async def connect():
+            conn = await asyncpg.connect(DATABASE_URL, timeout=5)
+            await conn.close()
+        try:
+            asyncio.run(connect())
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+            failed.append(e)
+
+    failed = []
+    checker = threading.Thread(target=_check, args=(failed,))
+    checker.start()
+    checker.join()
+    if failed:
+        print(f"fatal: cannot connect to the database: {failed[0]!r}",
+              file=sys.stderr, flush=True)
+        sys.exit(3)
 
 app = FastAPI(title="fragile")
 
