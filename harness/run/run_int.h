@@ -37,12 +37,6 @@ struct timeline_event {
   size_t fault;
 };
 
-struct sample {
-  double t;
-  int fds;
-  long rss_kb;
-};
-
 enum srun_state {
   S_NEW,
   S_DEPS,
@@ -95,7 +89,7 @@ struct srun {
   double *phase_start;
   double total;
 
-  struct sample *samples;
+  struct fl_result_sample *samples;
   size_t nsamples, samples_cap;
   struct fl_event_view *injections;
   size_t ninjections;
@@ -137,6 +131,10 @@ void fl_target_start(struct srun *r);
 /* One sample of the target's descriptors and memory. */
 void fl_target_sample(struct srun *r);
 void fl_target_on_sample(uv_timer_t *t);
+
+/* fdkinds.c: adds the descriptors of the target's processes, by kind, and
+ * their memory to s. 0, or a negative errno (nothing to sample). */
+int fl_target_count_fds(const struct srun *r, struct fl_result_sample *s);
 
 /* timeline.c: faults and traffic. */
 int fl_timeline_resolve_faults(struct srun *r);
