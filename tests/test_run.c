@@ -192,6 +192,7 @@ Test(run, list_forms_validate) {
     static const char *const subst[][2] = {
         {"header(NAME)", "header(Retry-After)"},
         {"fault(NAME)", "fault(refuse)"},
+        {"conns(NAME)", "conns(other)"},
         {"CLASS", "503"},
         {"OP", ">="},
         {"DURATION", "2s"},
@@ -218,7 +219,7 @@ Test(run, list_forms_validate) {
     forms++;
   }
   t_run_free(&r);
-  cr_assert_eq(forms, 15, "found %d forms", forms);
+  cr_assert_eq(forms, 19, "found %d forms", forms);
   char scenario[6000];
   snprintf(scenario, sizeof(scenario),
            "scenario: forms\nservice: web.yaml\ntraffic:\n"
