@@ -174,6 +174,34 @@ Test(expect_parse, target, .timeout = 10) {
   cr_assert_eq(e.value, 5);
   e = parse_ok("fds <= baseline");
   cr_assert_eq(e.value, 0);
+  cr_assert_eq(e.count, FL_COUNT_FDS);
+
+  /* Counts by kind: the same tail, another count. */
+  e = parse_ok("conns(redis) <= baseline + 5");
+  cr_assert_eq(e.kind, FL_EXP_FDS);
+  cr_assert_eq(e.count, FL_COUNT_CONNS);
+  cr_assert_str_eq(e.name, "redis");
+  cr_assert_eq(e.value, 5);
+  e = parse_ok("inbound < baseline + 100");
+  cr_assert_eq(e.count, FL_COUNT_INBOUND);
+  cr_assert_eq(e.op, FL_CMP_LT);
+  cr_assert_eq(parse_ok("files <= baseline").count, FL_COUNT_FILES);
+
+  e = parse_ok("settles(fds <= baseline + 10) within 5s");
+  cr_assert_eq(e.kind, FL_EXP_SETTLES);
+  cr_assert_eq(e.count, FL_COUNT_FDS);
+  cr_assert_eq(e.value, 10);
+  cr_assert_eq(e.within, 5);
+  cr_assert_not(fl_expect_is_endpoint(&e));
+  e = parse_ok("settles( conns(postgres)<=baseline ) within 1.5s");
+  cr_assert_eq(e.count, FL_COUNT_CONNS);
+  cr_assert_str_eq(e.name, "postgres");
+  cr_assert_eq(e.value, 0);
+  cr_assert_eq(e.within, 1.5);
+  e = parse_ok("settles(rss <= baseline + 50MB) within 1m");
+  cr_assert_eq(e.count, FL_COUNT_RSS);
+  cr_assert_eq(e.value, 50.0 * 1048576);
+  cr_assert_eq(e.within, 60);
 
   static const struct {
     const char *text;
@@ -849,6 +877,78 @@ Test(expect_target, fds_and_rss, .timeout = 10) {
   cr_assert_str_eq(obs_buf, "no fd samples");
   cr_assert_eq(eval_t("rss <= baseline + 50MB", &f), 0);
   cr_assert_str_eq(obs_buf, "no memory samples");
+}
+
+/* The counts by kind judge the value the runner hands over for them. */
+Test(expect_target, counts_by_kind, .timeout = 10) {
+  struct fl_target_facts f = {.fds_baseline = 3, .fds_max = 9};
+  cr_assert_eq(eval_t("conns(redis) <= baseline + 5", &f), 0);
+  cr_assert_str_eq(exp_buf, "<= baseline + 5 (8.0)");
+  cr_assert_str_eq(obs_buf, "max 9 (baseline 3.0, +6.0)");
+  cr_assert_eq(eval_t("inbound <= baseline + 6", &f), 1);
+  f.no_such_dep = 1;
+  cr_assert_eq(eval_t("conns(kafka) <= baseline + 50", &f), 0);
+  cr_assert_str_eq(obs_buf, "no dependency named 'kafka' (conns(other): "
+                            "connections to anything else)");
+  cr_assert_eq(eval_t("fds <= baseline + 50", &f), 1,
+               "only conns(NAME) names a dependency");
+}
+
+/* settles(...) within D, over synthetic samples one a second from a
+ * window starting at t=8: the last sample over the bound must come
+ * before 8 + D, and a later one must hold. */
+Test(expect_target, settles, .timeout = 10) {
+  struct fl_count_sample leak[] = {{8.0, 20},  {9.0, 60},  {10.0, 75},
+                                   {11.0, 70}, {12.0, 70}, {13.0, 70}};
+  struct fl_count_sample back[] = {{8.0, 20},  {9.0, 60},  {10.0, 75},
+                                   {11.0, 22}, {12.0, 21}, {13.0, 20}};
+  struct fl_count_sample late[] = {{8.0, 20},  {9.0, 60},  {10.0, 75},
+                                   {11.0, 60}, {12.0, 70}, {13.0, 20}};
+  struct fl_count_sample calm[] = {{8.0, 20}, {9.0, 21}, {10.0, 20}};
+  struct fl_target_facts f = {
+      .fds_baseline = 20, .from = 8, .series = leak, .nseries = 6};
+  const char *x = "settles(fds <= baseline + 10) within 5s";
+  cr_assert_eq(eval_t(x, &f), 0);
+  cr_assert_str_eq(exp_buf,
+                   "<= baseline + 10 (30) from at most 5s after t=8.00s");
+  cr_assert_str_eq(obs_buf,
+                   "not settled by the end: 70 at t=13.00s (baseline 20)");
+  f.series = back;
+  cr_assert_eq(eval_t(x, &f), 1);
+  cr_assert_str_eq(obs_buf, "settled by t=11.00s (last over: 75 at t=10.00s, "
+                            "baseline 20)");
+  cr_assert_eq(eval_t("settles(fds <= baseline + 10) within 2s", &f), 0,
+               "over at t=10, 2s after the start");
+  cr_assert_eq(eval_t("settles(fds <= baseline + 10) within 2.5s", &f), 1);
+  f.series = late;
+  cr_assert_eq(eval_t(x, &f), 1);
+  cr_assert_eq(eval_t("settles(fds <= baseline + 10) within 4s", &f), 0,
+               "over at t=12, not before 8 + 4s");
+  cr_assert_eq(eval_t("settles(fds <= baseline + 10) within 4.5s", &f), 1);
+  f.series = calm;
+  f.nseries = 3;
+  cr_assert_eq(eval_t(x, &f), 1);
+  cr_assert_str_eq(obs_buf, "held at all 3 samples (baseline 20)");
+  cr_assert_eq(eval_t("settles(fds < baseline + 1) within 1s", &f), 0,
+               "21 at the middle sample is not < 21");
+
+  /* rss: kB samples against a size. */
+  struct fl_count_sample mem[] = {{0, 102400}, {1, 204800}, {2, 102400}};
+  struct fl_target_facts m = {
+      .rss_baseline_kb = 102400, .from = 0, .series = mem, .nseries = 3};
+  cr_assert_eq(eval_t("settles(rss <= baseline + 50MB) within 2s", &m), 1);
+  cr_assert_str_eq(exp_buf,
+                   "<= baseline + 50MB (150MB) from at most 2s after t=0.00s");
+  cr_assert_str_eq(obs_buf, "settled by t=2.00s (last over: 200MB at "
+                            "t=1.00s, baseline 100MB)");
+
+  struct fl_target_facts none = {.fds_baseline = -1};
+  cr_assert_eq(eval_t(x, &none), 0);
+  cr_assert_str_eq(obs_buf, "no fd samples");
+  none.no_such_dep = 1;
+  cr_assert_eq(eval_t("settles(conns(kafka) <= baseline) within 1s", &none), 0);
+  cr_assert(strstr(obs_buf, "no dependency named 'kafka'") != NULL, "%s",
+            obs_buf);
 }
 
 Test(expect_target, fault_hit, .timeout = 10) {

@@ -193,6 +193,7 @@ Test(run, list_forms_validate) {
     static const char *const subst[][2] = {
         {"header(NAME)", "header(Retry-After)"},
         {"fault(NAME)", "fault(refuse)"},
+        {"conns(NAME)", "conns(other)"},
         {"CLASS", "503"},
         {"OP", ">="},
         {"DURATION", "2s"},
@@ -219,7 +220,7 @@ Test(run, list_forms_validate) {
     forms++;
   }
   t_run_free(&r);
-  cr_assert_eq(forms, 16, "found %d forms", forms);
+  cr_assert_eq(forms, 20, "found %d forms", forms);
   char scenario[6000];
   snprintf(scenario, sizeof(scenario),
            "scenario: forms\nservice: web.yaml\ntraffic:\n"
@@ -677,5 +678,111 @@ Test(run, target_dying_mid_run_says_how, .timeout = 60) {
               "%s: %s", jstr(x, "text"), obs);
   }
   json_decref(doc);
+  t_run_free(&r);
+}
+
+/* A target that holds N connections to its redis from the start, and
+ * answers slowly after its first 2 s so that traffic keeps many inbound
+ * connections open: conns(cache) counts the N, inbound the traffic's,
+ * and fds (the service's own) does not grow with requests in flight. */
+#define HELD 6
+static const char *holder_py =
+    "import os, socket, sys, threading, time\n"
+    "from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n"
+    "held = [socket.create_connection(('127.0.0.1', "
+    "int(os.environ['CACHE_PORT']))) for _ in range(int(os.environ['HELD']))]\n"
+    "start = time.monotonic()\n"
+    "class H(BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        if time.monotonic() - start > 3:\n"
+    "            time.sleep(1.5)\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Length', '2')\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(b'ok')\n"
+    "    def log_message(self, *a):\n"
+    "        pass\n"
+    "ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n";
+
+/* The most of one count over result.json's target series; conns under
+ * "conns" when dep is set. -1 when absent. */
+static long series_max(json_t *doc, const char *key, const char *dep) {
+  json_t *series = json_object_get(
+      json_object_get(json_array_get(json_object_get(doc, "scenarios"), 0),
+                      "target"),
+      "series");
+  long max = -1;
+  size_t i;
+  json_t *s;
+  json_array_foreach(series, i, s) {
+    json_t *v = dep ? json_object_get(json_object_get(s, key), dep)
+                    : json_object_get(s, key);
+    if (json_is_integer(v) && json_integer_value(v) > max)
+      max = (long)json_integer_value(v);
+  }
+  return max;
+}
+
+Test(run, fds_by_kind, .timeout = 90) {
+  write_file("holder.py", holder_py);
+  char service[512];
+  snprintf(service, sizeof(service),
+           "service: holder\n"
+           "command: [/usr/bin/python3, %s/holder.py, \"${PORT}\"]\n"
+           "env: { CACHE_PORT: \"${CACHE_PORT}\", HELD: \"%d\" }\n"
+           "ready: { tcp: true, timeout: 10s }\n"
+           "dependencies:\n"
+           "  cache: { type: redis }\n",
+           dir, HELD);
+  write_file("holder.yaml", service);
+  write_file("s.yaml", "scenario: held\n"
+                       "service: holder.yaml\n"
+                       "traffic:\n"
+                       "  root: { request: GET /, rate: 20, timeout: 5s }\n"
+                       "timeline:\n"
+                       "  - phase: a\n"
+                       "    duration: 3s\n"
+                       "  - phase: slow\n"
+                       "    duration: 4s\n"
+                       "expect:\n"
+                       "  slow:\n"
+                       "    - inbound >= baseline + 10\n"
+                       "    - fds <= baseline + 3\n"
+                       "    - conns(cache) <= baseline\n"
+                       "    - conns(cache) >= baseline\n"
+                       "    - settles(fds <= baseline + 3) within 1s\n");
+  struct t_run r;
+  run(&r, "s.yaml", 75000);
+  char res[400];
+  snprintf(res, sizeof(res), "%s/result.json", out);
+  json_error_t e;
+  json_t *doc = json_load_file(res, 0, &e);
+  cr_assert_not_null(doc, "%s: %s\n%s%s", res, e.text, r.out, r.err);
+  cr_expect_eq(r.status, 0, "exit %d\n%s%s", r.status, r.out, r.err);
+  cr_expect_eq(series_max(doc, "conns", "cache"), HELD);
+  cr_expect_eq(series_max(doc, "conns", "other"), 0);
+  cr_expect_geq(series_max(doc, "inbound", NULL), 10);
+  /* Every fd is counted once by kind; "own" is all but inbound. */
+  json_t *s0 = json_array_get(
+      json_object_get(
+          json_object_get(json_array_get(json_object_get(doc, "scenarios"), 0),
+                          "target"),
+          "series"),
+      0);
+  cr_assert_not_null(s0);
+  long fds = (long)json_integer_value(json_object_get(s0, "fds"));
+  long sum = 0;
+  const char *kinds[] = {"inbound", "files", "other"};
+  for (size_t i = 0; i < 3; i++)
+    sum += (long)json_integer_value(json_object_get(s0, kinds[i]));
+  json_t *c = json_object_get(s0, "conns");
+  const char *k;
+  json_t *v;
+  json_object_foreach(c, k, v) sum += (long)json_integer_value(v);
+  cr_expect_eq(sum, fds, "kinds add up to %ld of %ld fds", sum, fds);
+  cr_expect_eq(json_integer_value(json_object_get(s0, "own")),
+               fds - json_integer_value(json_object_get(s0, "inbound")));
+  json_decref(doc);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
   t_run_free(&r);
 }

@@ -339,8 +339,16 @@ static void list_expectations(void) {
       {"no restart", "the same process throughout"},
       {"starts", "started under the start faults (else FAIL, the rest not "
                  "judged)"},
-      {"fds <= baseline + N", "open fds against the first phase's mean"},
-      {"rss <= baseline + NMB", "resident memory, likewise"},
+      {"fds <= baseline + N",
+       "the service's own fds (not inbound connections) against the first "
+       "phase's mean"},
+      {"conns(NAME) <= baseline + N",
+       "connections out to dependency NAME (other: elsewhere), likewise"},
+      {"inbound <= baseline + N", "connections accepted from clients"},
+      {"files <= baseline + N", "fds open on files"},
+      {"rss <= baseline + NMB", "resident memory"},
+      {"settles(fds <= baseline + N) within DURATION",
+       "holds from at most DURATION into the phase to its end (any count)"},
       {"fault(NAME) hit >= N", "a fault delivered (NAME: action, target or "
                                "both)"},
   };

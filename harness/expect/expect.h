@@ -35,9 +35,21 @@
  *                                on; when it did not, the runner judges
  *                                this (failed) and nothing else, and adds
  *                                it to a scenario that does not name it
- *   fds OP baseline [+ N]        max fd count in the window vs the mean
- *                                of the first phase ("baseline")
+ *   fds OP baseline [+ N]        the service's own fds (all but inbound
+ *                                connections): the most in the window vs
+ *                                the mean of the first phase ("baseline")
+ *   conns(NAME) OP baseline [+ N]
+ *                                connections out to dependency NAME
+ *                                (conns(other): to anything else)
+ *   inbound OP baseline [+ N]    connections accepted on the target's port
+ *   files OP baseline [+ N]      fds open on paths of the file system
  *   rss OP baseline [+ SIZE]     SIZE like 50MB, 512kB
+ *   settles(COUNT OP baseline [+ N]) within DURATION
+ *                                COUNT one of the five above: the condition
+ *                                holds at every sample from some time T <=
+ *                                window start + DURATION to the window's
+ *                                end, the last sample included (T: just
+ *                                after the last sample that failed)
  *   fault(NAME) hit [OP N]       the named fault was delivered N times;
  *                                without OP N: at least once (>= 1)
  * CLASS: a status (503), a class (1xx-5xx), or a transport failure
@@ -77,6 +89,16 @@ enum fl_expect_kind {
   FL_EXP_FDS,
   FL_EXP_RSS,
   FL_EXP_FAULT_HIT,
+  FL_EXP_SETTLES,
+};
+
+/* What fds (FL_EXP_FDS), rss and settles count. */
+enum fl_expect_count {
+  FL_COUNT_FDS,     /* the service's own fds: all but inbound connections */
+  FL_COUNT_CONNS,   /* connections out to dependency NAME */
+  FL_COUNT_INBOUND, /* connections accepted on the target's port */
+  FL_COUNT_FILES,   /* paths on the file system */
+  FL_COUNT_RSS,     /* resident memory */
 };
 
 enum fl_expect_op {
@@ -108,9 +130,10 @@ struct fl_expect {
   double value;               /* percent (0..100), seconds, a count, bytes or a
                                  header's number: by kind */
   double percentile;          /* p(N) */
-  double within;              /* recovers: seconds */
+  double within;              /* recovers, settles: seconds */
+  int count;                  /* fds, rss, settles: enum fl_expect_count */
   struct fl_status_class cls; /* rate, header, recovers */
-  char name[64];              /* header name or fault name */
+  char name[64];              /* header name, fault name or conns' dependency */
   /* header: the slot of fl_request.headers that holds NAME. The parser
    * sets 0 for Retry-After (always captured first) and -1 for any other
    * name; the runner asks the traffic to capture every header an
@@ -143,6 +166,11 @@ int fl_expect_eval_endpoint(const struct fl_expect *e,
                             char *expected, size_t elen, char *observed,
                             size_t olen);
 
+/* One sample of a count (rss: kB) at time t. */
+struct fl_count_sample {
+  double t, v;
+};
+
 /* What the runner knows about the target and the faults. */
 struct fl_target_facts {
   int restarts; /* times the target was seen to restart */
@@ -154,8 +182,14 @@ struct fl_target_facts {
   /* How its start failed ("exited with status 3 after 1.2s: ..."), for
    * starts; NULL when it started. */
   const char *start_failure;
-  double fds_baseline, fds_max; /* baseline: mean over the first phase */
+  /* fds, rss, settles: what the expectation counts (fds_*: any count
+   * but rss). baseline: the mean over the first phase. */
+  double fds_baseline, fds_max;
   double rss_baseline_kb, rss_max_kb;
+  const struct fl_count_sample *series; /* settles: the window's samples */
+  size_t nseries;
+  double from;     /* settles: the window's start */
+  int no_such_dep; /* conns(NAME): no dependency is named NAME */
   /* delivered count of a fault by name; -1 if no fault has that name */
   long (*fault_delivered)(const char *name, void *arg);
   void *arg;

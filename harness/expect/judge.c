@@ -682,9 +682,25 @@ int fl_expect_eval_endpoint(const struct fl_expect *e,
 
 /* ---- Target expectations --------------------------------------------- */
 
+/* conns(NAME) of a NAME that is no dependency: 1 after saying so. */
+static int unknown_dep(const struct fl_expect *e,
+                       const struct fl_target_facts *f, struct out *o) {
+  if (e->count != FL_COUNT_CONNS || !f->no_such_dep)
+    return 0;
+  put(o->obs, o->olen,
+      "no dependency named '%s' (conns(other): connections to anything "
+      "else)",
+      e->name);
+  return 1;
+}
+
 static int eval_fds(const struct fl_expect *e, const struct fl_target_facts *f,
                     struct out *o) {
   double limit = f->fds_baseline + e->value;
+  if (unknown_dep(e, f, o)) {
+    put(o->exp, o->elen, "%s baseline + %g", op_str(e->op), e->value);
+    return 0;
+  }
   if (f->fds_baseline < 0 || f->fds_max < 0) {
     put(o->exp, o->elen, "%s baseline + %g", op_str(e->op), e->value);
     put(o->obs, o->olen, "no fd samples");
@@ -714,6 +730,70 @@ static int eval_rss(const struct fl_expect *e, const struct fl_target_facts *f,
   put(o->exp, o->elen, "%s baseline + %s (%s)", op_str(e->op), add, lim);
   put(o->obs, o->olen, "max %s (baseline %s, %s)", max, base, grew);
   return cmp(m, e->op, b + e->value);
+}
+
+/* A count as one would read it: "42", or for rss (kB) "61.2MB". */
+static void fmt_count(char *buf, size_t len, const struct fl_expect *e,
+                      double v) {
+  if (e->count == FL_COUNT_RSS)
+    fmt_size(buf, len, v * 1024, 0);
+  else
+    snprintf(buf, len, "%.0f", v);
+}
+
+/* The index of the last sample of f->series that fails the condition,
+ * or -1. */
+static long last_over(const struct fl_expect *e,
+                      const struct fl_target_facts *f, double limit) {
+  long k = -1;
+  for (size_t i = 0; i < f->nseries; i++)
+    if (!cmp(f->series[i].v, e->op, limit))
+      k = (long)i;
+  return k;
+}
+
+/* T is taken just after the last sample that failed (the count is only
+ * known at samples, one a second): the condition settled in time when
+ * that sample came before start + DURATION and a sample after it held. */
+static int eval_settles(const struct fl_expect *e,
+                        const struct fl_target_facts *f, struct out *o) {
+  int rss = e->count == FL_COUNT_RSS;
+  double base = rss ? f->rss_baseline_kb : f->fds_baseline;
+  double limit = base + (rss ? e->value / 1024 : e->value);
+  char add[32], lim[32], dur[32], v[32], b[32];
+  if (rss)
+    fmt_size(add, sizeof(add), e->value, 0);
+  else
+    snprintf(add, sizeof(add), "%g", e->value);
+  fmt_count(lim, sizeof(lim), e, limit);
+  fmt_duration(dur, sizeof(dur), e->within);
+  put(o->exp, o->elen, "%s baseline + %s (%s) from at most %s after t=%.2fs",
+      op_str(e->op), add, lim, dur, f->from);
+  if (unknown_dep(e, f, o))
+    return 0;
+  if (base < 0 || f->nseries == 0) {
+    put(o->obs, o->olen, "no %s samples", rss ? "memory" : "fd");
+    return 0;
+  }
+  fmt_count(b, sizeof(b), e, base);
+  long k = last_over(e, f, limit);
+  if (k < 0) {
+    put(o->obs, o->olen, "held at all %zu samples (baseline %s)", f->nseries,
+        b);
+    return 1;
+  }
+  const struct fl_count_sample *x = &f->series[k];
+  fmt_count(v, sizeof(v), e, x->v);
+  if ((size_t)k + 1 == f->nseries) {
+    put(o->obs, o->olen, "not settled by the end: %s at t=%.2fs (baseline %s)",
+        v, x->t, b);
+    return 0;
+  }
+  put(o->obs, o->olen,
+      "settled by t=%.2fs (last over: %s at t=%.2fs, "
+      "baseline %s)",
+      f->series[k + 1].t, v, x->t, b);
+  return x->t < f->from + e->within;
 }
 
 static int eval_fault(const struct fl_expect *e,
@@ -773,6 +853,8 @@ int fl_expect_eval_target(const struct fl_expect *e,
     return eval_rss(e, f, &o);
   case FL_EXP_FAULT_HIT:
     return eval_fault(e, f, &o);
+  case FL_EXP_SETTLES:
+    return eval_settles(e, f, &o);
   default:
     put(observed, olen, "not a target expectation");
     return 0;

@@ -21,7 +21,8 @@ const char *const fl_expect_op_text[FL_CMP_NE + 1] = {
 
 #define KINDS_ALLOWED                                                          \
   "rate, header, p, max, within, requests, recovers, no restart, no crash, "   \
-  "alive, starts, fds, rss, fault"
+  "alive, starts, fds, conns, inbound, files, rss, settles, fault"
+#define COUNTS_ALLOWED "fds, conns(NAME), inbound, files or rss"
 #define OPS_ALLOWED "a comparison (<, <=, >, >=, ==, !=)"
 
 /* ---- Tokens ---------------------------------------------------------- */
@@ -39,6 +40,7 @@ struct parser {
   char *err;
   size_t errlen;
   int *errcol;
+  int nested; /* inside settles(...) */
 };
 
 static int word_char(char c) {
@@ -299,10 +301,10 @@ static int parse_class(struct parser *p, struct fl_status_class *c,
   return 0;
 }
 
-/* NAME inside header(...) or fault(...). */
+/* NAME inside header(...), fault(...) or conns(...); `what` names it. */
 static int parse_name(struct parser *p, char *out, size_t size,
-                      int for_header) {
-  const char *what = for_header ? "header name" : "fault name";
+                      const char *what) {
+  int for_header = strcmp(what, "header name") == 0;
   if (p->tok != T_WORD) {
     char buf[32];
     snprintf(buf, sizeof(buf), "a %s", what);
@@ -343,10 +345,14 @@ static int parse_baseline_tail(struct parser *p, struct fl_expect *e,
   if ((rc = parse_op(p, &e->op)) != 0 || (rc = expect_word(p, "baseline")) != 0)
     return rc;
   e->value = 0;
-  if (p->tok == T_END)
+  if (p->tok == T_END || (p->nested && is_punct(p, ')')))
     return 0;
-  if (!is_punct(p, '+'))
-    return fail_expected(p, size ? "'+ SIZE' or nothing" : "'+ N' or nothing");
+  if (!is_punct(p, '+')) {
+    char what[32];
+    snprintf(what, sizeof(what), "'+ %s' or %s", size ? "SIZE" : "N",
+             p->nested ? "')'" : "nothing");
+    return fail_expected(p, what);
+  }
   advance(p);
   return size ? parse_size(p, &e->value) : parse_count(p, &e->value);
 }
@@ -405,7 +411,7 @@ static int parse_header(struct parser *p, struct fl_expect *e) {
   int rc;
   e->kind = FL_EXP_HEADER;
   if ((rc = expect_punct(p, '(')) != 0 ||
-      (rc = parse_name(p, e->name, sizeof(e->name), 1)) != 0 ||
+      (rc = parse_name(p, e->name, sizeof(e->name), "header name")) != 0 ||
       (rc = expect_punct(p, ')')) != 0)
     return rc;
   if (p->tok == T_OP && (rc = parse_header_check(p, e)) != 0)
@@ -432,7 +438,7 @@ static int parse_fault(struct parser *p, struct fl_expect *e) {
   int rc;
   e->kind = FL_EXP_FAULT_HIT;
   if ((rc = expect_punct(p, '(')) != 0 ||
-      (rc = parse_name(p, e->name, sizeof(e->name), 0)) != 0 ||
+      (rc = parse_name(p, e->name, sizeof(e->name), "fault name")) != 0 ||
       (rc = expect_punct(p, ')')) != 0 || (rc = expect_word(p, "hit")) != 0)
     return rc;
   if (p->tok == T_END) {
@@ -506,14 +512,67 @@ static int parse_starts(struct parser *p, struct fl_expect *e) {
   return 0;
 }
 
-static int parse_fds(struct parser *p, struct fl_expect *e) {
+/* The counts of descriptors: each is `COUNT OP baseline [+ N]`. */
+static int parse_fd_count(struct parser *p, struct fl_expect *e, int count) {
   e->kind = FL_EXP_FDS;
+  e->count = count;
   return parse_baseline_tail(p, e, 0);
+}
+
+static int parse_fds(struct parser *p, struct fl_expect *e) {
+  return parse_fd_count(p, e, FL_COUNT_FDS);
+}
+
+static int parse_inbound(struct parser *p, struct fl_expect *e) {
+  return parse_fd_count(p, e, FL_COUNT_INBOUND);
+}
+
+static int parse_files(struct parser *p, struct fl_expect *e) {
+  return parse_fd_count(p, e, FL_COUNT_FILES);
+}
+
+static int parse_conns(struct parser *p, struct fl_expect *e) {
+  int rc;
+  if ((rc = expect_punct(p, '(')) != 0 ||
+      (rc = parse_name(p, e->name, sizeof(e->name), "dependency name")) != 0 ||
+      (rc = expect_punct(p, ')')) != 0)
+    return rc;
+  return parse_fd_count(p, e, FL_COUNT_CONNS);
 }
 
 static int parse_rss(struct parser *p, struct fl_expect *e) {
   e->kind = FL_EXP_RSS;
+  e->count = FL_COUNT_RSS;
   return parse_baseline_tail(p, e, 1);
+}
+
+/* What settles(...) may hold. */
+static const struct {
+  const char *word;
+  int (*parse)(struct parser *p, struct fl_expect *e);
+} counts[] = {
+    {"fds", parse_fds},     {"conns", parse_conns}, {"inbound", parse_inbound},
+    {"files", parse_files}, {"rss", parse_rss},
+};
+
+static int parse_settles(struct parser *p, struct fl_expect *e) {
+  int rc;
+  if ((rc = expect_punct(p, '(')) != 0)
+    return rc;
+  size_t i = 0;
+  while (i < COUNT(counts) && !is_word(p, counts[i].word))
+    i++;
+  if (i == COUNT(counts))
+    return fail_expected(p, COUNTS_ALLOWED);
+  advance(p);
+  p->nested = 1;
+  rc = counts[i].parse(p, e);
+  p->nested = 0;
+  if (rc != 0 || (rc = expect_punct(p, ')')) != 0 ||
+      (rc = expect_word(p, "within")) != 0)
+    return rc;
+  e->kind = FL_EXP_SETTLES;
+  return parse_duration(p, &e->within);
 }
 
 /* The first word of an expectation, and what parses the rest. */
@@ -532,7 +591,11 @@ static const struct {
     {"alive", parse_alive},
     {"starts", parse_starts},
     {"fds", parse_fds},
+    {"conns", parse_conns},
+    {"inbound", parse_inbound},
+    {"files", parse_files},
     {"rss", parse_rss},
+    {"settles", parse_settles},
     {"fault", parse_fault},
 };
 

@@ -62,9 +62,19 @@ struct fl_result_expectation {
   int not_judged;
 };
 
+/* Dependencies whose connections a sample counts one by one; the
+ * connections to any further one count as outbound to others. */
+#define FL_RESULT_CONNS 8
+
+/* One sample of the target's processes (all those of its session). */
 struct fl_result_sample {
   double t;
-  int fds;
+  int fds;                    /* every descriptor */
+  int inbound;                /* connections accepted on the target's port */
+  int files;                  /* paths on the file system */
+  int conns[FL_RESULT_CONNS]; /* connections out to dependency i */
+  int conns_other;            /* connections out to anything else */
+  int other;                  /* listening sockets, pipes, unix sockets... */
   long rss_kb;
 };
 
@@ -77,6 +87,8 @@ struct fl_result_target {
   int restarts;
   struct fl_result_sample *series; /* owned */
   size_t nseries;
+  const char *conn_names[FL_RESULT_CONNS]; /* series' conns[i] go to */
+  size_t nconns;
   char *log_tail; /* owned: the log's last bytes, as read (any encoding) */
   size_t log_tail_len;
 };

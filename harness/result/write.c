@@ -121,6 +121,26 @@ static json_t *exit_json(const struct fl_result_target *t) {
   return ex;
 }
 
+/* One sample: every fd ("fds"), the service's own ("own": all but
+ * inbound connections, what `fds` judges), and by kind. */
+static json_t *sample_json(const struct fl_result_target *t,
+                           const struct fl_result_sample *x) {
+  json_t *s = json_object(), *conns = json_object();
+  set(s, "t", millis(x->t));
+  set(s, "fds", json_integer(x->fds));
+  set(s, "rss_kb", json_integer(x->rss_kb));
+  set(s, "own", json_integer(x->fds - x->inbound));
+  set(s, "inbound", json_integer(x->inbound));
+  set(s, "files", json_integer(x->files));
+  set(s, "other", json_integer(x->other));
+  /* A dependency named "other" is the one conns(other) judges too. */
+  set(conns, "other", json_integer(x->conns_other));
+  for (size_t i = 0; i < t->nconns; i++)
+    set(conns, t->conn_names[i], json_integer(x->conns[i]));
+  set(s, "conns", conns);
+  return s;
+}
+
 static json_t *target_json(const struct fl_result_target *t) {
   json_t *o = json_object();
   set(o, "command", json_string(t->command));
@@ -128,13 +148,8 @@ static json_t *target_json(const struct fl_result_target *t) {
   set(o, "exit", exit_json(t));
   set(o, "restarts", json_integer(t->restarts));
   json_t *series = json_array();
-  for (size_t i = 0; i < t->nseries; i++) {
-    json_t *s = json_object();
-    set(s, "t", millis(t->series[i].t));
-    set(s, "fds", json_integer(t->series[i].fds));
-    set(s, "rss_kb", json_integer(t->series[i].rss_kb));
-    json_array_append_new(series, s);
-  }
+  for (size_t i = 0; i < t->nseries; i++)
+    json_array_append_new(series, sample_json(t, &t->series[i]));
   set(o, "series", series);
   set(o, "log", json_string(t->log));
   set(o, "log_tail", log_tail_json(t->log_tail, t->log_tail_len));

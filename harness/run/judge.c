@@ -164,31 +164,69 @@ static void window(const struct srun *r, const char *phase, double *from,
     }
 }
 
-/* Descriptors and memory: the mean over the first phase, the most within
- * [from, to + 1] (a sample lands up to a second late). */
-static void sample_facts(const struct srun *r, double from, double to,
+/* Which dependency conns(NAME) reads: its index in a sample's conns,
+ * -1 for "other" (connections to no dependency), -2 for none. A
+ * dependency named "other" is that dependency. */
+static int conns_index(const struct srun *r, const char *name) {
+  for (size_t i = 0; i < r->sv->ndeps && i < FL_RESULT_CONNS; i++)
+    if (strcmp(r->sv->deps[i].name, name) == 0)
+      return (int)i;
+  return strcmp(name, "other") == 0 ? -1 : -2;
+}
+
+/* What an expectation counts in sample s (rss in kB). `fds` is the
+ * service's own: the inbound connections are the traffic's, which grow
+ * with requests in flight whether or not the service leaks. */
+static double count_of(const struct fl_expect *e, int dep,
+                       const struct fl_result_sample *s) {
+  switch ((enum fl_expect_count)e->count) {
+  case FL_COUNT_FDS:
+    return s->fds - s->inbound;
+  case FL_COUNT_CONNS:
+    return dep >= 0 ? s->conns[dep] : s->conns_other;
+  case FL_COUNT_INBOUND:
+    return s->inbound;
+  case FL_COUNT_FILES:
+    return s->files;
+  case FL_COUNT_RSS:
+    return (double)s->rss_kb;
+  }
+  return 0;
+}
+
+/* The count e names: its mean over the first phase, the most within
+ * [from, to + 1] (a sample lands up to a second late), and for settles
+ * the samples of [from, to + 0.5] (the last one, at the end of the
+ * traffic, included) in `series` (room for r->nsamples). */
+static void sample_facts(const struct srun *r, const struct fl_expect *e,
+                         double from, double to, struct fl_count_sample *series,
                          struct fl_target_facts *f) {
   double base_end = r->sc->nphases ? r->phase_start[1] : r->total;
-  double fsum = 0, rsum = 0;
-  int nb = 0;
-  for (size_t i = 0; i < r->nsamples; i++) {
-    const struct sample *s = &r->samples[i];
+  double sum = 0, max = -1;
+  int nb = 0, dep = e->count == FL_COUNT_CONNS ? conns_index(r, e->name) : 0;
+  f->no_such_dep = dep == -2;
+  for (size_t i = 0; i < r->nsamples && !f->no_such_dep; i++) {
+    const struct fl_result_sample *s = &r->samples[i];
+    double v = count_of(e, dep, s);
     if (s->t <= base_end) {
-      fsum += s->fds;
-      rsum += (double)s->rss_kb;
+      sum += v;
       nb++;
     }
-    if (s->t >= from && s->t <= to + 1) {
-      if (s->fds > f->fds_max)
-        f->fds_max = s->fds;
-      if ((double)s->rss_kb > f->rss_max_kb)
-        f->rss_max_kb = (double)s->rss_kb;
-    }
+    if (s->t >= from && s->t <= to + 1 && v > max)
+      max = v;
+    if (series != NULL && s->t >= from && s->t <= to + 0.5)
+      series[f->nseries++] = (struct fl_count_sample){s->t, v};
   }
-  f->fds_baseline = nb ? fsum / nb : -1; /* -1: never sampled */
-  f->rss_baseline_kb = nb ? rsum / nb : -1;
-  if (r->nsamples == 0)
-    f->fds_max = f->rss_max_kb = -1;
+  double base = nb ? sum / nb : -1; /* -1: never sampled */
+  if (e->count == FL_COUNT_RSS) {
+    f->rss_baseline_kb = base;
+    f->rss_max_kb = max;
+  } else {
+    f->fds_baseline = base;
+    f->fds_max = max;
+  }
+  f->series = series;
+  f->from = from;
 }
 
 /* Whether the target ended on its own before the end of the scenario
@@ -219,7 +257,8 @@ static void ending_words(const struct srun *r, char *buf, size_t len) {
 }
 
 /* ending: room for the words of how the target ended. */
-static void target_facts(const struct srun *r, double from, double to,
+static void target_facts(const struct srun *r, const struct fl_expect *e,
+                         double from, double to, struct fl_count_sample *series,
                          struct fl_target_facts *f, char *ending, size_t len) {
   memset(f, 0, sizeof(*f));
   f->restarts = target_restarts(r);
@@ -232,9 +271,30 @@ static void target_facts(const struct srun *r, double from, double to,
   }
   if (r->start.failed)
     f->start_failure = r->start.how;
-  sample_facts(r, from, to, f);
+  if (e->kind == FL_EXP_FDS || e->kind == FL_EXP_RSS ||
+      e->kind == FL_EXP_SETTLES)
+    sample_facts(r, e, from, to, series, f);
   f->fault_delivered = fault_delivered;
   f->arg = (void *)r;
+}
+
+static int judge_target_expectation(const struct srun *r,
+                                    const struct fl_expect_decl *x, double from,
+                                    double to,
+                                    struct fl_result_expectation *o) {
+  struct fl_target_facts f;
+  struct fl_count_sample *series = NULL;
+  char ending[512];
+  if (x->e.kind == FL_EXP_SETTLES &&
+      (series = new_array(r->nsamples, sizeof(*series))) == NULL) {
+    snprintf(o->observed, sizeof(o->observed), "out of memory");
+    return 0;
+  }
+  target_facts(r, &x->e, from, to, series, &f, ending, sizeof(ending));
+  int pass = fl_expect_eval_target(&x->e, &f, o->expected, sizeof(o->expected),
+                                   o->observed, sizeof(o->observed));
+  free(series);
+  return pass;
 }
 
 static int endpoint_index(const struct srun *r, const char *name) {
@@ -248,13 +308,8 @@ static int judge_one(const struct srun *r, const struct fl_expect_decl *x,
                      struct fl_result_expectation *o) {
   double from, to;
   window(r, x->phase, &from, &to);
-  if (x->endpoint == NULL) {
-    struct fl_target_facts f;
-    char ending[512];
-    target_facts(r, from, to, &f, ending, sizeof(ending));
-    return fl_expect_eval_target(&x->e, &f, o->expected, sizeof(o->expected),
-                                 o->observed, sizeof(o->observed));
-  }
+  if (x->endpoint == NULL)
+    return judge_target_expectation(r, x, from, to, o);
   int ep = endpoint_index(r, x->endpoint);
   const struct fl_request *q = NULL;
   size_t n = ep >= 0 ? fl_traffic_records(r->traffic, ep, &q) : 0;
@@ -382,10 +437,11 @@ static int judge_target(const struct srun *r, struct fl_result_target *t) {
   t->restarts = target_restarts(r);
   if ((t->series = new_array(r->nsamples, sizeof(*t->series))) == NULL)
     return -ENOMEM;
-  for (size_t i = 0; i < r->nsamples; i++)
-    t->series[i] = (struct fl_result_sample){r->samples[i].t, r->samples[i].fds,
-                                             r->samples[i].rss_kb};
+  if (r->nsamples > 0)
+    memcpy(t->series, r->samples, r->nsamples * sizeof(*t->series));
   t->nseries = r->nsamples;
+  for (; t->nconns < r->sv->ndeps && t->nconns < FL_RESULT_CONNS; t->nconns++)
+    t->conn_names[t->nconns] = r->sv->deps[t->nconns].name;
   t->log = log;
   return read_tail(log, LOG_TAIL_MAX, &t->log_tail, &t->log_tail_len);
 }

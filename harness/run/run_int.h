@@ -37,12 +37,6 @@ struct timeline_event {
   size_t fault;
 };
 
-struct sample {
-  double t;
-  int fds;
-  long rss_kb;
-};
-
 enum srun_state {
   S_NEW,
   S_DEPS,
@@ -112,7 +106,7 @@ struct srun {
   double *phase_start;
   double total;
 
-  struct sample *samples;
+  struct fl_result_sample *samples;
   size_t nsamples, samples_cap;
   struct fl_event_view *injections;
   size_t ninjections;
@@ -169,6 +163,9 @@ void fl_start_closed(struct srun *r);
 /* "<what>: <the last lines of log>" into buf (what: "exited with status
  * 3 after 1.2s"). */
 void fl_start_words(const char *log, const char *what, char *buf, size_t len);
+/* fdkinds.c: adds the descriptors of the target's processes, by kind, and
+ * their memory to s. 0, or a negative errno (nothing to sample). */
+int fl_target_count_fds(const struct srun *r, struct fl_result_sample *s);
 
 /* timeline.c: faults and traffic. */
 int fl_timeline_resolve_faults(struct srun *r);

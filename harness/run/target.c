@@ -47,33 +47,19 @@ const char *fl_target_lookup(const char *name, void *arg) {
 void fl_target_sample(struct srun *r) {
   if (!r->target_alive || r->traffic == NULL)
     return;
-  char path[64];
-  int pid = r->target.pid, fds = 0;
-  snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-  DIR *d = opendir(path);
-  if (d == NULL)
+  struct fl_result_sample s = {.t = fl_traffic_now(r->traffic)};
+  if (fl_target_count_fds(r, &s) != 0)
     return;
-  for (struct dirent *e; (e = readdir(d)) != NULL;)
-    fds += e->d_name[0] != '.';
-  closedir(d);
-  long pages = 0, rss = 0;
-  snprintf(path, sizeof(path), "/proc/%d/statm", pid);
-  FILE *f = fopen(path, "r");
-  if (f != NULL) {
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-      rss = 0;
-    fclose(f);
-  }
   if (r->nsamples == r->samples_cap) {
     size_t cap = r->samples_cap ? r->samples_cap * 2 : 64;
-    struct sample *bigger = realloc(r->samples, cap * sizeof(*bigger));
+    struct fl_result_sample *bigger =
+        realloc(r->samples, cap * sizeof(*bigger));
     if (bigger == NULL)
       return;
     r->samples = bigger;
     r->samples_cap = cap;
   }
-  r->samples[r->nsamples++] = (struct sample){
-      fl_traffic_now(r->traffic), fds, rss * (sysconf(_SC_PAGESIZE) / 1024)};
+  r->samples[r->nsamples++] = s;
 }
 
 void fl_target_on_sample(uv_timer_t *t) { fl_target_sample(t->data); }

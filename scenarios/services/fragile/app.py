@@ -14,6 +14,10 @@ What is missing on purpose (each one is what some scenario should catch):
   import, before the web server starts);
 - Redis is required: its errors are 500s, even though the database has the
   data;
+- after a Redis error, a "self-healing" reconnect: each failed call makes a
+  fresh client that keeps trying in the background and takes over once
+  Redis answers; every one of them is kept to be closed at shutdown and
+  never before, so each failed call leaks a connection once Redis is back;
 - uploads are written in place, so a full disk leaves a partial file behind.
 
 Run with Debian's interpreter (it sees python3-fastapi and friends):
@@ -21,6 +25,7 @@ Run with Debian's interpreter (it sees python3-fastapi and friends):
     /usr/bin/python3 -m uvicorn app:app --port 8000
 """
 
+import asyncio
 import json
 import os
 import uuid
@@ -73,6 +78,37 @@ async def startup():
     await app.state.pool.execute(
         "CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text NOT NULL)")
     app.state.redis = aioredis.from_url(REDIS_URL, decode_responses=True)
+    app.state.redis_clients = [app.state.redis]
+
+
+@app.on_event("shutdown")
+async def shutdown():
+    for client in app.state.redis_clients:
+        await client.close()
+
+
+async def take_over(client):
+    """Pings until Redis answers, then serves as the client."""
+    while True:
+        try:
+            await client.ping()
+        except (aioredis.RedisError, OSError):
+            await asyncio.sleep(0.5)
+            continue
+        app.state.redis = client
+        return
+
+
+async def redis_call(op):
+    """op(client), and after a failure a fresh client to take over: one per
+    failed call, each holding a connection until shutdown (the leak)."""
+    try:
+        return await op(app.state.redis)
+    except aioredis.RedisError:
+        client = aioredis.from_url(REDIS_URL, decode_responses=True)
+        app.state.redis_clients.append(client)
+        asyncio.get_running_loop().create_task(take_over(client))
+        raise
 
 
 @app.get("/health")
@@ -113,14 +149,14 @@ async def create_item(item: NewItem):
 @app.get("/api/profile/{profile_id}")
 async def profile(profile_id: int):
     key = f"profile:{profile_id}"
-    cached = await app.state.redis.get(key)
+    cached = await redis_call(lambda r: r.get(key))
     if cached is not None:
         return JSONResponse(json.loads(cached), headers={"X-Cache": "hit"})
     row = await app.state.pool.fetchrow(
         "SELECT $1::int AS id, (SELECT name FROM items WHERE id = $1) AS name",
         profile_id)
     body = {"id": row["id"], "name": row["name"]}
-    await app.state.redis.set(key, json.dumps(body), ex=30)
+    await redis_call(lambda r: r.set(key, json.dumps(body), ex=30))
     return JSONResponse(body, headers={"X-Cache": "miss"})
 
 

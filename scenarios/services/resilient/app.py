@@ -284,6 +284,8 @@ class Cache:
     nothing, rather than one timeout each (no retry storm)."""
 
     def __init__(self):
+        # One client for the process: its pool reuses a few connections
+        # and closes a broken one, so an outage leaves none behind.
         self.redis = aioredis.from_url(
             REDIS_URL, socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT, retry_on_timeout=False,
