@@ -295,18 +295,19 @@ void fl_timeline_begin_traffic(struct srun *r) {
   for (size_t i = 0; i < r->sc->nendpoints; i++) {
     const struct fl_endpoint_decl *d = &r->sc->endpoints[i];
     captured_headers(r->sc, d->name, capture);
-    struct fl_endpoint_spec e = {.name = d->name,
-                                 .method = d->method,
-                                 .path = d->path,
-                                 .body = d->body,
-                                 .headers = (const char *const *)d->headers,
-                                 .rate = d->rate,
-                                 .rates = rates,
-                                 .starts = starts,
-                                 .concurrency = d->concurrency,
-                                 .seed = r->sc->seed,
-                                 .timeout = d->timeout,
-                                 .capture = capture};
+    struct fl_endpoint_spec e = {
+        .name = d->name,
+        .method = d->method,
+        .path = d->path,
+        .body = d->body,
+        .headers = (const char *const *)d->headers,
+        .rate = d->rate,
+        .rates = rates,
+        .starts = starts,
+        .concurrency = d->concurrency,
+        .seed = r->suite->o->have_seed ? r->suite->o->seed : r->sc->seed,
+        .timeout = d->timeout,
+        .capture = capture};
     if (d->phase_rates != NULL)
       e.nrates = phase_pieces(r->sc, d, rates, starts);
     if ((rc = fl_traffic_add(r->traffic, &e)) < 0) {
