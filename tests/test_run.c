@@ -345,6 +345,26 @@ static const struct bad_case bad_scenarios[] = {
      "3:17: unknown method 'FETCH'"},
     {"scenario: x\ntraffic:\n  a: { request: GET /, rate: -1 }\n",
      "3:30: bad rate '-1' (allowed: a number above 0, e.g. 50)"},
+    {"scenario: x\ntraffic:\n  a: { request: \"GET /p/{5..1}\", rate: 10 }\n",
+     "3:25: empty range '{5..1}' in path '/p/{5..1}': its start is above its "
+     "end (allowed: {A..B} with whole numbers A <= B, or {x,y,...} with two "
+     "or more non-empty items)"},
+    {"scenario: x\ntraffic:\n  a:\n    request: GET /p/{items\n"
+     "    rate: 10\n",
+     "4:21: unclosed '{' in path '/p/{items'"},
+    {"scenario: x\ntraffic:\n  a: { request: GET /, rate: { p: 10 } }\n"
+     "timeline:\n  - phase: p\n    duration: 1s\n"
+     "  - phase: q\n    duration: 1s\n",
+     "3:30: rate of endpoint 'a' names no rate for phase 'q' (name every "
+     "phase, or give default: N)"},
+    {"scenario: x\ntraffic:\n  a: { request: GET /, rate: { p: 1, r: 2 } }\n"
+     "timeline:\n  - phase: p\n    duration: 1s\n",
+     "3:38: rate for phase 'r', which the timeline does not define (allowed: "
+     "p, default)"},
+    {"scenario: x\ntraffic:\n  a: { request: GET /, rate: 5, concurrency: 0 "
+     "}\n",
+     "3:46: bad concurrency '0' (allowed: a whole number of requests in "
+     "flight, 1 to 10000)"},
     {"scenario: [x\n", "not valid YAML"},
 };
 

@@ -26,7 +26,10 @@
 
 #define PYTHON "/usr/bin/python3"
 
-/* Prints "PORTS HTTP RST FIN": the HTTP server; a listener that reads the
+/* Prints "PORTS HTTP RST FIN": the HTTP server (/id/... answers with the
+ * path it was asked in X-Path; /hold/SECONDS waits that long and says in
+ * X-Inflight how many requests for that path it held at once, its own
+ * arrival included, counted down before it answers); a listener that reads the
  * request and resets the connection (SO_LINGER 0); one that closes a
  * connection as soon as it accepts it. Every response says which client
  * port it came in on (X-Conn), so a test can count connections. Responses
@@ -35,6 +38,8 @@
 static const char server_py[] =
     "import socket, struct, sys, threading, time\n"
     "from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler\n"
+    "\n"
+    "lock, busy = threading.Lock(), {}\n"
     "\n"
     "class H(BaseHTTPRequestHandler):\n"
     "    protocol_version = 'HTTP/1.1'\n"
@@ -67,6 +72,16 @@ static const char server_py[] =
     "        elif p == '/slow':\n"
     "            time.sleep(1.0)\n"
     "            self.reply(200)\n"
+    "        elif p.startswith('/id/'):\n"
+    "            self.reply(200, [('X-Path', p)])\n"
+    "        elif p.startswith('/hold/'):\n"
+    "            with lock:\n"
+    "                busy[p] = busy.get(p, 0) + 1\n"
+    "                now = busy[p]\n"
+    "            time.sleep(float(p[6:]))\n"
+    "            with lock:\n"
+    "                busy[p] -= 1\n"
+    "            self.reply(200, [('X-Inflight', str(now))])\n"
     "        elif p == '/echo':\n"
     "            short = body.decode()[:64]\n"
     "            self.reply(200, [('X-Echo-Method', self.command),\n"
@@ -585,6 +600,22 @@ Test(traffic, bad_specs) {
   bad.path = NULL;
   cr_assert_eq(fl_traffic_add(S.t, &bad), -EINVAL);
   bad = e;
+  bad.path = "/id/{5..1}";
+  cr_assert_eq(fl_traffic_add(S.t, &bad), -EINVAL);
+  bad = e;
+  bad.concurrency = -1;
+  cr_assert_eq(fl_traffic_add(S.t, &bad), -EINVAL);
+  bad = e;
+  bad.nrates = 2; /* from 0, increasing, each above 0 */
+  bad.rates = (const double[]){10, 0};
+  bad.starts = (const double[]){0, 1};
+  cr_assert_eq(fl_traffic_add(S.t, &bad), -EINVAL);
+  bad.rates = (const double[]){10, 5};
+  bad.starts = (const double[]){0.5, 1};
+  cr_assert_eq(fl_traffic_add(S.t, &bad), -EINVAL);
+  bad.starts = (const double[]){0, 0};
+  cr_assert_eq(fl_traffic_add(S.t, &bad), -EINVAL);
+  bad = e;
   /* Any number of captured headers. */
   bad.capture = (const char *[]){"A", "B", "Retry-After", "C", "D", NULL};
   cr_assert_eq(fl_traffic_add(S.t, &bad), 0);
@@ -597,6 +628,165 @@ Test(traffic, bad_specs) {
   cr_assert_str_eq(fl_xfer_error_name(FL_XFER_REFUSED), "refused");
   cr_assert_str_eq(fl_xfer_error_name(FL_XFER_RESET), "reset");
   cr_assert_str_eq(fl_xfer_error_name(FL_XFER_TIMEOUT), "timeout");
+  finish();
+}
+
+/* Paths are drawn per request from the template, cover its range and
+ * list, and depend only on the seed, the endpoint's name and the request's
+ * number: two endpoints of the same name and seed draw the same paths, one
+ * with another seed others. The server saw each recorded path. */
+Test(traffic, paths_drawn_cover_and_repeat) {
+  const char *capture[] = {"X-Path", NULL};
+  struct fl_endpoint_spec e[3];
+  for (int i = 0; i < 3; i++)
+    e[i] = (struct fl_endpoint_spec){.name = "p",
+                                     .path = "/id/{1..20}/{a,bb}",
+                                     .rate = 300,
+                                     .timeout = 2,
+                                     .seed = i < 2 ? 7 : 8,
+                                     .capture = capture};
+  traffic(S.base, e, 3);
+  run_for(1.0, 5);
+  const struct fl_request *r[3];
+  size_t n[3];
+  for (int i = 0; i < 3; i++)
+    n[i] = records(i, &r[i]);
+  size_t both = n[0] < n[1] ? n[0] : n[1], differ = 0;
+  cr_assert(both >= 200 && n[2] >= both, "%zu, %zu requests", n[0], n[1]);
+  int seen[21][2] = {{0}};
+  for (size_t k = 0; k < both; k++) {
+    int id = 0, len = 0;
+    char which[4] = "";
+    cr_assert_eq(r[0][k].status, 200, "#%zu: %d", k, r[0][k].status);
+    cr_assert_str_eq(fl_request_header(&r[0][k], 1), r[0][k].path);
+    cr_assert_eq(sscanf(r[0][k].path, "/id/%d/%3[ab]%n", &id, which, &len), 2,
+                 "drawn path %s", r[0][k].path);
+    cr_assert(id >= 1 && id <= 20 && r[0][k].path[len] == '\0' &&
+                  (strcmp(which, "a") == 0 || strcmp(which, "bb") == 0),
+              "drawn path %s", r[0][k].path);
+    seen[id][which[0] == 'b']++;
+    cr_assert_str_eq(r[0][k].path, r[1][k].path, "#%zu with the same seed", k);
+    differ += strcmp(r[0][k].path, r[2][k].path) != 0;
+  }
+  int items[2] = {0, 0};
+  for (int id = 1; id <= 20; id++) {
+    cr_assert(seen[id][0] + seen[id][1] > 0, "id %d never drawn", id);
+    items[0] += seen[id][0];
+    items[1] += seen[id][1];
+  }
+  cr_assert(items[0] > 0 && items[1] > 0, "a: %d, bb: %d", items[0], items[1]);
+  /* 40 paths: another seed agrees on about 1 request in 40. */
+  cr_assert(differ > both * 8 / 10, "another seed drew %zu of %zu the same",
+            both - differ, both);
+  finish();
+}
+
+/* How many of the n records started in [from, to). */
+static size_t started_in(const struct fl_request *r, size_t n, double from,
+                         double to) {
+  size_t c = 0;
+  for (size_t k = 0; k < n; k++)
+    c += r[k].start >= from && r[k].start < to;
+  return c;
+}
+
+/* 20/s for a second, then 100/s: the schedule switches exactly at the
+ * boundary (request 20 is due at 1.0 s, then every 10 ms), and the
+ * requests sent per second follow. */
+Test(traffic, rate_changes_at_the_boundary) {
+  struct fl_endpoint_spec e = {.path = "/ok",
+                               .rates = (const double[]){20, 100},
+                               .starts = (const double[]){0, 1.0},
+                               .nrates = 2,
+                               .timeout = 2};
+  traffic(S.base, &e, 1);
+  run_for(2.0, 5);
+  const struct fl_request *r;
+  size_t n = records(0, &r);
+  size_t want = 20 + (size_t)floor((S.stop_at - 1.0) * 100) + 1;
+  cr_assert(n >= want && n <= want + 1, "%zu requests in %.3f s", n, S.stop_at);
+  for (size_t k = 0; k < n; k++) {
+    double due = k < 20 ? (double)k / 20 : 1.0 + (double)(k - 20) / 100;
+    cr_assert_float_eq(r[k].sched, due, 1e-9, "sched of #%zu", k);
+    cr_assert_eq(r[k].status, 200, "#%zu: %d", k, r[k].status);
+  }
+  check_on_time(r, n);
+  size_t first = started_in(r, n, 0, 1), second = started_in(r, n, 1, 2);
+  cr_assert(first >= 17 && first <= 23, "%zu requests in the first second",
+            first);
+  cr_assert(second >= 85 && second <= 103, "%zu requests in the second",
+            second);
+  finish();
+}
+
+/* At 20/s on a path that takes 0.3 s, a cap of 3 keeps at most 3 requests
+ * at the server (it counts them), the others wait for a slot and their
+ * wait shows in their latency; every request due before the stop is
+ * still sent. */
+Test(traffic, concurrency_cap_holds_and_wait_is_latency) {
+  struct fl_endpoint_spec e = {.path = "/hold/0.3",
+                               .rate = 20,
+                               .concurrency = 3,
+                               .timeout = 8,
+                               .capture = (const char *[]){"X-Inflight", NULL}};
+  traffic(S.base, &e, 1);
+  cr_assert_eq(fl_traffic_start(S.t), 0);
+  int most = 0;
+  long long end = t_now_ms() + 1500;
+  while (t_now_ms() < end) {
+    run_until(NULL, 0.02);
+    int now = fl_traffic_in_flight(S.t);
+    most = now > most ? now : most;
+  }
+  S.stop_at = fl_traffic_now(S.t);
+  fl_traffic_stop(S.t, on_stopped, NULL);
+  cr_assert(run_until(&S.stopped, 10), "stop's done was not called");
+  cr_assert(most <= 3, "%d requests in flight", most);
+  const struct fl_request *r;
+  size_t n = records(0, &r);
+  size_t want = (size_t)floor(S.stop_at * 20) + 1;
+  cr_assert(n >= want && n <= want + 1, "%zu requests in %.3f s", n, S.stop_at);
+  int held = 0;
+  for (size_t k = 0; k < n; k++) {
+    cr_assert_eq(r[k].status, 200, "#%zu: %d (%s)", k, r[k].status,
+                 fl_xfer_error_name(r[k].error));
+    int at = atoi(fl_request_header(&r[k], 1));
+    cr_assert(at >= 1 && at <= 3, "#%zu: %d at the server at once", k, at);
+    held = at > held ? at : held;
+    double wait = r[k].start - r[k].sched;
+    cr_assert(r[k].latency >= wait + 0.29, "#%zu: latency %.3f, waited %.3f", k,
+              r[k].latency, wait);
+  }
+  cr_assert_eq(held, 3);
+  /* 10 served a second for 20 due: the last waited about a second. */
+  cr_assert(r[n - 1].start - r[n - 1].sched > 0.8 && r[n - 1].latency > 1.1,
+            "the last waited %.3f s, latency %.3f s",
+            r[n - 1].start - r[n - 1].sched, r[n - 1].latency);
+  finish();
+}
+
+/* Capped, the timeout counts from the scheduled time: a request sent
+ * after a wait has only what is left of it (one that waits it all out for
+ * a slot is not sent: a timeout of its timeout's length). So no latency
+ * outlives the timeout, though most requests here waited long. */
+Test(traffic, concurrency_cap_gives_up_at_the_timeout) {
+  struct fl_endpoint_spec e = {
+      .path = "/hold/0.4", .rate = 20, .concurrency = 1, .timeout = 0.5};
+  traffic(S.base, &e, 1);
+  run_for(1.0, 5);
+  const struct fl_request *r;
+  size_t n = records(0, &r);
+  size_t ok = 0, late = 0, waited = 0;
+  for (size_t k = 0; k < n; k++) {
+    cr_assert(r[k].latency >= 0 && r[k].latency <= 0.5 + 0.05,
+              "#%zu: latency %.3f", k, r[k].latency);
+    ok += r[k].status == 200;
+    late += r[k].error == FL_XFER_TIMEOUT;
+    waited += r[k].start - r[k].sched >= 0.25;
+  }
+  cr_assert_eq(ok + late, n);
+  cr_assert(ok >= 1 && waited >= n / 2, "%zu ok, %zu waited of %zu", ok, waited,
+            n);
   finish();
 }
 
@@ -635,6 +825,40 @@ Test(traffic, probe) {
   cr_assert_eq(probe(url, 2), -ECONNREFUSED);
   cr_assert_eq(fl_http_probe(&S.loop, url, 0, on_probe, NULL), -EINVAL);
   finish();
+}
+
+/* Bad templates: where (column in the path), what was found, what is
+ * allowed. */
+Test(path, check_says_where_and_what) {
+  static const struct {
+    const char *path;
+    int col;
+    const char *says;
+  } cases[] = {
+      {"/a/{5..1}", 4, "empty range '{5..1}'"},
+      {"/a/{}", 4, "bad placeholder '{}'"},
+      {"/a/{x}/b", 4, "bad placeholder '{x}'"},
+      {"/a/{x,,y}", 4, "bad placeholder '{x,,y}'"},
+      {"/a/{1..x}", 4, "bad placeholder '{1..x}'"},
+      {"/a/{1..3", 4, "unclosed '{'"},
+      {"/a/{1{2}", 6, "'{' inside a placeholder"},
+      {"/a}", 3, "'}' without '{'"},
+      {"/ok/{1..2}/{x,y}{", 17, "unclosed '{'"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char err[512] = "";
+    int col = 0;
+    cr_assert_eq(fl_path_check(cases[i].path, &col, err, sizeof(err)), -EINVAL,
+                 "%s", cases[i].path);
+    cr_expect_eq(col, cases[i].col, "%s: column %d", cases[i].path, col);
+    cr_expect(strstr(err, cases[i].says) != NULL &&
+                  strstr(err, "(allowed: {A..B}") != NULL,
+              "%s: %s", cases[i].path, err);
+  }
+  const char *good[] = {"/", "/a/b", "/p/{1..50}", "/{items,orders}/{0..0}",
+                        "/z/{007..120}"};
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    cr_expect_eq(fl_path_check(good[i], NULL, NULL, 0), 0, "%s", good[i]);
 }
 
 /* The benchmark's smoke mode runs and prints its table. */

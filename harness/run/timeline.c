@@ -260,6 +260,20 @@ static void captured_headers(const struct fl_scenario *sc, const char *name,
   out[n] = NULL;
 }
 
+/* Endpoint d's rate per phase as the traffic's pieces: rates[i] from
+ * starts[i] seconds (room for a piece per phase); how many. */
+static size_t phase_pieces(const struct fl_scenario *sc,
+                           const struct fl_endpoint_decl *d, double *rates,
+                           double *starts) {
+  double t = 0;
+  for (size_t i = 0; i < sc->nphases; i++) {
+    rates[i] = d->phase_rates[i];
+    starts[i] = t;
+    t += sc->phases[i].duration;
+  }
+  return sc->nphases;
+}
+
 void fl_timeline_begin_traffic(struct srun *r) {
   int rc = fl_traffic_new(&r->suite->loop, r->base_url, &r->traffic);
   if (rc != 0) {
@@ -269,28 +283,44 @@ void fl_timeline_begin_traffic(struct srun *r) {
   /* Every header an expectation names is captured for its endpoint (as
    * many as named; the traffic gives each a slot). */
   const char **capture = calloc(r->sc->nexpects + 1, sizeof(*capture));
-  if (capture == NULL) {
+  double *rates = calloc(r->sc->nphases + 1, sizeof(double));
+  double *starts = calloc(r->sc->nphases + 1, sizeof(double));
+  if (capture == NULL || rates == NULL || starts == NULL) {
+    free(capture);
+    free(rates);
+    free(starts);
     fl_run_fail(r, "out of memory");
     return;
   }
   for (size_t i = 0; i < r->sc->nendpoints; i++) {
     const struct fl_endpoint_decl *d = &r->sc->endpoints[i];
     captured_headers(r->sc, d->name, capture);
-    struct fl_endpoint_spec e = {.name = d->name,
-                                 .method = d->method,
-                                 .path = d->path,
-                                 .body = d->body,
-                                 .headers = (const char *const *)d->headers,
-                                 .rate = d->rate,
-                                 .timeout = d->timeout,
-                                 .capture = capture};
+    struct fl_endpoint_spec e = {
+        .name = d->name,
+        .method = d->method,
+        .path = d->path,
+        .body = d->body,
+        .headers = (const char *const *)d->headers,
+        .rate = d->rate,
+        .rates = rates,
+        .starts = starts,
+        .concurrency = d->concurrency,
+        .seed = r->suite->o->have_seed ? r->suite->o->seed : r->sc->seed,
+        .timeout = d->timeout,
+        .capture = capture};
+    if (d->phase_rates != NULL)
+      e.nrates = phase_pieces(r->sc, d, rates, starts);
     if ((rc = fl_traffic_add(r->traffic, &e)) < 0) {
       free(capture);
+      free(rates);
+      free(starts);
       fl_run_fail(r, "cannot add endpoint %s: %s", d->name, fl_strerror(rc));
       return;
     }
   }
   free(capture);
+  free(rates);
+  free(starts);
   if (build_timeline(r) != 0) {
     fl_run_fail(r, "out of memory");
     return;

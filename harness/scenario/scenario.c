@@ -14,6 +14,7 @@
 
 #include "base/base.h"
 #include "scenario_int.h"
+#include "traffic/traffic.h"
 
 /* request: METHOD /path */
 static int load_request(struct doc *d, yaml_node_t *n,
@@ -23,7 +24,8 @@ static int load_request(struct doc *d, yaml_node_t *n,
   if (rc != 0)
     return rc;
   char method[16], path[1024];
-  if (sscanf(s, "%15s %1023s", method, path) != 2 || path[0] != '/')
+  int at = 0;
+  if (sscanf(s, "%15s %n%1023s", method, &at, path) != 2 || path[0] != '/')
     return fl_yaml_fail(d, n,
                         "bad request '%s' (allowed: METHOD /path, e.g. GET "
                         "/api/items)",
@@ -38,10 +40,56 @@ static int load_request(struct doc *d, yaml_node_t *n,
                         "unknown method '%s' (allowed: GET, POST, PUT, DELETE, "
                         "PATCH, HEAD, OPTIONS)",
                         method);
+  char why[512];
+  int col = 1;
+  if (fl_path_check(path, &col, why, sizeof(why)) != 0) {
+    /* Pointed at the character in the path: quoted scalars start at
+     * their quote. */
+    yaml_node_t where = *n;
+    where.start_mark.column +=
+        (size_t)(at + col - 1 +
+                 (n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                  n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE));
+    return fl_yaml_fail(d, &where, "%s", why);
+  }
   if ((rc = fl_yaml_dup(d, n, method, &e->method)) != 0 ||
       (rc = fl_yaml_dup(d, n, path, &e->path)) != 0)
     return rc;
   return 0;
+}
+
+/* concurrency: N, a whole number of requests in flight. */
+static int load_concurrency(struct doc *d, yaml_node_t *n,
+                            struct fl_endpoint_decl *e) {
+  const char *s;
+  int rc = fl_yaml_want_scalar(d, n, "concurrency", &s);
+  if (rc != 0)
+    return rc;
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 10000)
+    return fl_yaml_fail(d, n,
+                        "bad concurrency '%s' (allowed: a whole number of "
+                        "requests in flight, 1 to 10000)",
+                        s);
+  e->concurrency = (int)v;
+  return 0;
+}
+
+/* rate: N, or { PHASE: N, ..., default: N } (whose phases are checked
+ * once the timeline is loaded: load_phase_rates). */
+static int load_rate(struct doc *d, yaml_node_t *n,
+                     struct fl_endpoint_decl *e) {
+  if (n->type == YAML_MAPPING_NODE)
+    return 0;
+  if (n->type != YAML_SCALAR_NODE)
+    return fl_yaml_fail(d, n,
+                        "rate of endpoint '%s' must be a number or a mapping "
+                        "of phase to number (e.g. { steady: 10, outage: 30 })"
+                        ", found %s",
+                        e->name, fl_yaml_kind_name(n));
+  return fl_yaml_positive(d, n, "rate", &e->rate);
 }
 
 /* headers: { NAME: VALUE, ... }, kept as "NAME: VALUE" lines. */
@@ -74,7 +122,8 @@ static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
   e->pos = fl_yaml_pos(k);
   if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "an endpoint")) != 0 ||
       (rc = fl_yaml_check_keys(d, v, "an endpoint",
-                               "request rate timeout body headers")) != 0)
+                               "request rate timeout body headers "
+                               "concurrency")) != 0)
     return rc;
   yaml_node_t *n = fl_yaml_get(d, v, "request");
   if (n == NULL)
@@ -85,7 +134,10 @@ static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
   if ((n = fl_yaml_get(d, v, "rate")) == NULL)
     return fl_yaml_fail(
         d, v, "endpoint '%s' needs a rate (requests per second)", e->name);
-  if ((rc = fl_yaml_positive(d, n, "rate", &e->rate)) != 0)
+  if ((rc = load_rate(d, n, e)) != 0)
+    return rc;
+  if ((n = fl_yaml_get(d, v, "concurrency")) != NULL &&
+      (rc = load_concurrency(d, n, e)) != 0)
     return rc;
   e->timeout = 2.0;
   if ((n = fl_yaml_get(d, v, "timeout")) != NULL &&
@@ -331,6 +383,74 @@ static int load_timeline(struct doc *d, yaml_node_t *root,
   return 0;
 }
 
+/* The phases a rate map may name, for its errors. */
+static void phase_names(const struct fl_scenario *sc, char *buf, size_t size) {
+  buf[0] = '\0';
+  for (size_t i = 0; i < sc->nphases; i++)
+    snprintf(buf + strlen(buf), size - strlen(buf), "%s, ", sc->phases[i].name);
+  snprintf(buf + strlen(buf), size - strlen(buf), "default");
+}
+
+/* One endpoint's rate: { PHASE: N, default: N }: a rate for every phase
+ * of the timeline, named or the default. */
+static int load_phase_rate_map(struct doc *d, yaml_node_t *m,
+                               struct fl_scenario *sc,
+                               struct fl_endpoint_decl *e) {
+  char names[512];
+  double dflt = 0;
+  if ((e->phase_rates = calloc(sc->nphases, sizeof(double))) == NULL)
+    return fl_yaml_fail(d, m, "out of memory");
+  for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
+       p < m->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = fl_yaml_node(d, p->key);
+    const char *name;
+    int rc = fl_yaml_want_scalar(d, k, "a phase name", &name);
+    if (rc != 0)
+      return rc;
+    int i = strcmp(name, "default") == 0 ? -1 : find_phase(sc, name);
+    double *slot = i >= 0 ? &e->phase_rates[i] : &dflt;
+    phase_names(sc, names, sizeof(names));
+    if (i < 0 && strcmp(name, "default") != 0)
+      return fl_yaml_fail(d, k,
+                          "rate for phase '%s', which the timeline does not "
+                          "define (allowed: %s)",
+                          name, names);
+    if (*slot > 0)
+      return fl_yaml_fail(d, k, "rate for '%s' is given twice", name);
+    if ((rc = fl_yaml_positive(d, fl_yaml_node(d, p->value), "rate", slot)) !=
+        0)
+      return rc;
+  }
+  for (size_t i = 0; i < sc->nphases; i++) {
+    if (e->phase_rates[i] == 0 && dflt == 0)
+      return fl_yaml_fail(d, m,
+                          "rate of endpoint '%s' names no rate for phase '%s' "
+                          "(name every phase, or give default: N)",
+                          e->name, sc->phases[i].name);
+    if (e->phase_rates[i] == 0)
+      e->phase_rates[i] = dflt;
+  }
+  e->rate = e->phase_rates[0];
+  return 0;
+}
+
+/* The rates given per phase, now that the timeline is known. */
+static int load_phase_rates(struct doc *d, yaml_node_t *root,
+                            struct fl_scenario *sc) {
+  yaml_node_t *n = fl_yaml_get(d, root, "traffic");
+  size_t i = 0;
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+       p < n->data.mapping.pairs.top && i < sc->nendpoints; p++, i++) {
+    yaml_node_t *rate = fl_yaml_get(d, fl_yaml_node(d, p->value), "rate");
+    int rc = rate != NULL && rate->type == YAML_MAPPING_NODE
+                 ? load_phase_rate_map(d, rate, sc, &sc->endpoints[i])
+                 : 0;
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
 static int load_scenario(struct doc *d, void *obj) {
   struct fl_scenario *sc = obj;
   yaml_node_t *root = yaml_document_get_root_node(&d->yd), *n;
@@ -341,7 +461,8 @@ static int load_scenario(struct doc *d, void *obj) {
                                "timeline expect")) != 0 ||
       (rc = load_about(d, root, sc)) != 0 ||
       (rc = load_traffic(d, root, sc)) != 0 ||
-      (rc = load_timeline(d, root, sc)) != 0)
+      (rc = load_timeline(d, root, sc)) != 0 ||
+      (rc = load_phase_rates(d, root, sc)) != 0)
     return rc;
   if ((n = fl_yaml_get(d, root, "expect")) != NULL &&
       (rc = load_expects(d, n, sc)))
@@ -374,6 +495,7 @@ void fl_scenario_free(struct fl_scenario *sc) {
     free(e->method);
     free(e->path);
     free(e->body);
+    free(e->phase_rates);
     for (size_t k = 0; e->headers && e->headers[k]; k++)
       free(e->headers[k]);
     free(e->headers);

@@ -77,9 +77,11 @@ struct fl_phase {
 
 struct fl_endpoint_decl {
   char *name;
-  char *method, *path, *body;
-  char **headers; /* "Name: value", NULL-terminated */
-  double rate, timeout;
+  char *method, *path, *body; /* path: a template, {1..50} {a,b} drawn */
+  char **headers;             /* "Name: value", NULL-terminated */
+  double rate, timeout;       /* rate: with phase_rates, the first phase's */
+  double *phase_rates;        /* NULL, or the rate of each phase, in order */
+  int concurrency;            /* at most this many in flight; 0: no cap */
   struct fl_pos pos;
 };
 

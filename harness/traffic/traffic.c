@@ -2,7 +2,7 @@
  * Open-loop HTTP traffic (see traffic.h): a scheduler timer sends each
  * endpoint's requests when they fall due, on pooled easy handles, and
  * every request is recorded. The transfers run on the glue in
- * glue.c.
+ * glue.c; paths are drawn from their templates by path.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,13 +30,23 @@ struct xfer {
 
 struct endpoint {
   struct fl_traffic *t;
-  char *name, *url, *method, *body;
+  char *name, *url, *method, *body, *path;
+  struct fl_path_tmpl *tmpl; /* NULL when the path has no placeholder */
+  uint64_t key;              /* the paths' stream (fl_path_key) */
   struct curl_slist *headers;
   char **capture; /* names of captured headers; capture[0]: Retry-After */
   int ncapture;
-  double rate;
+  /* The schedule: rates[i] requests per second from starts[i] seconds;
+   * `piece` is the piece of request `sent`, `before` the running count of
+   * requests at its start (a real number: pieces need not hold whole
+   * ones). */
+  double *rates, *starts;
+  size_t nrates, piece;
+  double before;
+  double due; /* seconds: when request `sent` falls due */
   double timeout;
-  uint64_t sent; /* requests sent: the next one is number `sent` */
+  int concurrency, in_flight; /* the cap (0: none); requests in flight */
+  uint64_t sent;              /* requests sent: the next one is number `sent` */
   struct fl_request *recs;
   size_t nrecs, cap;
   struct xfer *all, *idle;
@@ -49,7 +59,8 @@ struct fl_traffic {
   int neps;
   uv_timer_t sched;      /* the next due request */
   uv_timer_t done_timer; /* stop's done, from the loop */
-  uint64_t t0;
+  uint64_t t0, stop_ns;  /* stop_ns: the stop's instant; requests due by
+                            then are still sent (capped ones as slots free) */
   int started, stopping, in_flight;
   long nxfers;
   void (*stop_cb)(void *arg);
@@ -158,6 +169,35 @@ static struct xfer *xfer_new(struct endpoint *ep) {
   return x;
 }
 
+/* When request ep->sent falls due: the piece it falls in is the first
+ * whose running count passes it. */
+static double due_of_next(struct endpoint *ep) {
+  double k = (double)ep->sent;
+  while (ep->piece + 1 < ep->nrates) {
+    double end =
+        ep->before + ep->rates[ep->piece] *
+                         (ep->starts[ep->piece + 1] - ep->starts[ep->piece]);
+    /* A boundary count off by rounding (29.999999999999996 for 30) must
+     * not put request 30 in the earlier piece. */
+    if (k < end - 1e-6)
+      break;
+    ep->before = end;
+    ep->piece++;
+  }
+  return ep->starts[ep->piece] + (k - ep->before) / ep->rates[ep->piece];
+}
+
+/* The path of request ep->sent: the template's, or one drawn (owned by
+ * the record); NULL when out of memory or too long. */
+static const char *path_of_next(const struct endpoint *ep) {
+  if (ep->tmpl == NULL)
+    return ep->path;
+  char buf[4096];
+  if (fl_path_draw(ep->tmpl, ep->key, ep->sent, buf, sizeof(buf)) != 0)
+    return NULL;
+  return strdup(buf);
+}
+
 /* Appends a record for request number ep->sent; NULL when out of memory. */
 static struct fl_request *record_new(struct endpoint *ep) {
   if (ep->nrecs == ep->cap) {
@@ -170,9 +210,31 @@ static struct fl_request *record_new(struct endpoint *ep) {
   }
   struct fl_request *r = &ep->recs[ep->nrecs++];
   memset(r, 0, sizeof(*r));
-  r->sched = (double)ep->sent / ep->rate;
+  r->sched = ep->due;
   r->latency = -1;
+  r->path = path_of_next(ep);
   return r;
+}
+
+/* Prepares x for record r: its URL when drawn, its timeout when capped
+ * (what is left of it after the wait). 0, or -1 when nothing is to be
+ * sent (r then says why). */
+static int xfer_aim(struct endpoint *ep, struct xfer *x, struct fl_request *r) {
+  if (r->path == NULL) {
+    r->latency = 0;
+    r->error = FL_XFER_OTHER;
+    return -1;
+  }
+  if (ep->tmpl != NULL) {
+    char url[4096 + 256];
+    snprintf(url, sizeof(url), "%s%s", ep->t->base, r->path);
+    curl_easy_setopt(x->easy, CURLOPT_URL, url); /* curl copies it */
+  }
+  if (ep->concurrency > 0) {
+    double left = r->sched + ep->timeout - r->start;
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)(left * 1000 + 0.5));
+  }
+  return 0;
 }
 
 /* Sends request number ep->sent now. */
@@ -181,9 +243,17 @@ static void send_one(struct endpoint *ep) {
   uint64_t now = uv_hrtime();
   struct fl_request *r = record_new(ep);
   ep->sent++;
+  ep->due = due_of_next(ep);
   if (r == NULL)
     return; /* out of memory: nothing to record it in */
   r->start = (double)(now - t->t0) / 1e9;
+  /* Capped: one that waited out its timeout for a slot is given up, as
+   * its user would have. */
+  if (ep->concurrency > 0 && r->sched + ep->timeout - r->start < 0.001) {
+    r->latency = ep->timeout;
+    r->error = FL_XFER_TIMEOUT;
+    return;
+  }
   struct xfer *x = ep->idle;
   if (x != NULL)
     ep->idle = x->next_idle;
@@ -195,15 +265,20 @@ static void send_one(struct endpoint *ep) {
     return;
   }
   x->rec = (size_t)(r - ep->recs);
-  x->start_ns = now;
-  if (curl_multi_add_handle(t->g.multi, x->easy) != CURLM_OK) {
-    r->latency = 0;
-    r->error = FL_XFER_OTHER;
+  /* Capped: latency counts from the scheduled time, wait included. */
+  x->start_ns = ep->concurrency > 0 ? t->t0 + (uint64_t)(r->sched * 1e9) : now;
+  if (xfer_aim(ep, x, r) != 0 ||
+      curl_multi_add_handle(t->g.multi, x->easy) != CURLM_OK) {
+    if (r->error == FL_XFER_OK) {
+      r->latency = 0;
+      r->error = FL_XFER_OTHER;
+    }
     x->next_idle = ep->idle;
     ep->idle = x;
     return;
   }
   x->busy = 1;
+  ep->in_flight++;
   t->in_flight++;
 }
 
@@ -213,6 +288,27 @@ static void on_stop_done(uv_timer_t *h) {
   t->stop_cb = NULL;
   if (cb != NULL)
     cb(t->stop_arg);
+}
+
+static uint64_t due_ns(const struct fl_traffic *t, const struct endpoint *ep) {
+  return t->t0 + (uint64_t)(ep->due * 1e9);
+}
+
+static void sched_arm(struct fl_traffic *t);
+
+/* A capped endpoint's request ended: the requests that fell due while it
+ * was full go out now (those that waited out their timeout are given
+ * up), and the scheduler is aimed again, as its earliest request may be
+ * this endpoint's. Not kicked: this runs inside the glue's drain, and
+ * curl starts the added transfers on the next turn. */
+static void slot_freed(struct fl_traffic *t, struct endpoint *ep) {
+  uint64_t limit = t->stopping ? t->stop_ns : uv_hrtime();
+  if (!t->started)
+    return;
+  while (ep->in_flight < ep->concurrency && due_ns(t, ep) <= limit)
+    send_one(ep);
+  if (!t->stopping)
+    sched_arm(t);
 }
 
 static void on_xfer_done(struct glue *g, CURL *easy, CURLcode rc) {
@@ -232,20 +328,24 @@ static void on_xfer_done(struct glue *g, CURL *easy, CURLcode rc) {
   x->busy = 0;
   x->next_idle = ep->idle;
   ep->idle = x;
-  if (--t->in_flight == 0 && t->stopping)
+  ep->in_flight--;
+  t->in_flight--;
+  if (ep->concurrency > 0)
+    slot_freed(t, ep);
+  if (t->in_flight == 0 && t->stopping)
     uv_timer_start(&t->done_timer, on_stop_done, 0, 0);
 }
 
-static uint64_t due_ns(const struct fl_traffic *t, const struct endpoint *ep) {
-  return t->t0 + (uint64_t)((double)ep->sent / ep->rate * 1e9);
-}
-
-/* The endpoint whose next request is due first, and when. */
+/* The endpoint whose next request is due first, and when; one at its cap
+ * waits for a slot (slot_freed). */
 static struct endpoint *next_due(const struct fl_traffic *t, uint64_t *due) {
   struct endpoint *first = NULL;
   *due = UINT64_MAX;
   for (int i = 0; i < t->neps; i++) {
-    uint64_t d = due_ns(t, t->eps[i]);
+    const struct endpoint *ep = t->eps[i];
+    if (ep->concurrency > 0 && ep->in_flight >= ep->concurrency)
+      continue;
+    uint64_t d = due_ns(t, ep);
     if (d < *due) {
       *due = d;
       first = t->eps[i];
@@ -304,8 +404,14 @@ static void endpoint_free(struct endpoint *ep) {
   for (size_t k = 0; k < ep->nrecs; k++) {
     headers_clear(&ep->recs[k]);
     free(ep->recs[k].headers);
+    if (ep->tmpl != NULL)
+      free((char *)ep->recs[k].path);
   }
   free(ep->recs);
+  fl_path_free(ep->tmpl);
+  free(ep->path);
+  free(ep->rates);
+  free(ep->starts);
   for (int j = 0; j < ep->ncapture; j++)
     free(ep->capture[j]);
   free(ep->capture);
@@ -383,7 +489,8 @@ static int endpoint_copy(struct endpoint *ep, const char *base,
                          const struct fl_endpoint_spec *e) {
   ep->name = strdup(e->name != NULL ? e->name : e->path);
   ep->method = strdup(e->method != NULL ? e->method : "GET");
-  if (ep->name == NULL || ep->method == NULL ||
+  ep->path = strdup(e->path);
+  if (ep->name == NULL || ep->method == NULL || ep->path == NULL ||
       asprintf(&ep->url, "%s%s", base, e->path) < 0 ||
       (e->body != NULL && (ep->body = strdup(e->body)) == NULL))
     return -ENOMEM;
@@ -406,9 +513,48 @@ static int endpoint_copy(struct endpoint *ep, const char *base,
   return capture_copy(ep, e->capture);
 }
 
+/* Is the spec's schedule right: a rate, or pieces from 0 on, increasing,
+ * each rate above 0? */
+static int schedule_ok(const struct fl_endpoint_spec *e) {
+  if (e->nrates == 0)
+    return e->rate > 0;
+  if (e->rates == NULL || e->starts == NULL || e->starts[0] != 0)
+    return 0;
+  for (size_t i = 0; i < e->nrates; i++)
+    if (!(e->rates[i] > 0) || (i > 0 && !(e->starts[i] > e->starts[i - 1])))
+      return 0;
+  return 1;
+}
+
+/* The schedule's pieces (one for a constant rate), the path's template
+ * and stream, the cap, and when request 0 is due; 0 or a negative code. */
+static int endpoint_schedule(struct endpoint *ep,
+                             const struct fl_endpoint_spec *e) {
+  size_t n = e->nrates > 0 ? e->nrates : 1;
+  if ((ep->rates = calloc(n, sizeof(double))) == NULL ||
+      (ep->starts = calloc(n, sizeof(double))) == NULL)
+    return -ENOMEM;
+  ep->nrates = n;
+  if (e->nrates > 0) {
+    memcpy(ep->rates, e->rates, n * sizeof(double));
+    memcpy(ep->starts, e->starts, n * sizeof(double));
+  } else {
+    ep->rates[0] = e->rate;
+  }
+  ep->due = due_of_next(ep);
+  ep->concurrency = e->concurrency;
+  ep->key = fl_path_key(e->seed, ep->name);
+  int rc = fl_path_parse(e->path, &ep->tmpl, NULL, NULL, 0);
+  if (rc == 0 && fl_path_is_fixed(ep->tmpl)) {
+    fl_path_free(ep->tmpl);
+    ep->tmpl = NULL;
+  }
+  return rc;
+}
+
 int fl_traffic_add(fl_traffic_t *t, const struct fl_endpoint_spec *e) {
-  if (t == NULL || e == NULL || e->path == NULL || !(e->rate > 0) ||
-      !(e->timeout > 0))
+  if (t == NULL || e == NULL || e->path == NULL || !schedule_ok(e) ||
+      !(e->timeout > 0) || e->concurrency < 0)
     return -EINVAL;
   if (t->started || t->stopping)
     return -EBUSY;
@@ -420,9 +566,10 @@ int fl_traffic_add(fl_traffic_t *t, const struct fl_endpoint_spec *e) {
   if (ep == NULL)
     return -ENOMEM;
   ep->t = t;
-  ep->rate = e->rate;
   ep->timeout = e->timeout;
   int rc = endpoint_copy(ep, t->base, e);
+  if (rc == 0)
+    rc = endpoint_schedule(ep, e);
   if (rc != 0) {
     endpoint_free(ep);
     return rc;
@@ -443,8 +590,10 @@ int fl_traffic_start(fl_traffic_t *t) {
 void fl_traffic_stop(fl_traffic_t *t, void (*done)(void *arg), void *arg) {
   /* Every request due before the stop is sent, even by a late loop: the
    * records hold exactly the schedule up to now. */
-  if (t->started && !t->stopping)
-    send_due(t, uv_hrtime(), INT_MAX);
+  if (t->started && !t->stopping) {
+    t->stop_ns = uv_hrtime();
+    send_due(t, t->stop_ns, INT_MAX);
+  }
   t->stopping = 1;
   uv_timer_stop(&t->sched);
   t->stop_cb = done;

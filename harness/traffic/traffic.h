@@ -1,15 +1,25 @@
 /*
  * Open-loop HTTP traffic with libcurl's multi interface on a libuv loop
  * (curl_multi_socket_action with poll handles and a timer). Each endpoint
- * sends requests at a constant rate on a fixed schedule, whether or not
- * earlier ones finished: no coordinated omission. Every request is
- * recorded.
+ * sends requests at its rate (constant, or one per piece of the run) on a
+ * fixed schedule, whether or not earlier ones finished: no coordinated
+ * omission. Every request is recorded.
  *
  * Request k of an endpoint (k = 0, 1, ...) is due k / rate seconds after
- * fl_traffic_start(). A loop that was late sends every request that fell
- * due meanwhile, none skipped; each record keeps both the due time and the
- * actual start, so lateness is visible. Connections are kept and reused;
- * when every open one is busy a request opens another rather than wait.
+ * fl_traffic_start(); with a rate per piece, when the piecewise rate's
+ * running count of requests reaches k (so the rate changes exactly at a
+ * piece's start, and no request is lost or added there). A loop that was
+ * late sends every request that fell due meanwhile, none skipped; each
+ * record keeps both the due time and the actual start, so lateness is
+ * visible. Connections are kept and reused; when every open one is busy a
+ * request opens another rather than wait.
+ *
+ * An endpoint may cap its requests in flight (k6's "virtual users"): a
+ * request that falls due while the cap is reached waits for a slot, and
+ * both its latency and its timeout count from its scheduled time, so the
+ * wait shows as latency instead of vanishing (no coordinated omission
+ * either). One that waited its whole timeout is not sent: it is recorded
+ * as a timeout.
  */
 #ifndef FL_TRAFFIC_H
 #define FL_TRAFFIC_H
@@ -32,8 +42,9 @@ const char *fl_xfer_error_name(int e); /* "refused", "reset", "timeout"... */
 struct fl_request {
   double sched;   /* scheduled start, seconds since fl_traffic_start() */
   double start;   /* actual start, same clock */
-  double latency; /* seconds from actual start to completion or failure;
-                     negative while the request is still in flight */
+  double latency; /* seconds from actual start (from the scheduled time
+                     for an endpoint with a concurrency cap) to completion
+                     or failure; negative while the request is in flight */
   int status;     /* HTTP status; 0 on a transport error (or in flight) */
   int error;      /* enum fl_xfer_error */
   /* Values of the endpoint's captured response headers by slot (see
@@ -47,6 +58,9 @@ struct fl_request {
    * status line arrived; 0 without a response. What an HTTP-date in the
    * response (Retry-After) is measured from. */
   double received;
+  /* The path requested, placeholders drawn; owned by the traffic (NULL
+   * only when out of memory). */
+  const char *path;
 };
 
 /* The value of captured header `slot` of r, or NULL when absent. */
@@ -57,12 +71,25 @@ static inline const char *fl_request_header(const struct fl_request *r,
 
 struct fl_endpoint_spec {
   const char *name;
-  const char *method;         /* GET, POST, ...; NULL: GET */
-  const char *path;           /* "/api/items" */
+  const char *method; /* GET, POST, ...; NULL: GET */
+  /* "/api/items"; placeholders are drawn per request: {A..B} a whole
+   * number from A to B ({001..050} zero-padded), {x,y,...} one of the
+   * items, each uniformly (see fl_path_check()). */
+  const char *path;
   const char *body;           /* NULL: none */
   const char *const *headers; /* "Name: value", NULL-terminated; may be NULL */
-  double rate;                /* requests per second, > 0 */
-  double timeout;             /* seconds, > 0 */
+  double rate;                /* requests per second, > 0 (unless nrates) */
+  /* A rate per piece of the run: rates[i] requests per second (> 0) from
+   * starts[i] seconds after the start until starts[i + 1], the last until
+   * the end; starts[0] is 0 and starts increase. nrates 0: `rate`. */
+  const double *rates, *starts;
+  size_t nrates;
+  /* > 0: at most this many requests in flight (see above); 0: none. */
+  int concurrency;
+  /* With the endpoint's name, chooses the paths drawn: the same seed
+   * draws the same path for request k in every run. */
+  uint64_t seed;
+  double timeout; /* seconds, > 0 */
   /* Response headers to record (case-insensitive), NULL-terminated, may
    * be NULL; as many as given. "Retry-After" is always recorded, in slot
    * 0; the others take slots 1, 2, ... in the order given (naming
@@ -76,8 +103,8 @@ typedef struct fl_traffic fl_traffic_t;
  * Returns 0 or a negative code (nothing allocated then). */
 int fl_traffic_new(uv_loop_t *loop, const char *base_url, fl_traffic_t **out);
 /* Adds an endpoint (copied); returns its index >= 0 or a negative code:
- * -EINVAL for a bad spec (rate or timeout not > 0, no path), -EBUSY once
- * started. */
+ * -EINVAL for a bad spec (rate or timeout not > 0, no path, a bad path
+ * template, bad pieces), -EBUSY once started. */
 int fl_traffic_add(fl_traffic_t *t, const struct fl_endpoint_spec *e);
 /* Starts every endpoint's schedule now; time 0 for the records. Returns
  * 0, or -EBUSY when already started or stopped. */
@@ -108,6 +135,14 @@ int fl_traffic_in_flight(const fl_traffic_t *t);
  * (may be NULL) is called when the last one has, after which the loop
  * holds nothing of the traffic's. */
 void fl_traffic_free(fl_traffic_t *t, void (*done)(void *arg), void *arg);
+
+/* Checks a path template: 0, or -EINVAL with one sentence in err (what
+ * was found, what is allowed) and in *col the 1-based column in `path`
+ * where the fault is: an unclosed '{', a '}' without '{', an empty or
+ * reversed range ({5..1}), a placeholder that is neither {A..B} nor a
+ * list of two or more non-empty items ({}, {x}, {a,,b}). A path without
+ * braces is always right. */
+int fl_path_check(const char *path, int *col, char *err, size_t errlen);
 
 /* One GET for readiness probes, on its own connection. cb(status, arg)
  * with the HTTP status, or a negative code: -ECONNREFUSED, -ECONNRESET,

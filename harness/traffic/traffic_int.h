@@ -1,7 +1,8 @@
 /*
  * libcurl's multi interface on a libuv loop, shared by the files of the
  * traffic module: glue.c (the glue), traffic.c (the scheduled
- * traffic and its records) and probe.c (one readiness probe).
+ * traffic and its records), path.c (path templates) and probe.c (one
+ * readiness probe).
  * Nothing outside these files includes it.
  *
  * The glue follows the pattern of curl's multi-uv example: curl tells us
@@ -57,5 +58,19 @@ void fl_glue_easy_common(CURL *easy, const char *url, double timeout);
 int fl_glue_error_class(CURL *easy, CURLcode rc);
 /* A class as a -errno (0 for FL_XFER_OK): what a probe reports. */
 int fl_glue_error_errno(int e);
+
+/* path.c: a parsed path template (see fl_path_check()). fl_path_parse
+ * gives 0 and a template to free, or -EINVAL/-ENOMEM as fl_path_check
+ * does; fl_path_draw writes request k's path for the endpoint whose
+ * stream fl_path_key() gives (0 or -ENAMETOOLONG); fl_path_is_fixed says
+ * whether the template has no placeholder (it always draws itself). */
+struct fl_path_tmpl;
+int fl_path_parse(const char *path, struct fl_path_tmpl **out, int *col,
+                  char *err, size_t errlen);
+void fl_path_free(struct fl_path_tmpl *t);
+int fl_path_is_fixed(const struct fl_path_tmpl *t);
+uint64_t fl_path_key(uint64_t seed, const char *name);
+int fl_path_draw(const struct fl_path_tmpl *t, uint64_t key, uint64_t k,
+                 char *buf, size_t size);
 
 #endif
