@@ -975,3 +975,27 @@ Test(expect_target, kinds_kept_apart, .timeout = 10) {
   cr_assert_eq(eval("alive", &r, 1, 0, 10, 1), 0);
   cr_assert_str_eq(obs_buf, "not an endpoint expectation");
 }
+
+/* A value says what the service knew when it answered: a request scheduled
+ * inside the window but answered after it closed (the dependency back by
+ * then) is not held to the window's value. Presence checks still are. */
+Test(expect_eval, header_value_judges_answers_inside_the_window,
+     .timeout = 10) {
+  struct fl_request r[4];
+  static char degraded[] = "degraded", hit[] = "hit";
+  fill(r, 4, 9.5, 200, NULL);
+  set_slot1(r, 4, (char *[]){degraded}, 1);
+  /* The last one: scheduled at 9.53, answered at 10.23. */
+  r[3].latency = 0.7;
+  r[3].headers[1] = hit;
+  const char *h = "header(X-Cache) == \"degraded\" on 2xx";
+  cr_assert_eq(eval_slot1(h, r, 4), 1, "%s", obs_buf);
+  cr_assert_str_eq(obs_buf, "held on 3 of 3 2xx responses");
+  /* Answered inside the window, the same value fails. */
+  r[3].latency = 0.2;
+  cr_assert_eq(eval_slot1(h, r, 4), 0, "%s", obs_buf);
+  /* Presence is judged on every response scheduled in the window. */
+  r[3].latency = 0.7;
+  r[3].headers[1] = NULL;
+  cr_assert_eq(eval_slot1("header(X-Cache) on 2xx", r, 4), 0, "%s", obs_buf);
+}

@@ -390,8 +390,16 @@ static void header_expected(const struct fl_expect *e, struct out *o) {
         is_retry_after(e) ? "delta-seconds or HTTP-date" : "not empty");
 }
 
+/* A value check judges the responses answered inside the window: a value
+ * says what the service knew when it answered, and one answered after the
+ * window closed (a dependency back by then) speaks of what came after. */
+static int answered_after(const struct fl_expect *e, const struct fl_request *q,
+                          double to) {
+  return e->check != FL_HDR_PRESENT && q->start + q->latency > to;
+}
+
 static int eval_header(const struct fl_expect *e, const struct fl_request *w,
-                       size_t n, struct out *o) {
+                       size_t n, double to, struct out *o) {
   header_expected(e, o);
   if (e->header < 0) {
     put(o->obs, o->olen, "header %s was not recorded", e->name);
@@ -399,7 +407,8 @@ static int eval_header(const struct fl_expect *e, const struct fl_request *w,
   }
   struct header_tally h = {0};
   for (size_t i = 0; i < n; i++) {
-    if (w[i].error != FL_XFER_OK || !class_match(&e->cls, &w[i]))
+    if (w[i].error != FL_XFER_OK || !class_match(&e->cls, &w[i]) ||
+        answered_after(e, &w[i], to))
       continue;
     h.total++;
     enum header_verdict v = header_judge(e, &w[i]);
@@ -624,7 +633,7 @@ static int eval_window(const struct fl_expect *e, const struct fl_request *w,
   case FL_EXP_RATE:
     return eval_rate(e, w, n, o);
   case FL_EXP_HEADER:
-    return eval_header(e, w, n, o);
+    return eval_header(e, w, n, to, o);
   case FL_EXP_PERCENTILE:
     return eval_percentile(e, w, n, o);
   case FL_EXP_MAX:
