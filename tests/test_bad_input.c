@@ -186,9 +186,14 @@ Test(bad_limits, deep_block_lists) {
 /* At the limit is fine: 64 levels load, and are judged on their content. */
 Test(bad_limits, nesting_at_the_limit) {
   write_nested("ok.yaml", "scenario: s\ncolour: ", "[", "]", 63, "\n");
+  /* Read whole: its every error is reported, the way a compiler does. */
   assert_refused("ok.yaml", "ok.yaml:2:1: unknown key 'colour' in a "
                             "scenario file (allowed: scenario, description, "
-                            "service, seed, traffic, timeline, expect)\n");
+                            "service, seed, traffic, timeline, expect)\n"
+                            "ok.yaml:1:1: scenario 's' needs traffic "
+                            "(endpoints to request)\n"
+                            "ok.yaml:1:1: scenario 's' needs a timeline (a "
+                            "list of phases)\n");
 }
 
 /* 100 MB is refused from its size, without being read. */

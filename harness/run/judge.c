@@ -474,7 +474,9 @@ static void decide(const struct srun *r, const struct tally *t,
   size_t len = sizeof(res->reason);
   if (r->error[0] != '\0') {
     res->verdict = FL_VERDICT_ERROR;
-    snprintf(why, len, "%s", r->error);
+    /* The reason is one line of a table: a long error is cut. */
+    if (snprintf(why, len, "%s", r->error) >= (int)len && len > 4)
+      memcpy(why + len - 4, "...", 4);
   } else if (r->start.failed) {
     /* The control start (start.c) showed it starts without the faults. */
     res->verdict = FL_VERDICT_FAIL;

@@ -238,7 +238,8 @@ static int load_endpoint_expects(struct doc *d, struct fl_scenario *sc,
   for (yaml_node_item_t *it = ev->data.sequence.items.start;
        it < ev->data.sequence.items.top; it++)
     if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase,
-                         target ? NULL : ep)) != 0)
+                         target ? NULL : ep)) != 0 &&
+        !fl_yaml_recover(d, rc))
       return rc;
   return 0;
 }
@@ -250,7 +251,8 @@ static int load_phase_expects(struct doc *d, struct fl_scenario *sc,
   if (v->type == YAML_SEQUENCE_NODE) {
     for (yaml_node_item_t *it = v->data.sequence.items.start;
          it < v->data.sequence.items.top; it++)
-      if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase, NULL)) != 0)
+      if ((rc = add_expect(d, sc, fl_yaml_node(d, *it), phase, NULL)) != 0 &&
+          !fl_yaml_recover(d, rc))
         return rc;
     return 0;
   }
@@ -262,7 +264,8 @@ static int load_phase_expects(struct doc *d, struct fl_scenario *sc,
   for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
        q < v->data.mapping.pairs.top; q++)
     if ((rc = load_endpoint_expects(d, sc, fl_yaml_node(d, q->key),
-                                    fl_yaml_node(d, q->value), phase)) != 0)
+                                    fl_yaml_node(d, q->value), phase)) != 0 &&
+        !fl_yaml_recover(d, rc))
       return rc;
   return 0;
 }
@@ -279,14 +282,15 @@ static int load_expects(struct doc *d, yaml_node_t *n, struct fl_scenario *sc) {
        p < n->data.mapping.pairs.top; p++) {
     yaml_node_t *k = fl_yaml_node(d, p->key), *v = fl_yaml_node(d, p->value);
     const char *phase;
-    if ((rc = fl_yaml_want_scalar(d, k, "a phase name", &phase)) != 0)
-      return rc;
-    if (strcmp(phase, "always") != 0 && find_phase(sc, phase) < 0)
-      return fl_yaml_fail(d, k,
-                          "expectations for phase '%s', which the timeline "
-                          "does not define",
-                          phase);
-    if ((rc = load_phase_expects(d, sc, v, phase)) != 0)
+    if ((rc = fl_yaml_want_scalar(d, k, "a phase name", &phase)) == 0 &&
+        strcmp(phase, "always") != 0 && find_phase(sc, phase) < 0)
+      rc = fl_yaml_fail(d, k,
+                        "expectations for phase '%s', which the timeline "
+                        "does not define",
+                        phase);
+    if (rc == 0)
+      rc = load_phase_expects(d, sc, v, phase);
+    if (rc != 0 && !fl_yaml_recover(d, rc))
       return rc;
   }
   return 0;
@@ -343,12 +347,13 @@ static int load_traffic(struct doc *d, yaml_node_t *root,
        p < n->data.mapping.pairs.top; p++) {
     struct fl_endpoint_decl *e = &sc->endpoints[sc->nendpoints++];
     if ((rc = load_endpoint(d, fl_yaml_node(d, p->key),
-                            fl_yaml_node(d, p->value), e)) != 0)
+                            fl_yaml_node(d, p->value), e)) == 0 &&
+        strcmp(e->name, "target") == 0)
+      rc = fl_yaml_fail(d, fl_yaml_node(d, p->key),
+                        "'target' is reserved for target "
+                        "expectations; choose another endpoint name");
+    if (rc != 0 && !fl_yaml_recover(d, rc))
       return rc;
-    if (strcmp(e->name, "target") == 0)
-      return fl_yaml_fail(d, fl_yaml_node(d, p->key),
-                          "'target' is reserved for target "
-                          "expectations; choose another endpoint name");
   }
   return 0;
 }
@@ -372,13 +377,13 @@ static int load_timeline(struct doc *d, yaml_node_t *root,
        it < n->data.sequence.items.top; it++) {
     /* Counted before loading, so that a half-loaded phase is freed. */
     struct fl_phase *ph = &sc->phases[sc->nphases++];
-    if ((rc = fl_sc_load_phase(d, fl_yaml_node(d, *it), ph, &sc->phases[0])) !=
-        0)
-      return rc;
-    int first = find_phase(sc, ph->name);
+    rc = fl_sc_load_phase(d, fl_yaml_node(d, *it), ph, &sc->phases[0]);
+    int first = rc == 0 ? find_phase(sc, ph->name) : -1;
     if (first >= 0 && &sc->phases[first] != ph)
-      return fl_yaml_fail(d, fl_yaml_node(d, *it),
-                          "phase '%s' is defined twice", ph->name);
+      rc = fl_yaml_fail(d, fl_yaml_node(d, *it), "phase '%s' is defined twice",
+                        ph->name);
+    if (rc != 0 && !fl_yaml_recover(d, rc))
+      return rc;
   }
   return 0;
 }
@@ -455,14 +460,26 @@ static int load_scenario(struct doc *d, void *obj) {
   struct fl_scenario *sc = obj;
   yaml_node_t *root = yaml_document_get_root_node(&d->yd), *n;
   int rc = fl_yaml_dup(d, NULL, d->file, &sc->file);
-  if (rc != 0 ||
-      (rc = fl_yaml_check_keys(d, root, "a scenario file",
+  if (rc != 0)
+    return rc;
+  /* The sections that name nothing of each other: each one's errors are
+   * reported, as a compiler goes on after an error. */
+  if ((rc = fl_yaml_check_keys(d, root, "a scenario file",
                                "scenario description service seed traffic "
-                               "timeline expect")) != 0 ||
-      (rc = load_about(d, root, sc)) != 0 ||
-      (rc = load_traffic(d, root, sc)) != 0 ||
-      (rc = load_timeline(d, root, sc)) != 0 ||
-      (rc = load_phase_rates(d, root, sc)) != 0)
+                               "timeline expect")) != 0 &&
+      !fl_yaml_recover(d, rc))
+    return rc;
+  static int (*const sections[])(struct doc *, yaml_node_t *,
+                                 struct fl_scenario *) = {
+      load_about, load_traffic, load_timeline};
+  for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+    if ((rc = sections[i](d, root, sc)) != 0 && !fl_yaml_recover(d, rc))
+      return rc;
+  /* Rates and expectations name endpoints and phases: judged only when
+   * those loaded whole, so that a typo there is not reported again. */
+  if (d->nerrors > 0)
+    return FL_EBADSCENARIO;
+  if ((rc = load_phase_rates(d, root, sc)) != 0)
     return rc;
   if ((n = fl_yaml_get(d, root, "expect")) != NULL &&
       (rc = load_expects(d, n, sc)))

@@ -14,7 +14,7 @@
 #include "expect/expect.h"
 #include "faults/faults.h"
 
-#define FL_ERRLEN 768
+#define FL_ERRLEN 4096 /* room for a file's errors, a line each */
 
 struct fl_pos {
   int line, col; /* 1-based */

@@ -19,14 +19,24 @@ struct doc {
   yaml_document_t yd;
   char *err;
   size_t errlen;
-  int failed;
+  int failed;  /* the item being loaded has failed: say nothing more of it */
+  int nerrors; /* errors said, one line each in err */
 };
 
+/* At most this many errors of one file are reported, as a compiler does. */
+#define FL_YAML_MAX_ERRORS 20
+
 /* yaml.c: the document and typed access to its nodes. Every
- * function that can fail returns 0 or FL_EBADSCENARIO, the first failure's
- * message (FILE:LINE:COL: ...) in d->err; later failures keep it. */
+ * function that can fail returns 0 or FL_EBADSCENARIO, with the failure's
+ * message (FILE:LINE:COL: ...) added to d->err as a line of its own; a
+ * second failure of the same item (a cascade) adds nothing. */
 int fl_yaml_fail(struct doc *d, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* After an item (an endpoint, a phase, an expectation...) failed with rc:
+ * 1 when loading may go on with the next one, to report its errors too
+ * (the file still fails); 0 when it must stop (rc is not a reported
+ * error, or enough were). */
+int fl_yaml_recover(struct doc *d, int rc);
 struct fl_pos fl_yaml_pos(const yaml_node_t *n);
 yaml_node_t *fl_yaml_node(struct doc *d, int id);
 const char *fl_yaml_kind_name(const yaml_node_t *n);

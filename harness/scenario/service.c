@@ -86,7 +86,8 @@ static int load_deps(struct doc *d, const yaml_node_t *n,
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
        p < n->data.mapping.pairs.top; p++)
     if ((rc = load_dep(d, fl_yaml_node(d, p->key), fl_yaml_node(d, p->value),
-                       &s->deps[s->ndeps++])) != 0)
+                       &s->deps[s->ndeps++])) != 0 &&
+        !fl_yaml_recover(d, rc))
       return rc;
   return 0;
 }
@@ -195,15 +196,16 @@ static int load_service(struct doc *d, void *obj) {
   if ((s->dir = fl_yaml_relative_to(d->file, n ? v : ".")) == NULL)
     return fl_yaml_fail(d, n ? n : root, "cannot resolve dir: %s",
                         strerror(errno));
-  if ((n = fl_yaml_get(d, root, "env")) != NULL &&
-      (rc = load_env(d, n, s)) != 0)
-    return rc;
+  /* env, ready and dependencies: each one's errors are reported. */
   s->ready_timeout = 30;
+  if ((n = fl_yaml_get(d, root, "env")) != NULL &&
+      (rc = load_env(d, n, s)) != 0 && !fl_yaml_recover(d, rc))
+    return rc;
   if ((n = fl_yaml_get(d, root, "ready")) != NULL &&
-      (rc = load_ready(d, n, s)) != 0)
+      (rc = load_ready(d, n, s)) != 0 && !fl_yaml_recover(d, rc))
     return rc;
   if ((n = fl_yaml_get(d, root, "dependencies")) != NULL &&
-      (rc = load_deps(d, n, s)) != 0)
+      (rc = load_deps(d, n, s)) != 0 && !fl_yaml_recover(d, rc))
     return rc;
   return 0;
 }

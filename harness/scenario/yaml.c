@@ -20,16 +20,30 @@ int fl_yaml_fail(struct doc *d, const yaml_node_t *n, const char *fmt, ...) {
   if (d->failed)
     return FL_EBADSCENARIO;
   d->failed = 1;
-  int k = snprintf(d->err, d->errlen, "%s:%zu:%zu: ", d->file,
+  if (d->nerrors++ >= FL_YAML_MAX_ERRORS)
+    return FL_EBADSCENARIO;
+  size_t at = d->nerrors > 1 ? strlen(d->err) : 0;
+  if (at > 0 && at + 1 < d->errlen)
+    d->err[at++] = '\n';
+  if (at >= d->errlen)
+    return FL_EBADSCENARIO;
+  int k = snprintf(d->err + at, d->errlen - at, "%s:%zu:%zu: ", d->file,
                    n ? n->start_mark.line + 1 : 1,
                    n ? n->start_mark.column + 1 : 1);
-  if (k < 0 || (size_t)k >= d->errlen)
+  if (k < 0 || (size_t)k >= d->errlen - at)
     return FL_EBADSCENARIO;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(d->err + k, d->errlen - (size_t)k, fmt, ap);
+  vsnprintf(d->err + at + k, d->errlen - at - (size_t)k, fmt, ap);
   va_end(ap);
   return FL_EBADSCENARIO;
+}
+
+int fl_yaml_recover(struct doc *d, int rc) {
+  if (rc != FL_EBADSCENARIO || !d->failed || d->nerrors >= FL_YAML_MAX_ERRORS)
+    return 0;
+  d->failed = 0;
+  return 1;
 }
 
 struct fl_pos fl_yaml_pos(const yaml_node_t *n) {
@@ -408,6 +422,8 @@ int fl_yaml_load_file(const char *path, const struct fl_yaml_schema *schema,
   void *obj = calloc(1, schema->size);
   rc = obj != NULL ? schema->load(&d, obj)
                    : fl_yaml_fail(&d, NULL, "out of memory");
+  if (rc == 0 && d.nerrors > 0) /* items failed, and loading went on */
+    rc = FL_EBADSCENARIO;
   yaml_document_delete(&d.yd);
   if (rc != 0) {
     if (obj != NULL)
