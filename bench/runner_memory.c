@@ -5,9 +5,9 @@
  * A server in this program (a libuv loop in a thread) accepts connections
  * on loopback, reads each request and never answers, so every request
  * stays in flight. Each measurement is a fresh copy of this program (the
- * "runner"): it drives faultline's traffic (harness/traffic/traffic.c, libcurl on
- * libuv, the code `faultline run` uses) at that server at 250 req/s until
- * N requests are sent, then stops scheduling. Once the server holds all N
+ * "runner"): it drives faultline's traffic (harness/traffic/traffic.c, libcurl
+ * on libuv, the code `faultline run` uses) at that server at 250 req/s until N
+ * requests are sent, then stops scheduling. Once the server holds all N
  * requests the runner reads its VmHWM (peak RSS, /proc/self/status); its
  * baseline is the same figure in the same process just before the traffic
  * started (libraries loaded, loop and traffic object made). Two levels,
