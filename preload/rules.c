@@ -176,9 +176,11 @@ static int decide_limit(const struct fl_ctl_header *h, int i,
 typedef int (*target_hit_fn)(const struct fl_rule *r, const void *what);
 
 /* The one loop over the rules: the first active rule covering opc whose
- * target `hit` accepts and that decides to inject wins. */
+ * target `hit` accepts and that decides to inject wins. `dest` is the
+ * connection for destination decisions, NULL for names, paths and fds: a
+ * limit rule counts connections only, whatever a segment says. */
 static int decide(uint32_t opc, target_hit_fn hit, const void *what,
-                  struct fl_verdict *v) {
+                  const struct fl_dest *dest, struct fl_verdict *v) {
   const struct fl_ctl_header *h = fl_header();
   v->action = FL_ACT_NONE;
   v->rule = -1;
@@ -198,9 +200,11 @@ static int decide(uint32_t opc, target_hit_fn hit, const void *what,
     if (!rule_end(live, seq))
       continue;
     const struct fl_rule *r = &copy;
+    if (r->action == FL_ACT_LIMIT && dest == NULL)
+      continue;
     uint64_t n = atomic_fetch_add_explicit(&fl_stats->rules[i].matched, 1,
                                            memory_order_relaxed);
-    if (r->action == FL_ACT_LIMIT ? decide_limit(h, i, r, seq, n, what, v)
+    if (r->action == FL_ACT_LIMIT ? decide_limit(h, i, r, seq, n, dest, v)
                                   : should_inject(h, i, r, n)) {
       fill(v, r, i, seq);
       return 1;
@@ -256,14 +260,14 @@ static int exhaust_hit(const struct fl_rule *r, const void *what) {
 
 FL_HIDDEN int fl_decide_dest(uint32_t opc, const struct fl_dest *d,
                              struct fl_verdict *v) {
-  return decide(opc, dest_hit, d, v);
+  return decide(opc, dest_hit, d, d, v);
 }
 
 FL_HIDDEN int fl_decide_name(const char *name, struct fl_verdict *v) {
   v->action = FL_ACT_NONE;
   v->rule = -1;
   v->hold = FL_NO_HOLD;
-  return name != NULL && decide(FL_OPC_DNS, name_hit, name, v);
+  return name != NULL && decide(FL_OPC_DNS, name_hit, name, NULL, v);
 }
 
 FL_HIDDEN int fl_decide_path(uint32_t opc, const char *path,
@@ -271,11 +275,11 @@ FL_HIDDEN int fl_decide_path(uint32_t opc, const char *path,
   v->action = FL_ACT_NONE;
   v->rule = -1;
   v->hold = FL_NO_HOLD;
-  return path != NULL && decide(opc, path_hit, path, v);
+  return path != NULL && decide(opc, path_hit, path, NULL, v);
 }
 
 FL_HIDDEN int fl_decide_exhaust(uint32_t opc, struct fl_verdict *v) {
-  return decide(opc, exhaust_hit, NULL, v);
+  return decide(opc, exhaust_hit, NULL, NULL, v);
 }
 
 FL_HIDDEN int fl_rule_still_active(const struct fl_verdict *v) {

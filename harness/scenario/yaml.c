@@ -218,15 +218,20 @@ static int read_all(const char *path, char **buf, size_t *len, char *err,
   FILE *f = fopen(path, "rb");
   struct stat st;
   int e = 0;
+  /* A regular file's buffer is its size (plus one, to see it grew); a
+   * pipe's is the limit. */
+  size_t cap = FL_YAML_MAX_BYTES + 1;
+  int regular = f != NULL && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
   if (f == NULL)
     e = errno;
-  else if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
-           st.st_size > (off_t)FL_YAML_MAX_BYTES)
+  else if (regular && st.st_size > (off_t)FL_YAML_MAX_BYTES)
     e = EFBIG;
-  char *b = e == 0 ? malloc(FL_YAML_MAX_BYTES + 2) : NULL;
+  else if (regular)
+    cap = (size_t)st.st_size + 1;
+  char *b = e == 0 ? malloc(cap + 1) : NULL;
   if (e == 0 && b == NULL)
     e = ENOMEM;
-  size_t n = b != NULL ? fread(b, 1, FL_YAML_MAX_BYTES + 1, f) : 0;
+  size_t n = b != NULL ? fread(b, 1, cap, f) : 0;
   if (b != NULL && ferror(f))
     e = errno != 0 ? errno : EIO;
   else if (n > FL_YAML_MAX_BYTES)
