@@ -198,6 +198,20 @@ static void on_workdir_removed(void *arg) {
   run_next(s);
 }
 
+/* The result holds its own copies of the samples and injections: a suite
+ * of hundreds of scenarios keeps only the results until its end. */
+static void release_judged(struct srun *r) {
+  if (r->result == NULL)
+    return;
+  free(r->samples);
+  free(r->injections);
+  free(r->events);
+  r->samples = NULL;
+  r->injections = NULL;
+  r->events = NULL;
+  r->nsamples = r->samples_cap = r->ninjections = r->nevents = 0;
+}
+
 static void finish(struct srun *r) {
   if (r->ctl != NULL) {
     fl_timeline_collect_injections(r);
@@ -213,6 +227,7 @@ static void finish(struct srun *r) {
     r->t_end_ns = uv_hrtime();
   if (r->result == NULL)
     r->result = fl_judge_scenario(r);
+  release_judged(r);
   r->state = S_DONE;
   fl_run_say(r, "%s", fl_result_verdict(r->result));
   if (r->timers_open) {
