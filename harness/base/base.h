@@ -76,6 +76,35 @@ void fl_rm_tree(const char *dir);
 int fl_rm_tree_async(struct uv_loop_s *loop, const char *dir,
                      void (*done)(void *), void *arg);
 
+/* ---- Leftovers of a killed run (reap.c) -------------------------------
+ * Temporary folders are named $TMPDIR/faultline-KIND-PID-START-XXXXXX
+ * after their owner (its pid and start time, so that a reused pid is not
+ * taken for it), and every process a run starts carries FL_OWNER_ENV=TAG
+ * (PID-START) in its environment. Whatever names an owner that is gone is
+ * stale. */
+#define FL_OWNER_ENV "FAULTLINE_RUN"
+
+/* This process's tag, "PID-START". 0 or -errno. */
+int fl_owner_tag(char *out, size_t size);
+/* 1 when the owner `tag` names is running, 0 when it is gone, -EINVAL
+ * when tag is not one. */
+int fl_owner_alive(const char *tag);
+/* mkdtemp of $TMPDIR/faultline-KIND-TAG-XXXXXX (/tmp without TMPDIR).
+ * 0 or -errno (out then ""). */
+int fl_make_tmpdir(const char *kind, char *out, size_t size);
+/* Removes the folders of dead owners in $TMPDIR (of `kind`, or of every
+ * kind when NULL), calling before(dir) first when set (to release what the
+ * file system does not hold, like a System V segment). Returns how many. */
+int fl_reap_folders(const char *kind, void (*before)(const char *dir));
+/* SIGKILLs every process whose environment holds NAME=VALUE with
+ * stale(VALUE, arg) true, and their descendants, and waits (3 s at most)
+ * until none is left. Never ourselves nor a program named faultline*.
+ * Returns how many it found. */
+int fl_reap_marked(const char *name, int (*stale)(const char *value, void *),
+                   void *arg);
+/* fl_reap_marked of FL_OWNER_ENV tags whose owner is gone. */
+int fl_reap_orphans(void);
+
 /* ---- Units (units.c) ---------------------------------------------------
  * One reading of numbers with units for every grammar. Each call reads one
  * whole token s[0..len) and returns 0, or -EINVAL when it is not one. */

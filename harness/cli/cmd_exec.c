@@ -353,13 +353,14 @@ static int control_path(struct exec_run *x) {
     snprintf(x->ctlpath, sizeof(x->ctlpath), "%s", x->o.control);
     return 0;
   }
-  const char *t = getenv("TMPDIR");
-  snprintf(x->tmpdir, sizeof(x->tmpdir), "%s/faultline-XXXXXX",
-           t && *t ? t : "/tmp");
-  if (mkdtemp(x->tmpdir) == NULL) {
-    fl_say("cannot create a temporary folder in %s: %s", t ? t : "/tmp",
-           strerror(errno));
-    x->tmpdir[0] = '\0';
+  /* Named after us, so that a later exec can tell it is stale should we
+   * be killed: it then removes it. */
+  fl_reap_folders("exec", NULL);
+  int rc = fl_make_tmpdir("exec", x->tmpdir, sizeof(x->tmpdir));
+  if (rc != 0) {
+    const char *t = getenv("TMPDIR");
+    fl_say("cannot create a temporary folder in %s: %s", t && *t ? t : "/tmp",
+           strerror(-rc));
     return FL_EXIT_ENV;
   }
   if (snprintf(x->ctlpath, sizeof(x->ctlpath), "%s/control", x->tmpdir) >=

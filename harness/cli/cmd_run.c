@@ -196,6 +196,7 @@ int fl_cmd_run(int argc, char **argv) {
   int rc = parse_run_args(argc, argv, &a);
   if (rc != 0)
     return rc < 0 ? FL_EXIT_OK : rc;
+  fl_run_reap(); /* what a killed run left, before we add ours */
   json_t *result = NULL;
   char err[FL_ERRLEN];
   rc = fl_run_suite(a.files, a.nfiles, &a.o, &result, err, sizeof(err));

@@ -48,6 +48,11 @@ int fl_dep_kind_supports(const fl_dep_kind_t *k, enum fl_dep_fault f);
  * when fault < 0, else those that support that fault. */
 const char *fl_dep_kind_names(int fault, char *buf, size_t size);
 
+/* A run's folder left by a killed runner, its processes gone: each kind
+ * releases what removing the folder will not (PostgreSQL's System V
+ * segment, named in postmaster.pid). For fl_reap_folders(). */
+void fl_dep_reap_folder(const char *workdir);
+
 /* Called once when the dependency is ready (rc 0) or failed to start
  * (rc < 0, with a one-sentence reason in fl_dep_error()). */
 typedef void (*fl_dep_cb)(fl_dep_t *dep, int rc, void *arg);

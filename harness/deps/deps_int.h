@@ -78,6 +78,10 @@ struct fl_dep_kind {
   /* Before its folder is removed, all processes gone; frees what priv
    * holds (may be NULL). */
   void (*cleanup)(struct fl_dep *d);
+  /* A folder of a run that was killed, holding one of this kind's or
+   * another's: releases what removing the folder would not (may be
+   * NULL). */
+  void (*reap)(const char *dir);
   /* fl_dep_set_max_connections (may be NULL: -EINVAL). */
   int (*set_max_connections)(struct fl_dep *d, int n);
 

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "deps_int.h"
 
+#include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,4 +52,20 @@ const char *fl_dep_kind_names(int fault, char *buf, size_t size) {
     n += (size_t)w;
   }
   return buf;
+}
+
+void fl_dep_reap_folder(const char *workdir) {
+  DIR *dir = opendir(workdir);
+  for (struct dirent *e; dir != NULL && (e = readdir(dir)) != NULL;) {
+    char path[PATH_MAX];
+    if (e->d_name[0] == '.' || e->d_type != DT_DIR ||
+        (size_t)snprintf(path, sizeof(path), "%s/%s", workdir, e->d_name) >=
+            sizeof(path))
+      continue;
+    for (size_t i = 0; i < NKINDS; i++)
+      if (kinds[i]->reap != NULL)
+        kinds[i]->reap(path);
+  }
+  if (dir != NULL)
+    closedir(dir);
 }

@@ -289,9 +289,12 @@ static void helper_exited(struct fl_dep *d, int64_t status, int sig) {
 /* A postgres that died by SIGKILL leaves its System V shared memory
  * segment behind; postmaster.pid names it (line 7: key and id). It is
  * removed once nothing is attached to it. */
-static void remove_shm(struct fl_dep *d) {
+/* Removes the cluster's System V segment once nothing is attached to it;
+ * with `force`, at once (the kernel then destroys it at the last detach):
+ * a killed run's cluster, whose postmaster is gone. */
+static void remove_shm_at(const char *dir, int force) {
   char p[PATH_MAX + 32], line[256];
-  snprintf(p, sizeof(p), "%s/data/postmaster.pid", d->dir);
+  snprintf(p, sizeof(p), "%s/data/postmaster.pid", dir);
   FILE *f = fopen(p, "re");
   if (f == NULL)
     return;
@@ -303,9 +306,13 @@ static void remove_shm(struct fl_dep *d) {
   fclose(f);
   struct shmid_ds ds;
   if (id >= 0 && shmctl(id, IPC_STAT, &ds) == 0 &&
-      (unsigned long)ds.shm_perm.__key == key && ds.shm_nattch == 0)
+      (unsigned long)ds.shm_perm.__key == key && (force || ds.shm_nattch == 0))
     shmctl(id, IPC_RMID, NULL);
 }
+
+static void remove_shm(struct fl_dep *d) { remove_shm_at(d->dir, 0); }
+
+static void reap(const char *dir) { remove_shm_at(dir, 1); }
 
 /* After a kill, the lock files name a dead postmaster: postgres would take
  * a reused pid for a live one and refuse to start. */
@@ -353,6 +360,7 @@ const struct fl_dep_kind fl_dep_postgres_kind = {
     .halt = halt,
     .server_gone = remove_locks,
     .cleanup = cleanup,
+    .reap = reap,
     .set_max_connections = set_max_connections,
     .saturate = fl_sat_start,
     .unsaturate = fl_sat_release,

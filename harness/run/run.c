@@ -111,12 +111,9 @@ static void init_run(struct srun *r) {
 /* The run's temporary folder: its data folder and its control segment
  * (with the blackholes that hang needs). 0, or the run has failed. */
 static int make_workdir(struct srun *r) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(r->workdir, sizeof(r->workdir), "%s/faultline-XXXXXX",
-           tmp && *tmp ? tmp : "/tmp");
-  if (mkdtemp(r->workdir) == NULL) {
-    r->workdir[0] = '\0';
-    fl_run_fail(r, "cannot create a temporary folder: %s", strerror(errno));
+  int rc = fl_make_tmpdir("run", r->workdir, sizeof(r->workdir));
+  if (rc != 0) {
+    fl_run_fail(r, "cannot create a temporary folder: %s", strerror(-rc));
     return -1;
   }
   chmod(r->workdir, 0755); /* postgres runs as its own user inside it */
@@ -201,6 +198,20 @@ static void on_workdir_removed(void *arg) {
   run_next(s);
 }
 
+/* The result holds its own copies of the samples and injections: a suite
+ * of hundreds of scenarios keeps only the results until its end. */
+static void release_judged(struct srun *r) {
+  if (r->result == NULL)
+    return;
+  free(r->samples);
+  free(r->injections);
+  free(r->events);
+  r->samples = NULL;
+  r->injections = NULL;
+  r->events = NULL;
+  r->nsamples = r->samples_cap = r->ninjections = r->nevents = 0;
+}
+
 static void finish(struct srun *r) {
   if (r->ctl != NULL) {
     fl_timeline_collect_injections(r);
@@ -216,6 +227,7 @@ static void finish(struct srun *r) {
     r->t_end_ns = uv_hrtime();
   if (r->result == NULL)
     r->result = fl_judge_scenario(r);
+  release_judged(r);
   r->state = S_DONE;
   fl_run_say(r, "%s", fl_result_verdict(r->result));
   if (r->timers_open) {
@@ -240,6 +252,24 @@ static void on_traffic_freed(void *arg) {
   struct srun *r = arg;
   r->traffic_closing = 0;
   fl_run_teardown(r);
+}
+
+static int same_control(const char *value, void *arg) {
+  return strcmp(value, arg) == 0;
+}
+
+/* What the target started and left running: a daemon (its own session,
+ * out of reach of the group signal) or a child that ignored SIGTERM.
+ * They carry this run's control segment in their environment. */
+static void reap_strays(struct srun *r) {
+  if (r->strays_reaped || !r->target_spawned || r->ctl == NULL)
+    return;
+  r->strays_reaped = 1;
+  int n =
+      fl_reap_marked(FL_CTL_ENV, same_control, (void *)fl_control_path(r->ctl));
+  if (n > 0)
+    fl_run_say(r, "killed %d process%s the target left running", n,
+               n == 1 ? "" : "es");
 }
 
 static void on_kill_deadline(uv_timer_t *t) {
@@ -271,6 +301,7 @@ void fl_run_teardown(struct srun *r) {
     }
     return; /* on_target_exit calls us again */
   }
+  reap_strays(r);
   if (r->traffic_closing)
     return; /* on_traffic_freed calls us again */
   if (r->traffic != NULL) {
@@ -426,6 +457,12 @@ int fl_run_suite(char *const *files, int nfiles, const struct fl_run_opts *o,
   if (fl_find_program("setpriv", s.setpriv, sizeof(s.setpriv)) != 0)
     s.setpriv[0] = '\0';
   signal(SIGPIPE, SIG_IGN);
+  /* Everything we start carries our tag; the guard, forked before the
+   * loop exists, ends what carries it should we be killed. */
+  char tag[48];
+  if (fl_owner_tag(tag, sizeof(tag)) == 0)
+    setenv(FL_OWNER_ENV, tag, 1);
+  fl_guard_start(&s.guard);
   uv_loop_init(&s.loop);
   uv_signal_init(&s.loop, &s.sigint);
   uv_signal_init(&s.loop, &s.sigterm);
@@ -444,6 +481,7 @@ int fl_run_suite(char *const *files, int nfiles, const struct fl_run_opts *o,
   run_next(&s);
   uv_run(&s.loop, UV_RUN_DEFAULT);
   uv_loop_close(&s.loop);
+  fl_guard_stop(&s.guard);
 
   *result = fl_judge_suite(s.runs, s.nruns, started, fl_run_since(t0));
   int interrupted = s.interrupted;

@@ -23,6 +23,11 @@ struct fl_run_opts {
  * failures of single scenarios, which are ERROR in it). Returns 0, or a
  * negative code when nothing could run (err says why), or -EINTR when
  * interrupted by SIGINT/SIGTERM (*result then holds what was done). */
+/* Ends what a killed run left behind (its processes, its temporary
+ * folders and what they hold), never what a live run owns. `faultline
+ * run` calls it at its start; a runner's guard when the runner dies. */
+void fl_run_reap(void);
+
 int fl_run_suite(char *const *files, int nfiles, const struct fl_run_opts *o,
                  json_t **result, char *err, size_t errlen);
 

@@ -98,6 +98,7 @@ struct srun {
   int timers_open;
   fl_traffic_t *traffic;
   int traffic_closing;
+  int strays_reaped; /* the target's escaped descendants, at teardown */
 
   struct fault_state *faults;
   size_t nfaults;
@@ -114,6 +115,16 @@ struct srun {
   struct fl_result_scenario *result; /* judged */
 };
 
+/* guard.c: the process that cleans up after a killed runner. */
+struct guard {
+  int pid; /* -1: none */
+  int fd;  /* the pipe it watches */
+};
+/* Forks the guard; 0 or -errno (the run goes on without one). */
+int fl_guard_start(struct guard *g);
+/* Tells it the run ended cleanly and waits for it. */
+void fl_guard_stop(struct guard *g);
+
 struct suite {
   uv_loop_t loop;
   const struct fl_run_opts *o;
@@ -126,6 +137,7 @@ struct suite {
   int closed; /* the signal and live handles are closed */
   char shim[PATH_MAX];
   char setpriv[PATH_MAX];
+  struct guard guard;
 };
 
 /* run.c: the lifecycle. fl_run_fail() records the first error (the
