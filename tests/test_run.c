@@ -806,3 +806,61 @@ Test(run, fds_by_kind, .timeout = 90) {
   cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
   t_run_free(&r);
 }
+
+/* A target that prints megabytes a second while it serves: its log is
+ * capped and rotated (target.log at most 8 MB, target.log.1 the previous
+ * one), and the run goes on with its verdicts unaffected. */
+static const char *flood_py =
+    "import sys, threading\n"
+    "from http.server import ThreadingHTTPServer, SimpleHTTPRequestHandler\n"
+    "class H(SimpleHTTPRequestHandler):\n"
+    "    def log_message(self, *a):\n"
+    "        pass\n"
+    "def flood():\n"
+    "    line = 'x' * 1023 + '\\n'\n"
+    "    while True:\n"
+    "        sys.stdout.write(line * 1024)\n"
+    "        sys.stdout.flush()\n"
+    "threading.Thread(target=flood, daemon=True).start()\n"
+    "ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H)"
+    ".serve_forever()\n";
+
+static long file_size(const char *name) {
+  char path[400];
+  struct stat st;
+  snprintf(path, sizeof(path), "%s/web/%s", out, name);
+  return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+Test(run, flooding_target_log_is_capped_and_rotated, .timeout = 90) {
+  write_file("flood.py", flood_py);
+  char service[600];
+  snprintf(service, sizeof(service),
+           "service: web\n"
+           "command: [/usr/bin/python3, %s/flood.py, \"${PORT}\"]\n"
+           "ready: { tcp: true, timeout: 10s }\n",
+           dir);
+  write_file("web.yaml", service);
+  write_file("s.yaml", "scenario: web\n"
+                       "service: web.yaml\n"
+                       "traffic:\n"
+                       "  root: { request: GET /, rate: 20, timeout: 2s }\n"
+                       "timeline:\n"
+                       "  - phase: a\n"
+                       "    duration: 4s\n"
+                       "expect:\n"
+                       "  a:\n"
+                       "    root: [ \"rate(200) >= 95%\" ]\n"
+                       "  always:\n"
+                       "    - alive\n");
+  struct t_run r;
+  run(&r, "s.yaml", 60000);
+  cr_expect_eq(r.status, 0, "exit %d\n%s%s", r.status, r.out, r.err);
+  long now = file_size("target.log"), prev = file_size("target.log.1");
+  cr_expect_geq(prev, 8L << 20, "no full rotated log (target.log.1: %ld)",
+                prev);
+  cr_expect_leq(prev, 8L << 20, "target.log.1 is %ld bytes", prev);
+  cr_expect(now >= 0 && now <= 8L << 20, "target.log is %ld bytes", now);
+  cr_expect_eq(leftovers(), 0, "temporary files left in %s", tmp);
+  t_run_free(&r);
+}

@@ -105,7 +105,7 @@ static void init_run(struct srun *r) {
   uv_timer_init(&s->loop, &r->killer);
   r->timer.data = r->sampler.data = r->killer.data = r;
   r->timers_open = 1;
-  r->log_fd = -1;
+  r->tlog = NULL;
 }
 
 /* The run's temporary folder: its data folder and its control segment
@@ -218,9 +218,8 @@ static void finish(struct srun *r) {
     fl_control_remove(r->ctl);
     r->ctl = NULL;
   }
-  if (r->log_fd >= 0)
-    close(r->log_fd);
-  r->log_fd = -1;
+  fl_tlog_close(r->tlog);
+  r->tlog = NULL;
   r->suite->removing++;
   fl_rm_tree_async(&r->suite->loop, r->workdir, on_workdir_removed, r->suite);
   if (r->t_end_ns == 0)

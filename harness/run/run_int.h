@@ -84,7 +84,7 @@ struct srun {
   int target_spawned, target_alive, target_exits, exit_signal;
   int64_t exit_code;
   double exit_t;
-  int log_fd;
+  struct fl_tlog *tlog; /* the target's output, into log_path */
   char log_path[PATH_MAX];
   double ready_deadline;
   int probing;
@@ -194,5 +194,16 @@ struct fl_result_scenario *fl_judge_scenario(struct srun *r);
 /* The suite's result document for the judged runs[0..n). */
 json_t *fl_judge_suite(const struct srun *runs, size_t n, const char *started,
                        double duration);
+
+/* tlog.c: the target's stdout and stderr, read from a pipe into `path`,
+ * rotated past 8 MB (PATH.1). fl_tlog_open gives the pipe's write end for
+ * the child in *child_fd (the caller closes it after spawning). drain
+ * reads what is waiting now, so the log is whole before its tail is read;
+ * close drains, closes the file and frees once the pipe is closed. */
+struct fl_tlog;
+int fl_tlog_open(uv_loop_t *loop, const char *path, struct fl_tlog **out,
+                 int *child_fd);
+void fl_tlog_drain(struct fl_tlog *t);
+void fl_tlog_close(struct fl_tlog *t);
 
 #endif

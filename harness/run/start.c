@@ -121,6 +121,7 @@ static void begin_control(struct srun *r, const char *how) {
 }
 
 void fl_start_failed(struct srun *r, const char *how) {
+  fl_tlog_drain(r->tlog); /* its last words are read from the log */
   if (r->control == 2) {
     fl_run_fail(r,
                 "the target %s while starting, also with the start faults "
@@ -140,9 +141,8 @@ void fl_start_closed(struct srun *r) {
   if (r->control != 1 || r->state != S_TARGET)
     return;
   r->control = 2;
-  if (r->log_fd >= 0)
-    close(r->log_fd);
-  r->log_fd = -1;
+  fl_tlog_close(r->tlog);
+  r->tlog = NULL;
   fl_target_launch(r);
 }
 

@@ -69,6 +69,7 @@ static void on_target_closed(uv_handle_t *h) { fl_start_closed(h->data); }
 
 static void on_target_exit(uv_process_t *p, int64_t status, int sig) {
   struct srun *r = p->data;
+  fl_tlog_drain(r->tlog);
   r->target_alive = 0;
   r->target_exits++;
   r->exit_code = status;
@@ -241,20 +242,18 @@ static char **target_argv(struct srun *r, char *err, size_t errlen) {
 
 /* OUTDIR/target.log, the target's stdout and stderr (target-control.log
  * for the control start, start.c). */
-static int open_log(struct srun *r) {
+static int open_log(struct srun *r, int *child_fd) {
   if (snprintf(r->log_path, sizeof(r->log_path), "%s/%s", r->outdir,
                r->control ? "target-control.log" : "target.log") >=
       (int)sizeof(r->log_path))
     r->log_path[0] = '\0';
-  r->log_fd = open(r->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  return r->log_fd < 0 ? -errno : 0;
+  return fl_tlog_open(&r->suite->loop, r->log_path, &r->tlog, child_fd);
 }
 
-static int spawn(struct srun *r, char **argv, char **env) {
-  uv_stdio_container_t stdio[3] = {
-      {.flags = UV_IGNORE},
-      {.flags = UV_INHERIT_FD, .data.fd = r->log_fd},
-      {.flags = UV_INHERIT_FD, .data.fd = r->log_fd}};
+static int spawn(struct srun *r, char **argv, char **env, int log_fd) {
+  uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
+                                   {.flags = UV_INHERIT_FD, .data.fd = log_fd},
+                                   {.flags = UV_INHERIT_FD, .data.fd = log_fd}};
   uv_process_options_t po = {.file = argv[0],
                              .args = argv,
                              .env = env,
@@ -284,13 +283,15 @@ void fl_target_launch(struct srun *r) {
     fl_run_fail(r, "%s: %s", r->sv->file, err);
     return;
   }
-  int rc = open_log(r);
+  int log_fd = -1, rc = open_log(r, &log_fd);
   if (rc != 0) {
-    fl_run_fail(r, "cannot create %s: %s", r->log_path, strerror(-rc));
-  } else if ((rc = spawn(r, argv, env)) != 0) {
+    fl_run_fail(r, "cannot create %s: %s", r->log_path, uv_strerror(rc));
+  } else if ((rc = spawn(r, argv, env, log_fd)) != 0) {
     fl_run_fail(r, "cannot start the target '%s' in %s: %s", r->sv->argv[0],
                 r->sv->dir, uv_strerror(rc));
   }
+  if (log_fd >= 0)
+    close(log_fd); /* the target's now */
   free_strv(argv);
   free_strv(env);
   if (rc != 0)
