@@ -86,6 +86,15 @@ int fl_rm_tree_async(struct uv_loop_s *loop, const char *dir,
 
 /* This process's tag, "PID-START". 0 or -errno. */
 int fl_owner_tag(char *out, size_t size);
+
+/* A process's /proc/PID/stat: state letter, parent, group, start time
+ * (clock ticks since boot). 0, or -ESRCH when it is gone. */
+struct fl_proc_stat {
+  char state;
+  int ppid, pgrp;
+  unsigned long long start;
+};
+int fl_proc_stat(int pid, struct fl_proc_stat *out);
 /* 1 when the owner `tag` names is running, 0 when it is gone, -EINVAL
  * when tag is not one. */
 int fl_owner_alive(const char *tag);

@@ -26,11 +26,9 @@
 #define PREFIX "faultline-"
 #define KILL_WAIT_MS 3000 /* until killed processes have gone */
 
-/* Field 22 of /proc/PID/stat, and the state and parent; 0 or -ESRCH. */
-static int proc_stat(pid_t pid, unsigned long long *start, char *state,
-                     pid_t *ppid) {
+int fl_proc_stat(int pid, struct fl_proc_stat *out) {
   char path[64], buf[1024];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -ESRCH;
@@ -39,20 +37,29 @@ static int proc_stat(pid_t pid, unsigned long long *start, char *state,
   if (n <= 0)
     return -ESRCH;
   buf[n] = '\0';
-  /* "pid (comm) state ppid ..." where comm may hold anything. */
+  /* "pid (comm) state ppid pgrp ... starttime (22nd)": comm may hold
+   * anything, so the fields are read after its last ')'. */
   const char *p = strrchr(buf, ')');
-  char st;
-  int pp;
   if (p == NULL ||
       sscanf(p + 1,
-             " %c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
+             " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
              "%*d %*d %*d %*d %*d %llu",
-             &st, &pp, start) != 3)
+             &out->state, &out->ppid, &out->pgrp, &out->start) != 4)
     return -ESRCH;
+  return 0;
+}
+
+/* The fields reap.c reads, through fl_proc_stat. */
+static int proc_stat(pid_t pid, unsigned long long *start, char *state,
+                     pid_t *ppid) {
+  struct fl_proc_stat st;
+  if (fl_proc_stat((int)pid, &st) != 0)
+    return -ESRCH;
+  *start = st.start;
   if (state != NULL)
-    *state = st;
+    *state = st.state;
   if (ppid != NULL)
-    *ppid = pp;
+    *ppid = st.ppid;
   return 0;
 }
 

@@ -5,6 +5,7 @@
  * failure.
  */
 #define _GNU_SOURCE
+#include "base/base.h"
 #include "deps_int.h"
 
 #include <ctype.h>
@@ -24,22 +25,11 @@
  * is alive. Zombies do not count: a child orphaned by a killed server may
  * wait for a reaper that never comes, yet it holds nothing. */
 static int read_stat(const char *pid, int *ppid, int *pgrp) {
-  char path[300], buf[512];
-  snprintf(path, sizeof(path), "/proc/%s/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  struct fl_proc_stat st;
+  if (fl_proc_stat(atoi(pid), &st) != 0 || st.state == 'Z' || st.state == 'X')
     return -ESRCH;
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0)
-    return -ESRCH;
-  buf[n] = '\0';
-  /* "pid (comm) state ppid pgrp ...": comm may hold anything. */
-  char *p = strrchr(buf, ')');
-  char state;
-  if (p == NULL || sscanf(p + 1, " %c %d %d", &state, ppid, pgrp) != 3 ||
-      state == 'Z' || state == 'X')
-    return -ESRCH;
+  *ppid = st.ppid;
+  *pgrp = st.pgrp;
   return 0;
 }
 
