@@ -204,15 +204,16 @@ static int count_scalars(struct doc *d, yaml_node_t *n) {
 }
 
 static int find_endpoint(const struct fl_scenario *sc, const char *name) {
-  for (size_t i = 0; i < sc->nendpoints; i++)
-    if (strcmp(sc->endpoints[i].name, name) == 0)
+  for (size_t i = 0; i < sc->nendpoints; i++) /* a failed one may have none */
+    if (sc->endpoints[i].name != NULL &&
+        strcmp(sc->endpoints[i].name, name) == 0)
       return (int)i;
   return -1;
 }
 
 static int find_phase(const struct fl_scenario *sc, const char *name) {
-  for (size_t i = 0; i < sc->nphases; i++)
-    if (strcmp(sc->phases[i].name, name) == 0)
+  for (size_t i = 0; i < sc->nphases; i++) /* a failed one may have none */
+    if (sc->phases[i].name != NULL && strcmp(sc->phases[i].name, name) == 0)
       return (int)i;
   return -1;
 }
@@ -336,7 +337,7 @@ static int load_traffic(struct doc *d, yaml_node_t *root,
     return fl_yaml_fail(d, root,
                         "scenario '%s' needs traffic (endpoints to "
                         "request)",
-                        sc->name);
+                        sc->name ? sc->name : "(unnamed)");
   int rc = 0;
   if ((sc->endpoints = fl_yaml_array(d, n, YAML_MAPPING_NODE, "traffic",
                                      sizeof(*sc->endpoints))) == NULL)
@@ -366,7 +367,7 @@ static int load_timeline(struct doc *d, yaml_node_t *root,
     return fl_yaml_fail(d, root,
                         "scenario '%s' needs a timeline (a list of "
                         "phases)",
-                        sc->name);
+                        sc->name ? sc->name : "(unnamed)");
   int rc = 0;
   if ((sc->phases = fl_yaml_array(d, n, YAML_SEQUENCE_NODE, "timeline",
                                   sizeof(*sc->phases))) == NULL)
