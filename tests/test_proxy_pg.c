@@ -86,8 +86,12 @@ Test(proxy_pg, psql_with_latency) {
                  "begin; create temp table t (a int); insert into t select "
                  "generate_series(1, 1000); select sum(a) from t; commit",
                  NULL};
-  struct t_run direct, proxied;
+  struct t_run direct, proxied, again;
   long long fast = run(0, cmd, &direct);
+  /* The quicker of two direct runs: the first may pay for a cold start. */
+  long long fast2 = run(0, cmd, &again);
+  fast = fast2 < fast ? fast2 : fast;
+  t_run_free(&again);
   long long slow = run(1, cmd, &proxied);
   cr_expect_str_eq(proxied.out, direct.out,
                    "through the proxy psql printed\n%s\ndirectly\n%s",
