@@ -85,13 +85,14 @@ static int control_path(struct serve_run *x) {
     }
     return 0;
   }
-  const char *t = getenv("TMPDIR");
-  snprintf(x->tmpdir, sizeof(x->tmpdir), "%s/faultline-serve-XXXXXX",
-           t && *t ? t : "/tmp");
-  if (mkdtemp(x->tmpdir) == NULL) {
-    fl_say("cannot create a temporary folder in %s: %s", t ? t : "/tmp",
-           strerror(errno));
-    x->tmpdir[0] = '\0';
+  /* Named after us, as exec's: a killed server's folder is reaped by the
+   * next one. */
+  fl_reap_folders("serve", NULL);
+  int rc = fl_make_tmpdir("serve", x->tmpdir, sizeof(x->tmpdir));
+  if (rc != 0) {
+    const char *t = getenv("TMPDIR");
+    fl_say("cannot create a temporary folder in %s: %s", t && *t ? t : "/tmp",
+           strerror(-rc));
     return FL_EXIT_ENV;
   }
   if (snprintf(x->ctlpath, sizeof(x->ctlpath), "%s/control", x->tmpdir) >=
