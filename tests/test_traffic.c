@@ -654,11 +654,19 @@ Test(traffic, paths_drawn_cover_and_repeat) {
   size_t both = n[0] < n[1] ? n[0] : n[1], differ = 0;
   cr_assert(both >= 200 && n[2] >= both, "%zu, %zu requests", n[0], n[1]);
   int seen[21][2] = {{0}};
+  size_t answered = 0;
   for (size_t k = 0; k < both; k++) {
     int id = 0, len = 0;
     char which[4] = "";
-    cr_assert_eq(r[0][k].status, 200, "#%zu: %d", k, r[0][k].status);
-    cr_assert_str_eq(fl_request_header(&r[0][k], 1), r[0][k].path);
+    /* A request lost to a loaded machine (a timeout) still drew its
+     * path; one that was answered was answered for that path. */
+    if (r[0][k].status != 0) {
+      cr_assert_eq(r[0][k].status, 200, "#%zu: %d", k, r[0][k].status);
+      cr_assert_str_eq(fl_request_header(&r[0][k], 1), r[0][k].path);
+      answered++;
+    } else {
+      cr_assert_neq(r[0][k].error, FL_XFER_OK, "#%zu: no status, no error", k);
+    }
     cr_assert_eq(sscanf(r[0][k].path, "/id/%d/%3[ab]%n", &id, which, &len), 2,
                  "drawn path %s", r[0][k].path);
     cr_assert(id >= 1 && id <= 20 && r[0][k].path[len] == '\0' &&
@@ -668,6 +676,7 @@ Test(traffic, paths_drawn_cover_and_repeat) {
     cr_assert_str_eq(r[0][k].path, r[1][k].path, "#%zu with the same seed", k);
     differ += strcmp(r[0][k].path, r[2][k].path) != 0;
   }
+  cr_assert(answered >= both * 95 / 100, "%zu of %zu answered", answered, both);
   int items[2] = {0, 0};
   for (int id = 1; id <= 20; id++) {
     cr_assert(seen[id][0] + seen[id][1] > 0, "id %d never drawn", id);

@@ -114,7 +114,7 @@ struct option {
   const char *unit;    /* after the range in messages: " ms", " bytes" */
   const char *allowed; /* the allowed values, instead of the range */
   size_t off;          /* where it goes in struct fl_rule */
-  uint8_t width;       /* its size there: 1, 4 or 8 bytes */
+  uint16_t width;      /* its size there: 1, 4 or 8 bytes; text: its room */
 };
 
 #define AT(field)                                                              \
@@ -234,6 +234,26 @@ static int read_err(const struct option *o, const char *v,
                         names);
 }
 
+/* Text, as given, into a char field of the rule. */
+static int read_text(const struct option *o, const char *v,
+                     struct fl_rule_draft *d, char *err, size_t errlen) {
+  if (strlen(v) >= o->width || v[0] == '\0')
+    return fl_faults_fail(err, errlen, "bad %s '%s' (allowed: %s)", o->label, v,
+                          o->allowed);
+  memcpy((char *)&d->rule + o->off, v, strlen(v) + 1);
+  return 0;
+}
+
+static int read_stage(const struct option *o, const char *v,
+                      struct fl_rule_draft *d, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  if (strcmp(v, "startup") == 0)
+    return put(d, o, FL_STAGE_STARTUP), 0;
+  if (strcmp(v, "query") == 0)
+    return put(d, o, FL_STAGE_QUERY), 0;
+  return -1;
+}
+
 /* to=ADDRESS:PORT: where a redirect sends connections. */
 static int read_to(const struct option *o, const char *v,
                    struct fl_rule_draft *d, char *err, size_t errlen) {
@@ -274,6 +294,17 @@ static const struct option options[] = {
     {"bytes", "bytes", read_size, 1, MAX_BYTES,
      .allowed = "1 or more, e.g. 4096, 4k or 1m", AT(toxic.bytes)},
     {"dir", "dir", read_dir, .allowed = "up, down, both", AT(toxic.dir)},
+    {"reply", "reply", read_text, .allowed = "text of at most 511 bytes",
+     AT(proto.reply)},
+    {"match", "match", read_text, .allowed = "text of at most 119 bytes",
+     AT(proto.match)},
+    {"code", "code", read_text, .allowed = "a 5-character SQLSTATE",
+     AT(proto.code)},
+    {"status", "status", read_count, 100, 599, AT(proto.status)},
+    {"header", "header", read_text,
+     .allowed = "'Name: value' of at most 255 bytes", AT(proto.headers)},
+    {"stage", "stage", read_stage, .allowed = "startup, query",
+     AT(proto.stage)},
 };
 
 int fl_fault_is_option(const char *key) {

@@ -256,7 +256,7 @@ void fl_conn_pump(struct pipe *pp) {
 
 /* Stops reading and ends the connection once what was read before the
  * cut has been written (END_GRACE_MS at most). */
-static void conn_end(struct conn *c, enum end how) {
+void fl_conn_end(struct conn *c, enum end how) {
   if (c->closing || c->ending != END_NONE)
     return;
   c->ending = how;
@@ -309,19 +309,32 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     n = fl_toxics_limit_bytes(c, d, n, &end);
   pp->passed += n;
   pp->chunks++;
-  if (n > 0 && pp->head == NULL && pp->fx.delay_mask == 0 && !pp->fx.stall) {
-    write_now(pp, buf->base, n);
-    if (!c->closing)
-      update_reading(pp);
+  if (n > 0 && p->codec != NULL) {
+    int rc = p->codec->feed(c, c->codec_state, d, buf->base, n);
+    if (rc != 0)
+      fl_conn_close(c, END_RESET);
   } else if (n > 0) {
-    enqueue(pp, buf->base, n, now_ns());
-    if (!c->closing)
-      fl_conn_pump(pp);
+    fl_conn_send(c, d, buf->base, n);
   }
   if (c->closing)
     return;
   if (end != END_NONE)
-    conn_end(c, end);
+    fl_conn_end(c, end);
+}
+
+void fl_conn_send(struct conn *c, int d, const char *data, size_t n) {
+  struct pipe *pp = &c->pipes[d];
+  if (c->closing || n == 0)
+    return;
+  if (pp->head == NULL && pp->fx.delay_mask == 0 && !pp->fx.stall) {
+    write_now(pp, data, n);
+    if (!c->closing)
+      update_reading(pp);
+  } else {
+    enqueue(pp, data, n, now_ns());
+    if (!c->closing)
+      fl_conn_pump(pp);
+  }
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -365,6 +378,9 @@ static void on_conn_handle_closed(uv_handle_t *h) {
     p->conns = c->next;
   if (c->next != NULL)
     c->next->prev = c->prev;
+  if (c->codec_state != NULL && p->codec->fini != NULL)
+    p->codec->fini(c->codec_state);
+  free(c->codec_state);
   free(c->hits);
   free(c);
   fl_proxy_maybe_free(p);
@@ -400,6 +416,12 @@ void fl_conn_close(struct conn *c, enum end how) {
 void fl_conn_start(fl_proxy_t *p, int fd) {
   struct conn *c = calloc(1, sizeof(*c));
   if (c == NULL) {
+    close(fd);
+    return;
+  }
+  if (p->codec != NULL &&
+      (c->codec_state = calloc(1, p->codec->state_size)) == NULL) {
+    free(c);
     close(fd);
     return;
   }

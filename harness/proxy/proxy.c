@@ -153,7 +153,8 @@ void fl_proxy_refresh(fl_proxy_t *p) {
                          .bytes = r->toxic.bytes,
                          .threshold = r->p_threshold,
                          .after = r->after,
-                         .times = r->times};
+                         .times = r->times,
+                         .proto = r->proto};
   }
   p->active = active;
   if (changed == 0)
@@ -271,6 +272,11 @@ int fl_proxy_start_with(uv_loop_t *loop, fl_control_t *ctl,
   if (opts != NULL) {
     p->owns = opts->owns;
     p->owns_arg = opts->arg;
+    if (opts->protocol != NULL &&
+        (p->codec = fl_codec_find(opts->protocol)) == NULL) {
+      free(p);
+      return -EPROTONOSUPPORT;
+    }
   }
   p->fd = open_listener(opts, upstream->sa_family, &p->port);
   if (p->fd < 0) {
@@ -306,6 +312,10 @@ int fl_proxy_start(uv_loop_t *loop, fl_control_t *ctl,
 }
 
 int fl_proxy_port(const fl_proxy_t *p) { return p->port; }
+
+int fl_proxy_speaks(const char *protocol) {
+  return protocol != NULL && fl_codec_find(protocol) != NULL;
+}
 
 int fl_proxy_redirect_rule(const fl_proxy_t *p, const char *target,
                            struct fl_rule *rule, char *err, size_t errlen) {

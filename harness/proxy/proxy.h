@@ -41,7 +41,15 @@ struct fl_proxy_opts {
    * keep their faults apart. Called on the loop when the rules change. */
   int (*owns)(void *arg, const struct fl_rule *rule);
   void *arg;
+  /* The protocol its connections speak ("redis", "postgres", "http"), for
+   * protocol faults (redis_error...); NULL: bytes only. EPROTONOSUPPORT
+   * for a name fl_proxy_speaks does not know. */
+  const char *protocol;
 };
+
+/* Can a proxy follow this protocol (a dependency kind's name, or a
+ * service file's `protocol:`)? */
+int fl_proxy_speaks(const char *protocol);
 
 /* fl_proxy_start with options (opts may be NULL). EADDRINUSE when the
  * listen address is taken. */

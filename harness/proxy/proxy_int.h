@@ -32,6 +32,27 @@ struct prule {
   uint8_t action, dir, has_ms;
   uint32_t ms, jitter, size;
   uint64_t rate, bytes, threshold, after, times;
+  struct fl_proto proto; /* protocol faults (FL_ACT_IS_PROTO) */
+};
+
+struct conn;
+
+/* A protocol the proxy follows (codec.c holds the table, one file per
+ * protocol holds its ops). A proxy that speaks one runs its codec on every
+ * connection from the first byte, in both directions, so that a protocol
+ * fault switched on at any moment acts on whole messages: the codec sees
+ * every byte read and hands on what passes with fl_conn_send(). With no
+ * protocol fault on the connection it only follows the framing (skipping
+ * by lengths), and hands bytes on as they came. */
+struct fl_codec {
+  const char *name;  /* as in a service file: "redis", "postgres", "http" */
+  size_t state_size; /* per connection, zeroed, freed with it */
+  /* Bytes read in direction d (UP: from the client). Returns 0, or a
+   * negative errno to close the connection with a reset (bytes the
+   * codec cannot follow: it must then stop rewriting, not guess). */
+  int (*feed)(struct conn *c, void *state, int d, const char *data, size_t n);
+  /* Frees what the state holds (may be NULL). */
+  void (*fini)(void *state);
 };
 
 /* A rule acting on a connection, since when and from which byte counts. */
@@ -63,8 +84,6 @@ struct chunk {
   char data[];
 };
 
-struct conn;
-
 struct pipe {
   struct conn *c;
   uv_stream_t *src, *dst;
@@ -91,7 +110,8 @@ struct conn {
   uint64_t decided; /* slots whose current rule this connection saw */
   struct hit *hits;
   int nhits, cap;
-  int handles; /* open libuv handles; freed at 0 */
+  void *codec_state; /* the proxy's codec's, or NULL */
+  int handles;       /* open libuv handles; freed at 0 */
   enum end ending;
   unsigned connected : 1, closing : 1, fresh : 1;
 };
@@ -102,6 +122,7 @@ struct fl_proxy {
   struct sockaddr_storage upstream;
   struct fl_addr up_addr;
   int (*owns)(void *arg, const struct fl_rule *rule); /* NULL: by address */
+  const struct fl_codec *codec; /* the protocol it follows, or NULL */
   void *owns_arg;
   uint64_t seed;
   int fd, port;
@@ -176,5 +197,31 @@ void fl_conn_pump(struct pipe *pp);
 /* Closes both sides (with resets when how is END_RESET); the connection
  * is freed once libuv has closed its handles. Safe more than once. */
 void fl_conn_close(struct conn *c, enum end how);
+
+/* Hands n bytes to pipe d (UP: towards the dependency, DOWN: towards the
+ * client), through the stream faults acting on it. A codec's way out, for
+ * bytes it passes on and for replies of its own (d the other way). May
+ * close the connection: check c->closing after. */
+void fl_conn_send(struct conn *c, int d, const char *data, size_t n);
+
+/* Ends the connection once what was handed on has left (a codec's "then
+ * close", as after PostgreSQL's FATAL). */
+void fl_conn_end(struct conn *c, enum end how);
+
+/* ---- codec.c: the protocols -------------------------------------- */
+
+/* The codec of that name, or NULL. */
+const struct fl_codec *fl_codec_find(const char *name);
+
+/* ---- toxics.c, for codecs: protocol faults on one message -------- */
+
+/* Is message number msg (the codec's count of messages of its kind on
+ * this connection) hit by a protocol fault with one of the actions in
+ * `actions` (bits 1 << action) whose match the codec accepts (filter
+ * NULL: any)? Applies p=, after= and times= per message, counts the
+ * injection, and returns its rule (NULL: pass the message on). */
+const struct prule *
+fl_toxics_proto_hit(struct conn *c, uint64_t actions, uint64_t msg,
+                    int (*filter)(const struct prule *r, void *arg), void *arg);
 
 #endif

@@ -203,6 +203,8 @@ static int add_hit(struct conn *c, int slot, uint64_t now) {
 static int decide(struct conn *c, int slot) {
   fl_proxy_t *p = c->p;
   const struct prule *r = &p->rules[slot];
+  if (FL_ACT_IS_PROTO(r->action)) /* decided per message: proto_hit */
+    return p->codec != NULL;
   uint64_t n = fl_control_count(p->ctl, slot, r->id, FL_COUNT_MATCHED, 1);
   if (n < r->after)
     return 0;
@@ -261,6 +263,34 @@ void fl_toxics_apply(struct conn *c, uint64_t now) {
   }
   for (int d = 0; d < 2 && !c->closing; d++)
     fl_conn_pump(&c->pipes[d]);
+}
+
+/* ---- protocol faults, per message ----------------------------- */
+
+const struct prule *
+fl_toxics_proto_hit(struct conn *c, uint64_t actions, uint64_t msg,
+                    int (*filter)(const struct prule *r, void *arg),
+                    void *arg) {
+  fl_proxy_t *p = c->p;
+  for (int i = 0; i < c->nhits; i++) {
+    int slot = c->hits[i].slot;
+    const struct prule *r = &p->rules[slot];
+    if (!(actions & (UINT64_C(1) << r->action)) ||
+        (filter != NULL && !filter(r, arg)))
+      continue;
+    uint64_t n = fl_control_count(p->ctl, slot, r->id, FL_COUNT_MATCHED, 1);
+    if (n < r->after)
+      continue;
+    if (r->threshold < (UINT64_C(1) << 32)) {
+      uint64_t x =
+          fl_mix64(p->seed ^ ((uint64_t)r->id << 40) ^ (c->num << 20) ^ msg);
+      if ((x >> 32) >= r->threshold)
+        continue;
+    }
+    if (fl_toxics_inject(p, slot, 0))
+      return r;
+  }
+  return NULL;
 }
 
 /* Forgets the rules of the slots in `mask` (cleared or replaced). */

@@ -359,8 +359,12 @@ static int start_proxy(struct srun *r, size_t i) {
                 fl_dep_name(dep), fl_dep_host(dep));
     return -EINVAL;
   }
-  int rc = fl_proxy_start(&r->suite->loop, r->ctl, (const struct sockaddr *)&up,
-                          &r->proxies[i]);
+  /* A kind whose protocol the proxy follows can take protocol faults. */
+  const char *kind = fl_dep_kind_name(fl_dep_kind_of(dep));
+  struct fl_proxy_opts opts = {.protocol = fl_proxy_speaks(kind) ? kind : NULL};
+  int rc =
+      fl_proxy_start_with(&r->suite->loop, r->ctl, (const struct sockaddr *)&up,
+                          &opts, &r->proxies[i]);
   if (rc != 0) {
     fl_run_fail(r, "cannot start the proxy for %s: %s", fl_dep_name(dep),
                 fl_strerror(rc));

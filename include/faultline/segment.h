@@ -34,7 +34,7 @@
 #define FL_CTL_MAGIC                                                           \
   UINT64_C(0x314c5443544c4621) /* "!FLTCTL1" little-endian                     \
                                 */
-#define FL_CTL_VERSION 3u
+#define FL_CTL_VERSION 4u
 
 #define FL_MAX_RULES 64
 #define FL_MAX_ADDRS 4
@@ -63,7 +63,12 @@
   X(SLOW_CLOSE)                                                                \
   X(RESET_PEER)                                                                \
   X(LIMIT_DATA)                                                                \
-  X(DOWN)
+  X(DOWN)                                                                      \
+  X(REDIS_ERROR)                                                               \
+  X(PG_ERROR)                                                                  \
+  X(HTTP_ERROR)                                                                \
+  X(HTTP_DELAY)                                                                \
+  X(HTTP_CUT)
 
 enum fl_action {
   FL_ACT_NONE = 0,
@@ -73,8 +78,11 @@ enum fl_action {
       FL_ACT_COUNT
 };
 
-/* The proxy's stream faults, applied by the runner, never by the shim. */
-#define FL_ACT_IS_PROXY(a) ((a) >= FL_ACT_LATENCY && (a) <= FL_ACT_DOWN)
+/* The proxy's stream faults, applied by the runner, never by the shim:
+ * every action from LATENCY on. Those from REDIS_ERROR on speak the
+ * dependency's protocol (struct fl_proto). */
+#define FL_ACT_IS_PROXY(a) ((a) >= FL_ACT_LATENCY && (a) < FL_ACT_COUNT)
+#define FL_ACT_IS_PROTO(a) ((a) >= FL_ACT_REDIS_ERROR && (a) < FL_ACT_COUNT)
 
 /* What a rule is aimed at. */
 enum fl_target {
@@ -151,6 +159,28 @@ struct fl_toxic {
   uint8_t reserved[6];
 };
 
+/* Parameters of the protocol faults (REDIS_ERROR and after), which the
+ * proxy applies to whole messages of a protocol it follows on every
+ * connection (harness/proxy/codec.c). For them p_threshold is the share of
+ * messages hit, after/times count messages, and what each field means is
+ * the action's (its row in harness/faults/vocab.c says). */
+struct fl_proto {
+  uint32_t status; /* http: the status answered; a close code */
+  uint8_t stage;   /* postgres: at start-up or on a query (enum fl_stage) */
+  uint8_t close;   /* end the session after the reply */
+  uint8_t reserved[2];
+  char code[8];      /* postgres: the SQLSTATE */
+  char match[120];   /* which messages: command names, "METHOD PATH-GLOB" */
+  char reply[512];   /* the error text or body answered */
+  char headers[256]; /* http: "Name: value" lines, \r\n-separated */
+};
+
+enum fl_stage {
+  FL_STAGE_ANY = 0,
+  FL_STAGE_STARTUP = 1, /* the session's start (postgres: refused) */
+  FL_STAGE_QUERY = 2,   /* established sessions' next messages */
+};
+
 /* A rule the runner keeps for the whole run (its redirects to the proxy):
  * clearing all rules leaves it; only its own id removes it. */
 #define FL_RULE_PINNED 1u
@@ -174,6 +204,7 @@ struct fl_rule {
   struct fl_addr addrs[FL_MAX_ADDRS];
   struct fl_addr redirect; /* REDIRECT: where connect goes instead */
   struct fl_toxic toxic;   /* proxy actions only */
+  struct fl_proto proto;   /* protocol actions only */
   char pattern[FL_PATTERN_MAX];
   char spec[FL_SPEC_MAX]; /* the rule as the user wrote it */
 };

@@ -1,0 +1,21 @@
+/*
+ * The protocols the proxy follows, one row each (struct fl_codec in
+ * proxy_int.h); each protocol's framing and faults live in a file of
+ * their own. A dependency whose protocol is here can take protocol
+ * faults (redis_error, pg_error, http_*).
+ */
+#define _GNU_SOURCE
+#include "proxy_int.h"
+
+#include <string.h>
+
+static const struct fl_codec *const codecs[] = {
+    NULL, /* the end */
+};
+
+const struct fl_codec *fl_codec_find(const char *name) {
+  for (size_t i = 0; codecs[i] != NULL; i++)
+    if (strcmp(codecs[i]->name, name) == 0)
+      return codecs[i];
+  return NULL;
+}
