@@ -11,7 +11,6 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <string.h>
@@ -23,7 +22,7 @@
 #define RESOLVE(name, fail)                                                    \
   do {                                                                         \
     if (fl_real_##name == NULL)                                                \
-      fl_real_##name = (__typeof__(fl_real_##name))dlsym(RTLD_NEXT, #name);    \
+      fl_real_##name = (__typeof__(fl_real_##name))fl_resolve(#name);          \
     if (fl_real_##name == NULL) {                                              \
       errno = ENOSYS;                                                          \
       fail;                                                                    \

@@ -8,7 +8,6 @@
  * bypasses us.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -165,17 +164,40 @@ static int fopen_flags(const char *mode) {
 }
 
 static FILE *(*resolve_fopen(const char *name))(const char *, const char *) {
-  return (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, name);
+  return (FILE * (*)(const char *, const char *)) fl_resolve(name);
+}
+
+/* fopen without libc's fopen (not found: see fl_resolve): open(2) with
+ * the flags the mode means, then fdopen, as fopen itself does. */
+static FILE *fopen_by_syscall(const char *path, const char *mode) {
+  if (mode == NULL || strchr("rwa", mode[0]) == NULL) {
+    errno = EINVAL;
+    return NULL;
+  }
+  int flags = mode[0] == 'r' ? O_RDONLY : O_WRONLY | O_CREAT;
+  flags |= mode[0] == 'w' ? O_TRUNC : mode[0] == 'a' ? O_APPEND : 0;
+  if (strchr(mode, '+'))
+    flags = (flags & ~O_ACCMODE) | O_RDWR;
+  flags |= strchr(mode, 'x') ? O_EXCL : 0;
+  flags |= strchr(mode, 'e') ? O_CLOEXEC : 0;
+  int fd = (int)SYS_OPENAT(AT_FDCWD, path, flags | O_LARGEFILE, 0666);
+  if (fd < 0)
+    return NULL;
+  FILE *f = fdopen(fd, mode);
+  if (f == NULL) {
+    int saved = errno;
+    syscall(SYS_close, fd);
+    errno = saved;
+  }
+  return f;
 }
 
 FILE *fopen(const char *path, const char *mode) {
   OPEN_GATE(AT_FDCWD, path, fopen_flags(mode), NULL);
   if (fl_real_fopen == NULL)
     fl_real_fopen = resolve_fopen("fopen");
-  if (fl_real_fopen == NULL) { /* a libc without it: fail, never crash */
-    errno = ENOSYS;
-    return NULL;
-  }
+  if (fl_real_fopen == NULL)
+    return fopen_by_syscall(path, mode);
   return fl_real_fopen(path, mode);
 }
 
@@ -183,9 +205,7 @@ FILE *fopen64(const char *path, const char *mode) {
   OPEN_GATE(AT_FDCWD, path, fopen_flags(mode), NULL);
   if (fl_real_fopen64 == NULL)
     fl_real_fopen64 = resolve_fopen("fopen64");
-  if (fl_real_fopen64 == NULL) {
-    errno = ENOSYS;
-    return NULL;
-  }
+  if (fl_real_fopen64 == NULL)
+    return fopen_by_syscall(path, mode);
   return fl_real_fopen64(path, mode);
 }

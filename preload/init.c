@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnu/lib-names.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,24 +116,45 @@ static void after_fork_child(void) {
                         memory_order_relaxed);
 }
 
+/* RTLD_NEXT finds libc's function when the shim is preloaded. When it
+ * finds nothing (the shim dlopen()ed after libc, or a loader or a
+ * dlsym wrapper that refuses), libc itself is asked, so the target still
+ * reaches the real function as if the shim were absent. Start-up and
+ * first use only: dlopen allocates. */
+FL_HIDDEN void *fl_resolve(const char *name) {
+  void *f = dlsym(RTLD_NEXT, name);
+  if (f == NULL) {
+    void *libc = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
+    if (libc != NULL) {
+      f = dlsym(libc, name);
+      dlclose(libc);
+    }
+  }
+  return f;
+}
+
 __attribute__((constructor(101))) static void fl_init(void) {
   int saved = errno;
 #define FL_X_RESOLVE(ret, name, params)                                        \
-  fl_real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name);
+  fl_real_##name = (ret(*) params)fl_resolve(#name);
   FL_REAL_SYMBOLS(FL_X_RESOLVE)
 #undef FL_X_RESOLVE
-  /* A libc without one of them (never glibc): its wrapper goes straight
-   * to the system call, or fails with ENOSYS; said once, here. */
+  /* Not found even in libc (a libc without it, or a dlsym that refuses
+   * us): its wrapper goes straight to the system call, or fails with
+   * ENOSYS; said once, here. */
   const char *missing = NULL;
+  int more = 0;
 #define FL_X_CHECK(ret, name, params)                                          \
-  if (fl_real_##name == NULL)                                                  \
-    missing = #name;
+  if (fl_real_##name == NULL) {                                                \
+    more += missing != NULL;                                                   \
+    missing = missing ? missing : #name;                                       \
+  }
   FL_REAL_SYMBOLS(FL_X_CHECK)
 #undef FL_X_CHECK
   if (missing != NULL)
-    say("faultline: libc has no ", missing,
-        ": the shim passes such calls to the kernel or fails them (ENOSYS)",
-        "");
+    say("faultline: cannot find libc's ", missing, more ? " and others" : "",
+        ": the shim passes such calls to the kernel (names: they fail with "
+        "ENOSYS)");
   after_fork_child();
   pthread_atfork(NULL, NULL, after_fork_child);
   const char *path = getenv(FL_CTL_ENV);

@@ -145,6 +145,8 @@ FL_HIDDEN void fl_record(const struct fl_verdict *v, int op);
 /* limit: give back a place taken by fl_decide_dest(). */
 FL_HIDDEN void fl_limit_release(struct fl_limit_hold *hold);
 FL_HIDDEN const struct fl_ctl_header *fl_header(void);
+/* libc's function of that name (init.c), or NULL. */
+FL_HIDDEN void *fl_resolve(const char *name);
 
 /* The fd table (fdtable.c): what each connected socket is connected to. */
 FL_HIDDEN void fl_fd_track(int fd, const struct fl_dest *d,

@@ -2,14 +2,17 @@
  * bad input (and that it then runs nothing), the control segment's life,
  * and the shim's one-line refusal of a segment it must not trust. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -513,6 +516,89 @@ Test(cli, shim_ignores_untrusted_segments, .timeout = 30) {
     cr_assert_eq(chown(copy, 65534, 65534), 0);
     assert_shim_ignores(copy, "owned by another user");
   }
+}
+
+/* A listening socket on a free loopback port (nobody accepts: the
+ * backlog completes connects); its port. */
+static int listen_port(int *fd) {
+  *fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(*fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(a);
+  cr_assert_eq(bind(*fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  cr_assert_eq(listen(*fd, 16), 0);
+  cr_assert_eq(getsockname(*fd, (struct sockaddr *)&a, &len), 0);
+  return ntohs(a.sin_port);
+}
+
+/* The shim's first-use set-up with dlsym refusing it (tests/nodlsym.c):
+ * the target runs as if the shim were absent. */
+static void run_refused_dlsym(const char *mode, const char *host, int port,
+                              const char *fault) {
+  char pre[600], nod[64], script[600], file[300], portarg[16], spec[64];
+  snprintf(pre, sizeof(pre), "LD_PRELOAD=%s %s", T_SHIM,
+           FL_TEST_BUILD_DIR "/libfl-test-nodlsym.so");
+  snprintf(nod, sizeof(nod), "FL_TEST_NODLSYM=%s", mode);
+  snprintf(portarg, sizeof(portarg), "%d", port);
+  /* Resolves (when host is a name), connects, writes a file. */
+  snprintf(script, sizeof(script),
+           "import socket, sys\n"
+           "h, p, f = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+           "if not h[0].isdigit(): h = socket.getaddrinfo(h, p)[0][4][0]\n"
+           "s = socket.socket(); s.settimeout(5)\n"
+           "try:\n  s.connect((h, p))\n"
+           "except ConnectionRefusedError:\n  print('refused'); sys.exit(0)\n"
+           "open(f, 'w').write('x'); print('ok')\n");
+  in_dir(file, sizeof(file), "written");
+  if (fault == NULL) {
+    char *env[] = {pre, nod, NULL};
+    char *argv[] = {
+        "/usr/bin/python3", "-c", script, (char *)host, portarg, file, NULL};
+    run_env(env, argv);
+    return;
+  }
+  /* Under faultline exec: the shim first, the refusing dlsym after it. */
+  snprintf(pre, sizeof(pre), "LD_PRELOAD=%s",
+           FL_TEST_BUILD_DIR "/libfl-test-nodlsym.so");
+  snprintf(spec, sizeof(spec), "%s@%s:%d", fault, host, port);
+  char *env[] = {pre, nod, NULL};
+  char *argv[] = {T_FAULTLINE,
+                  "exec",
+                  "--quiet",
+                  "--fault",
+                  spec,
+                  "--",
+                  "/usr/bin/python3",
+                  "-c",
+                  script,
+                  (char *)host,
+                  portarg,
+                  file,
+                  NULL};
+  run_env(env, argv);
+}
+
+Test(cli, shim_without_dlsym_runs_as_if_absent, .timeout = 60) {
+  int lfd, port = listen_port(&lfd);
+  /* RTLD_NEXT refused: libc is asked directly, nothing is said, and
+   * names, connects and files work. */
+  run_refused_dlsym("next", "localhost", port, NULL);
+  cr_assert_eq(S.run.status, 0, "stderr:\n%s", S.run.err);
+  cr_assert_str_eq(S.run.out, "ok\n");
+  cr_assert_str_eq(S.run.err, "");
+  /* ... and the faults still act, through what libc gave. */
+  run_refused_dlsym("next", "127.0.0.1", port, "refuse");
+  cr_assert_eq(S.run.status, 0, "stderr:\n%s", S.run.err);
+  cr_assert_str_eq(S.run.out, "refused\n");
+  /* Every lookup refused: the wrappers go to the kernel, said once. */
+  run_refused_dlsym("all", "127.0.0.1", port, NULL);
+  cr_assert_eq(S.run.status, 0, "stderr:\n%s", S.run.err);
+  cr_assert_str_eq(S.run.out, "ok\n");
+  cr_assert(strncmp(S.run.err, "faultline: cannot find libc's ", 30) == 0 &&
+                count_char(S.run.err, '\n') == 1,
+            "stderr:\n%s", S.run.err);
+  close(lfd);
 }
 
 /* ---- help ---- */
