@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -550,26 +551,60 @@ fail:
   return NULL;
 }
 
+void fl_spool_result(struct srun *r) {
+  if (r->result == NULL || r->spooled)
+    return;
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof(path), "%s/scenario.json", r->outdir);
+  json_t *j = fl_result_scenario_json(r->result);
+  if (j == NULL || json_dump_file(j, path, JSON_COMPACT) != 0) {
+    json_decref(j);
+    return;
+  }
+  json_decref(j);
+  r->verdict = r->result->verdict;
+  r->spooled = 1;
+  fl_result_free(r->result);
+  r->result = NULL;
+}
+
+/* A run's result document: from memory, or read back from its file. */
+static json_t *scenario_json(const struct srun *r, enum fl_verdict *v) {
+  if (r->result != NULL) {
+    *v = r->result->verdict;
+    return fl_result_scenario_json(r->result);
+  }
+  if (!r->spooled)
+    return NULL;
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof(path), "%s/scenario.json", r->outdir);
+  *v = r->verdict;
+  return json_load_file(path, JSON_DECODE_ANY, NULL);
+}
+
 json_t *fl_judge_suite(const struct srun *runs, size_t n, const char *started,
                        double duration) {
-  const struct fl_result_scenario **list = new_array(n, sizeof(*list));
-  if (list == NULL)
-    return NULL;
   struct fl_result_suite s = {.started = started, .duration = duration};
   enum fl_verdict worst = FL_VERDICT_PASS;
-  for (size_t i = 0; i < n; i++) {
-    const struct fl_result_scenario *res = runs[i].result;
-    if (res == NULL)
+  json_t *list = json_array();
+  size_t judged = 0;
+  for (size_t i = 0; i < n && list != NULL; i++) {
+    enum fl_verdict v;
+    json_t *j = scenario_json(&runs[i], &v);
+    if (j == NULL)
       continue;
-    list[s.nscenarios++] = res;
-    s.counts[res->verdict]++;
-    if (res->verdict > worst)
-      worst = res->verdict;
+    json_array_append_new(list, j);
+    judged++;
+    s.counts[v]++;
+    if (v > worst)
+      worst = v;
   }
   /* A suite where nothing was judged proved nothing. */
-  s.verdict = s.nscenarios ? worst : FL_VERDICT_ERROR;
-  s.scenarios = list;
-  json_t *o = fl_result_suite_json(&s);
-  free(list);
+  s.verdict = judged ? worst : FL_VERDICT_ERROR;
+  json_t *o = list != NULL ? fl_result_suite_json(&s) : NULL;
+  if (o == NULL || json_object_set_new(o, "scenarios", list) != 0) {
+    json_decref(o);
+    return NULL;
+  }
   return o;
 }

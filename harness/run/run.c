@@ -224,11 +224,14 @@ static void finish(struct srun *r) {
   fl_rm_tree_async(&r->suite->loop, r->workdir, on_workdir_removed, r->suite);
   if (r->t_end_ns == 0)
     r->t_end_ns = uv_hrtime();
-  if (r->result == NULL)
+  if (r->result == NULL && !r->spooled)
     r->result = fl_judge_scenario(r);
   release_judged(r);
   r->state = S_DONE;
-  fl_run_say(r, "%s", fl_result_verdict(r->result));
+  fl_run_say(r, "%s",
+             r->spooled ? fl_verdict_name(r->verdict)
+                        : fl_result_verdict(r->result));
+  fl_spool_result(r);
   if (r->timers_open) {
     uv_close((uv_handle_t *)&r->timer, NULL);
     uv_close((uv_handle_t *)&r->sampler, NULL);

@@ -113,6 +113,10 @@ struct srun {
   size_t ninjections;
   uint64_t ring_since;
   struct fl_result_scenario *result; /* judged */
+  /* Once judged, the result is written to OUT/NAME/scenario.json and
+   * leaves memory (fl_spool_result); its verdict stays. */
+  int spooled;
+  enum fl_verdict verdict;
 };
 
 /* guard.c: the process that cleans up after a killed runner. */
@@ -191,7 +195,12 @@ void fl_timeline_begin_traffic(struct srun *r);
 /* judge.c: judges a finished run, while its traffic records exist; NULL
  * when out of memory. The result borrows the run's strings. */
 struct fl_result_scenario *fl_judge_scenario(struct srun *r);
-/* The suite's result document for the judged runs[0..n). */
+/* Writes r's result to OUT/NAME/scenario.json and frees it (r->spooled),
+ * so a long suite holds verdicts, not results; when the file cannot be
+ * written the result stays in memory. */
+void fl_spool_result(struct srun *r);
+/* The suite's result document for the judged runs[0..n), spooled ones
+ * read back. */
 json_t *fl_judge_suite(const struct srun *runs, size_t n, const char *started,
                        double duration);
 
