@@ -212,6 +212,22 @@ static void release_judged(struct srun *r) {
   r->nsamples = r->samples_cap = r->ninjections = r->nevents = 0;
 }
 
+/* What only the result borrowed goes once the result is on disk: a suite
+ * of hundreds of scenarios keeps no per-run state but the verdicts. */
+static void release_spooled(struct srun *r) {
+  if (!r->spooled)
+    return;
+  free(r->faults);
+  free(r->deps);
+  free(r->proxies);
+  free(r->phase_start);
+  r->faults = NULL;
+  r->deps = NULL;
+  r->proxies = NULL;
+  r->phase_start = NULL;
+  r->nfaults = 0;
+}
+
 static void finish(struct srun *r) {
   if (r->ctl != NULL) {
     fl_timeline_collect_injections(r);
@@ -232,6 +248,7 @@ static void finish(struct srun *r) {
              r->spooled ? fl_verdict_name(r->verdict)
                         : fl_result_verdict(r->result));
   fl_spool_result(r);
+  release_spooled(r);
   if (r->timers_open) {
     uv_close((uv_handle_t *)&r->timer, NULL);
     uv_close((uv_handle_t *)&r->sampler, NULL);
