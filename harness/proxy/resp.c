@@ -194,18 +194,24 @@ static size_t read_head(struct fl_resp *r, const char *p, size_t n, int *ev) {
   return n;
 }
 
-/* Skips a bulk payload, keeping a command's first two words. */
+/* Skips a bulk payload, keeping a command's first two words. The name is
+ * reported where it ends (or where we stop keeping it), wherever the
+ * stream was cut. */
 static size_t read_bulk(struct fl_resp *r, const char *p, size_t n, int *ev) {
   size_t m = (uint64_t)r->bulk < n ? (size_t)r->bulk : n;
   int w = (int)r->arg;
   if (r->client && !r->chunk && r->depth == 1 && w < 2) {
     size_t payload = r->bulk > 2 ? (size_t)(r->bulk - 2) : 0;
-    keep(r, w, p, m < payload ? m : payload);
-    if (w == 0 && !r->named &&
-        (m >= payload || r->wlen[0] == FL_RESP_WORD - 1)) {
-      r->named = 1;
-      *ev |= FL_RESP_NAME;
+    if (w == 0 && !r->named) {
+      size_t room = FL_RESP_WORD - 1 - r->wlen[0];
+      size_t stop = payload < room ? payload : room;
+      if (m >= stop) {
+        m = stop;
+        r->named = 1;
+        *ev |= FL_RESP_NAME;
+      }
     }
+    keep(r, w, p, m < payload ? m : payload);
   }
   r->bulk -= (int64_t)m;
   if (r->bulk == 0) {
