@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "control/control.h"
@@ -259,5 +261,68 @@ Test(proto_redis, ioredis_reply_error) {
                    "ioredis printed '%s'", r.out);
   cr_expect_eq(injected(id), 2);
   t_run_free(&r);
+  fl_control_clear(ctl, id);
+}
+
+/* ---- raw RESP, for what clients do not show ---------------------- */
+
+static int dial(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  cr_assert(fd >= 0);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+/* Reads exactly strlen(want) bytes (10 s at most) and compares. */
+static void expect_bytes(int fd, const char *want) {
+  size_t n = strlen(want), got = 0;
+  char buf[1024];
+  cr_assert_lt(n, sizeof(buf));
+  while (got < n) {
+    ssize_t k = read(fd, buf + got, n - got);
+    if (k <= 0)
+      break;
+    got += (size_t)k;
+  }
+  buf[got] = '\0';
+  cr_expect_str_eq(buf, want, "read '%s', want '%s'", buf, want);
+}
+
+/* A pipeline written a byte at a time: every cut of the stream. */
+Test(proto_redis, byte_by_byte_pipeline) {
+  cr_assert(setup_ok);
+  uint32_t id = arm("reply=LOADING,match=GET");
+  int fd = dial();
+  const char *in = "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\nGET a\r\n"
+                   "*2\r\n$3\r\nget\r\n$1\r\na\r\n*2\r\n$4\r\nINCR\r\n$1\r\n"
+                   "n\r\n\r\nEXISTS a\r\n";
+  for (const char *p = in; *p != '\0'; p++)
+    cr_assert_eq(write(fd, p, 1), 1);
+  expect_bytes(fd, "+OK\r\n-LOADING Redis is loading the dataset in memory\r\n"
+                   "-LOADING Redis is loading the dataset in memory\r\n"
+                   ":1\r\n:1\r\n");
+  cr_expect_eq(injected(id), 2);
+  close(fd);
+  fl_control_clear(ctl, id);
+}
+
+/* In subscribe mode replies are not counted any more: nothing answered. */
+Test(proto_redis, subscribe_mode_is_left_alone) {
+  cr_assert(setup_ok);
+  uint32_t id = arm("reply=LOADING");
+  int fd = dial();
+  const char *sub = "SUBSCRIBE c\r\n";
+  cr_assert_eq(write(fd, sub, strlen(sub)), (ssize_t)strlen(sub));
+  expect_bytes(fd, "*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n");
+  const char *ping = "PING\r\n";
+  cr_assert_eq(write(fd, ping, strlen(ping)), (ssize_t)strlen(ping));
+  expect_bytes(fd, "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+  cr_expect_eq(injected(id), 0);
+  close(fd);
   fl_control_clear(ctl, id);
 }
