@@ -156,8 +156,9 @@ static void emit_ready(struct conn *c, struct rstate *st) {
   }
 }
 
-/* A whole server reply went by (or, swallowing, was replaced). */
-static void reply_done(struct conn *c, struct rstate *st) {
+/* A whole server reply went by (or, swallowing, was replaced): counts
+ * it; sending what became due is the caller's. */
+static void reply_done(struct rstate *st) {
   if (st->swallowing) {
     st->swallowing = 0;
     st->head->swallow = 0; /* now sent as a reply of ours */
@@ -166,7 +167,11 @@ static void reply_done(struct conn *c, struct rstate *st) {
   } else if (st->owed > 0) {
     st->owed--;
   }
-  emit_ready(c, st);
+}
+
+/* Is a reply of ours due at this boundary? */
+static int due(const struct rstate *st) {
+  return st->head != NULL && st->head->wait == 0;
 }
 
 static void queue(struct conn *c, struct rstate *st, struct synth *s) {
@@ -342,18 +347,21 @@ static int feed_up(struct conn *c, struct rstate *st, const char *data,
 
 /* ---- the server's side ----------------------------------------- */
 
+/* Server replies are handed on a chunk at a time, as they came, cut
+ * only where a reply of ours goes in or one of theirs is replaced. */
 static int feed_down(struct conn *c, struct rstate *st, const char *data,
                      size_t n) {
   size_t i = 0, from = 0;
   while (i < n && !st->lost_down && !c->closing) {
     if (fl_resp_idle(&st->down)) {
-      fl_conn_send(c, DOWN, data + from, i - from);
-      from = i;
-      emit_ready(c, st);
       st->push = data[i] == '>';
-      if (!st->push && st->head != NULL && st->head->wait == 0 &&
-          st->head->swallow)
-        st->swallowing = 1;
+      if (due(st)) {
+        fl_conn_send(c, DOWN, data + from, i - from);
+        from = i;
+        emit_ready(c, st);
+        if (!st->push && due(st) && st->head->swallow)
+          st->swallowing = 1;
+      }
     }
     int ev;
     i += fl_resp_feed(&st->down, data + i, n - i, &ev);
@@ -365,9 +373,12 @@ static int feed_down(struct conn *c, struct rstate *st, const char *data,
       st->lost_down = 1;
       st->blind = 1;
     } else if ((ev & FL_RESP_END) && !st->push) {
-      fl_conn_send(c, DOWN, data + from, i - from);
-      from = i;
-      reply_done(c, st);
+      reply_done(st);
+      if (due(st) && !st->head->swallow) {
+        fl_conn_send(c, DOWN, data + from, i - from);
+        from = i;
+        emit_ready(c, st);
+      }
     }
   }
   if (!st->swallowing)
