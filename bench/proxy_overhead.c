@@ -13,7 +13,9 @@
  *   relay    through a bare epoll loop in a thread of this program that
  *            only reads and writes: the floor for any single-threaded
  *            user-space relay here, so that the proxy's own cost shows
- *            apart from the cost of one more loopback hop.
+ *            apart from the cost of one more loopback hop;
+ *   codec    the proxy again, following RESP with its redis codec (no
+ *            protocol fault armed): what reading the framing costs.
  *
  * Each round runs every configuration, unpipelined then with -P 16, in an
  * order rotated by one per round so that drifts of machine load fall on
@@ -46,9 +48,9 @@
 #include "control/control.h"
 #include "proxy/proxy.h"
 
-enum cfg { CFG_DIRECT, CFG_PROXY, CFG_SOCAT, CFG_RELAY, CFG_COUNT };
-static const char *const cfg_names[CFG_COUNT] = {"direct", "proxy", "socat",
-                                                 "bare relay"};
+enum cfg { CFG_DIRECT, CFG_PROXY, CFG_SOCAT, CFG_RELAY, CFG_CODEC, CFG_COUNT };
+static const char *const cfg_names[CFG_COUNT] = {
+    "direct", "proxy", "socat", "bare relay", "proxy, redis codec"};
 enum { MODE_P1, MODE_P16, MODE_COUNT };
 static const int mode_pipeline[MODE_COUNT] = {1, 16};
 enum { TEST_SET, TEST_GET, TEST_COUNT };
@@ -81,6 +83,7 @@ static struct {
   uv_loop_t loop;
   uv_async_t stop;
   fl_proxy_t *proxy;
+  fl_proxy_t *codec; /* the same, following RESP (no fault armed) */
   pthread_t thread;
   int thread_running;
   int relay_listen, relay_epoll, relay_wake;
@@ -93,6 +96,8 @@ static struct {
 
 static void on_stop(uv_async_t *a) {
   fl_proxy_close(g.proxy);
+  if (g.codec != NULL)
+    fl_proxy_close(g.codec);
   uv_close((uv_handle_t *)a, NULL);
 }
 
@@ -121,6 +126,14 @@ static int start_proxy(void) {
     return -1;
   }
   g.port[CFG_PROXY] = fl_proxy_port(g.proxy);
+  struct fl_proxy_opts redis = {.protocol = "redis"};
+  if ((rc = fl_proxy_start_with(&g.loop, g.ctl, (struct sockaddr *)&up, &redis,
+                                &g.codec)) != 0) {
+    bench_say("cannot start the proxy with the redis codec: %s",
+              uv_strerror(rc));
+    return -1;
+  }
+  g.port[CFG_CODEC] = fl_proxy_port(g.codec);
   if (pthread_create(&g.thread, NULL, loop_main, NULL) != 0) {
     bench_say("cannot start the proxy's thread");
     return -1;
@@ -529,6 +542,11 @@ static void report(FILE *f, const void *arg) {
           vs_relay_lo = pr < vs_relay_lo ? pr : vs_relay_lo;
           vs_relay_hi = pr > vs_relay_hi ? pr : vs_relay_hi;
           fprintf(f, "proxy ÷ relay %.2f |\n", pr);
+        } else if (c == CFG_CODEC) {
+          double pv[MAX_ROUNDS];
+          for (int r = 0; r < rounds; r++)
+            pv[r] = s[CFG_CODEC][FIG_RPS][r] / s[CFG_PROXY][FIG_RPS][r];
+          fprintf(f, "codec ÷ proxy %.2f |\n", median(pv, rounds));
         }
       }
     }

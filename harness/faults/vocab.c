@@ -147,7 +147,11 @@ static const struct fl_fault_type table[] = {
      .help = "proxy: answer Redis commands with an error reply",
      .detail = "answer the next commands (match=GET|SET: those)"
                "\n"
-               "with -TEXT, keeping the connection and the order"},
+               "with -TEXT, keeping the connection and the order;"
+               "\n"
+               "reply=LOADING, OOM, READONLY, BUSY, MASTERDOWN or"
+               "\n"
+               "NOAUTH: Redis's own text"},
     {"pg_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_PG_ERROR,
      .dir = FL_DIR_BOTH, .options = "code, reply, stage, " PROTO_OPTS,
      .needs = "code=SQLSTATE", .example = "postgres,code=53300",

@@ -9,8 +9,10 @@
 
 #include <string.h>
 
+extern const struct fl_codec fl_codec_redis; /* redis.c */
+
 static const struct fl_codec *const codecs[] = {
-    NULL, /* the end */
+    &fl_codec_redis, NULL, /* the end */
 };
 
 const struct fl_codec *fl_codec_find(const char *name) {
