@@ -149,7 +149,8 @@ static const struct fl_fault_type table[] = {
                "\n"
                "with -TEXT, keeping the connection and the order"},
     {"pg_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_PG_ERROR,
-     .dir = FL_DIR_BOTH, .options = "code, reply, stage, " PROTO_OPTS,
+     .dir = FL_DIR_BOTH,
+     .options = "code, reply, stage, severity, close, " PROTO_OPTS,
      .needs = "code=SQLSTATE", .example = "postgres,code=53300",
      .usage = "@T,code=SQLSTATE",
      .help = "proxy: answer PostgreSQL with an ErrorResponse",

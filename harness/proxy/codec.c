@@ -5,12 +5,13 @@
  * faults (redis_error, pg_error, http_*).
  */
 #define _GNU_SOURCE
+#include "pgwire.h"
 #include "proxy_int.h"
 
 #include <string.h>
 
 static const struct fl_codec *const codecs[] = {
-    NULL, /* the end */
+    &fl_codec_postgres, NULL, /* the end */
 };
 
 const struct fl_codec *fl_codec_find(const char *name) {
