@@ -156,7 +156,11 @@ static const struct fl_fault_type table[] = {
      .help = "proxy: answer PostgreSQL with an ErrorResponse",
      .detail = "an ErrorResponse with SQLSTATE code= at start-up"
                "\n"
-               "(stage=startup) or on the next query (stage=query)"},
+               "(stage=startup, FATAL: 53300, 57P03, 28P01) or on"
+               "\n"
+               "the next queries (stage=query: ERROR, session kept;"
+               "\n"
+               "57P01 or close=yes: FATAL and closed); severity=, reply="},
     {"http_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_HTTP_ERROR,
      .dir = FL_DIR_BOTH, .options = "status, header, reply, match, " PROTO_OPTS,
      .needs = "status=N", .example = "api,status=503", .usage = "@T,status=N",
