@@ -5,9 +5,9 @@
  * read out of bounds), its ending stops the feeding as on_read would.
  *
  * Input: byte 0 the fault (bits 0-1: stage any/startup/query, bit 2:
- * close=yes, bits 3-4: severity), byte 1 which messages it hits (message
- * number mod 8), then chunks: a tag (bit 7: from the server; bits 0-6:
- * length) and that many bytes.
+ * close=yes, bits 3-4: severity, bit 5: the code, bit 6: match=), byte 1 which
+ * messages it hits (message number mod 8), then chunks: a tag (bit 7: from the
+ * server; bits 0-6: length) and that many bytes.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -51,6 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rule.proto.close = data[0] & 4u ? 1 : 0;
   rule.proto.severity = (data[0] >> 3) & 3u;
   memcpy(rule.proto.code, data[0] & 0x20 ? "53300" : "40001", 6);
+  if (data[0] & 0x40)
+    memcpy(rule.proto.match, "select|$1", 10);
   hit_mask = data[1];
   struct conn c;
   memset(&c, 0, sizeof(c));

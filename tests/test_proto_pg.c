@@ -131,6 +131,19 @@ Test(proto_pg, psql_query_error_keeps_the_session) {
   t_run_free(&r);
 }
 
+Test(proto_pg, match_picks_queries_by_their_text) {
+  struct t_run r;
+  psql("code=40001,match=SELECT 2|no such text", &r);
+  HAS(r.err, "ERROR:  could not serialize access due to concurrent update");
+  cr_assert_str_eq(r.out, "42\n", "only 'select 2' must fail");
+  t_run_free(&r);
+  /* Extended protocol: the text is Parse's. */
+  node("code=40001,match=$1", &r);
+  cr_assert_str_eq(r.out, "value 42\nerror 40001 could not serialize access "
+                          "due to concurrent update\n");
+  t_run_free(&r);
+}
+
 Test(proto_pg, psql_admin_shutdown_ends_the_session) {
   struct t_run r;
   psql("code=57P01", &r);

@@ -150,7 +150,7 @@ static const struct fl_fault_type table[] = {
                "with -TEXT, keeping the connection and the order"},
     {"pg_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_PG_ERROR,
      .dir = FL_DIR_BOTH,
-     .options = "code, reply, stage, severity, close, " PROTO_OPTS,
+     .options = "code, reply, stage, severity, close, match, " PROTO_OPTS,
      .needs = "code=SQLSTATE", .example = "postgres,code=53300",
      .usage = "@T,code=SQLSTATE",
      .help = "proxy: answer PostgreSQL with an ErrorResponse",
@@ -160,7 +160,9 @@ static const struct fl_fault_type table[] = {
                "\n"
                "the next queries (stage=query: ERROR, session kept;"
                "\n"
-               "57P01 or close=yes: FATAL and closed); severity=, reply="},
+               "57P01 or close=yes: FATAL and closed); severity=, reply="
+               "\n"
+               "match=A|B: queries whose text holds A or B"},
     {"http_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_HTTP_ERROR,
      .dir = FL_DIR_BOTH, .options = "status, header, reply, match, " PROTO_OPTS,
      .needs = "status=N", .example = "api,status=503", .usage = "@T,status=N",

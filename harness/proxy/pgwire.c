@@ -11,7 +11,9 @@
  * server never sees it. Then typed messages (type, length) both ways.
  *
  * Queries: a Query, or the first extended-protocol message after a Sync,
- * is one message for p=/after=/times=. A hit is not forwarded: the client
+ * is one message for p=/after=/times=; match= looks at the text of a
+ * Query or Parse whole in one read (a split one is not matched: bytes are
+ * not held back to wait for the rest). A hit is not forwarded: the client
  * gets ErrorResponse, then ReadyForQuery ('E' inside a transaction block,
  * 'I' outside, from the server's last ReadyForQuery) or, for FATAL, the
  * end of the connection. Extended messages up to Sync are swallowed and
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PG_SSL_REQUEST 80877103u
 #define PG_GSSENC_REQUEST 80877104u
@@ -233,16 +236,67 @@ static void free_items(struct pg *s) {
 
 /* ---- deciding ------------------------------------------------------ */
 
-static int stage_filter(const struct prule *r, void *arg) {
-  return fl_pg_stage(&r->proto) == *(const int *)arg;
+/* What a rule must accept: the stage, and for match= the query's text
+ * (NULL when not whole in this read, or not in this message). */
+struct pick {
+  int stage;
+  const char *sql;
+  size_t len;
+};
+
+/* Does text (len bytes) hold needle (nlen bytes), ignoring case? */
+static int holds(const char *text, size_t len, const char *needle,
+                 size_t nlen) {
+  for (size_t i = 0; nlen > 0 && i + nlen <= len; i++)
+    if (strncasecmp(text + i, needle, nlen) == 0)
+      return 1;
+  return 0;
+}
+
+/* match=A|B: queries whose text holds A or B (any case). */
+static int matches(const char *match, const char *sql, size_t len) {
+  for (const char *at = match; *at != '\0';) {
+    size_t n = strcspn(at, "|");
+    if (holds(sql, len, at, n))
+      return 1;
+    at += n + (at[n] == '|');
+  }
+  return 0;
+}
+
+static int pick_filter(const struct prule *r, void *arg) {
+  const struct pick *k = arg;
+  if (fl_pg_stage(&r->proto) != k->stage)
+    return 0;
+  return r->proto.match[0] == '\0' ||
+         (k->sql != NULL && matches(r->proto.match, k->sql, k->len));
 }
 
 /* The pg_error rule hitting this message at this stage, or NULL. */
-static const struct prule *hit(struct conn *c, struct pg *s, int stage) {
+static const struct prule *hit(struct conn *c, struct pg *s, int stage,
+                               const char *sql, size_t len) {
   if (c->nhits == 0)
     return NULL;
+  struct pick k = {stage, sql, len};
   return fl_toxics_proto_hit(c, UINT64_C(1) << FL_ACT_PG_ERROR, s->queries++,
-                             stage_filter, &stage);
+                             pick_filter, &k);
+}
+
+/* The SQL of a Query or Parse whose body (len bytes) is whole in this
+ * read, else NULL. */
+static const char *query_text(char type, const char *body, size_t len,
+                              size_t avail, size_t *n) {
+  if (avail < len || (type != 'Q' && type != 'P'))
+    return NULL;
+  if (type == 'P') { /* the statement's name first */
+    size_t name = strnlen(body, len);
+    if (name >= len)
+      return NULL;
+    body += name + 1;
+    len -= name + 1;
+  }
+  *n = strnlen(body, len);
+  return body;
 }
 
 /* Queues the error for a query the rule hit: ErrorResponse, then the end
@@ -301,7 +355,7 @@ static int startup_message(struct conn *c, struct pg *s) {
     return 0;
   }
   s->typed = 1;
-  const struct prule *r = hit(c, s, FL_STAGE_STARTUP);
+  const struct prule *r = hit(c, s, FL_STAGE_STARTUP, NULL, 0);
   if (r == NULL) {
     s->forwarded++; /* its ReadyForQuery ends the start-up */
     fl_conn_send(c, UP, m, len);
@@ -323,14 +377,17 @@ static int startup_message(struct conn *c, struct pg *s) {
 
 /* What to do with a client message whose header just came: forward
  * (0) or drop (1); a negative errno on failure. */
-static int client_message(struct conn *c, struct pg *s, char type) {
+static int client_message(struct conn *c, struct pg *s, char type,
+                          const char *body, size_t len, size_t avail) {
   if (s->ending)
     return 1;
   if (!s->established)
     return 0;
+  size_t n = 0;
+  const char *sql = query_text(type, body, len, avail, &n);
   switch (type) {
   case 'Q': {
-    const struct prule *r = hit(c, s, FL_STAGE_QUERY);
+    const struct prule *r = hit(c, s, FL_STAGE_QUERY, sql, n);
     if (r == NULL) {
       s->forwarded++;
       return 0;
@@ -346,7 +403,7 @@ static int client_message(struct conn *c, struct pg *s, char type) {
     if (s->swallow)
       return 1;
     if (!s->batch) {
-      const struct prule *r = hit(c, s, FL_STAGE_QUERY);
+      const struct prule *r = hit(c, s, FL_STAGE_QUERY, sql, n);
       if (r != NULL) {
         s->swallow = 1;
         int rc = answer_query(c, s, r, 0);
@@ -496,7 +553,7 @@ static int follow(struct conn *c, struct pg *s, int d, const char *data,
     r->left = len - 4;
     r->drop = 0;
     if (d == UP) {
-      int rc = client_message(c, s, r->type);
+      int rc = client_message(c, s, r->type, data + i, r->left, n - i);
       if (rc < 0)
         return rc;
       r->drop = (uint8_t)rc;
