@@ -251,6 +251,18 @@ static int parse_proxy(const char *arg, struct sockaddr_storage *ss) {
   return 0;
 }
 
+/* --proxy PROTO=HOST:PORT: the address part, and the protocol (a codec's
+ * name, fl_proxy_speaks) into proto ("" when not given). */
+static const char *proxy_split(const char *arg, char *proto, size_t cap) {
+  const char *eq = strchr(arg, '=');
+  proto[0] = '\0';
+  if (eq == NULL || (size_t)(eq - arg) >= cap)
+    return arg;
+  memcpy(proto, arg, (size_t)(eq - arg));
+  proto[eq - arg] = '\0';
+  return eq + 1;
+}
+
 /* Starts a proxy per --proxy on the loop, and redirects the command's
  * connections to that address through it for the whole run, so that
  * faults switched later reach connections that already exist. */
@@ -258,8 +270,12 @@ static int start_proxies(struct exec_state *st, fl_control_t *ctl,
                          const struct exec_opts *o,
                          const struct sockaddr_storage *ups) {
   for (int i = 0; i < o->nproxies; i++) {
-    int rc = fl_proxy_start(&st->loop, ctl, (const struct sockaddr *)&ups[i],
-                            &st->proxies[i]);
+    char proto[32];
+    const char *addr = proxy_split(o->proxies[i], proto, sizeof(proto));
+    struct fl_proxy_opts opts = {.protocol = proto[0] ? proto : NULL};
+    int rc =
+        fl_proxy_start_with(&st->loop, ctl, (const struct sockaddr *)&ups[i],
+                            &opts, &st->proxies[i]);
     if (rc != 0) {
       fl_say("cannot start the proxy for %s: %s", o->proxies[i],
              fl_strerror(rc));
@@ -269,8 +285,8 @@ static int start_proxies(struct exec_state *st, fl_control_t *ctl,
     char err[512];
     struct fl_rule rule;
     uint32_t id;
-    if (fl_proxy_redirect_rule(st->proxies[i], o->proxies[i], &rule, err,
-                               sizeof(err)) != 0) {
+    if (fl_proxy_redirect_rule(st->proxies[i], addr, &rule, err, sizeof(err)) !=
+        0) {
       fl_say("%s", err);
       return FL_EXIT_USAGE;
     }
@@ -313,7 +329,14 @@ static int check_args(struct exec_run *x) {
       return FL_EXIT_USAGE;
     }
   for (int i = 0; i < o->nproxies; i++) {
-    int status = parse_proxy(o->proxies[i], &x->ups[i]);
+    char proto[32];
+    const char *addr = proxy_split(o->proxies[i], proto, sizeof(proto));
+    if (proto[0] != '\0' && !fl_proxy_speaks(proto)) {
+      fl_say("exec: --proxy '%s': the proxy does not speak '%s'", o->proxies[i],
+             proto);
+      return FL_EXIT_USAGE;
+    }
+    int status = parse_proxy(addr, &x->ups[i]);
     if (status != 0)
       return status;
   }

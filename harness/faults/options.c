@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "base/base.h"
@@ -254,6 +255,36 @@ static int read_stage(const struct option *o, const char *v,
   return -1;
 }
 
+/* code=SQLSTATE: five digits or upper-case letters, as PostgreSQL's. */
+static int read_sqlstate(const struct option *o, const char *v,
+                         struct fl_rule_draft *d, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  if (strlen(v) != 5 || strspn(v, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 5)
+    return -1;
+  memcpy((char *)&d->rule + o->off, v, 6);
+  return 0;
+}
+
+static int read_severity(const struct option *o, const char *v,
+                         struct fl_rule_draft *d, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  static const char *const names[] = {"ERROR", "FATAL", "PANIC"};
+  for (size_t i = 0; i < COUNT(names); i++)
+    if (strcasecmp(v, names[i]) == 0)
+      return put(d, o, FL_PG_ERROR + i), 0;
+  return -1;
+}
+
+static int read_yesno(const struct option *o, const char *v,
+                      struct fl_rule_draft *d, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+    return put(d, o, 1), 0;
+  if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+    return put(d, o, 2), 0;
+  return -1;
+}
+
 /* to=ADDRESS:PORT: where a redirect sends connections. */
 static int read_to(const struct option *o, const char *v,
                    struct fl_rule_draft *d, char *err, size_t errlen) {
@@ -298,13 +329,17 @@ static const struct option options[] = {
      AT(proto.reply)},
     {"match", "match", read_text, .allowed = "text of at most 119 bytes",
      AT(proto.match)},
-    {"code", "code", read_text, .allowed = "a 5-character SQLSTATE",
+    {"code", "code", read_sqlstate,
+     .allowed = "a SQLSTATE: 5 digits or capital letters, e.g. 53300",
      AT(proto.code)},
     {"status", "status", read_count, 100, 599, AT(proto.status)},
     {"header", "header", read_text,
      .allowed = "'Name: value' of at most 255 bytes", AT(proto.headers)},
     {"stage", "stage", read_stage, .allowed = "startup, query",
      AT(proto.stage)},
+    {"severity", "severity", read_severity, .allowed = "ERROR, FATAL, PANIC",
+     AT(proto.severity)},
+    {"close", "close", read_yesno, .allowed = "yes, no", AT(proto.close)},
 };
 
 int fl_fault_is_option(const char *key) {

@@ -153,13 +153,20 @@ static const struct fl_fault_type table[] = {
                "\n"
                "NOAUTH: Redis's own text"},
     {"pg_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_PG_ERROR,
-     .dir = FL_DIR_BOTH, .options = "code, reply, stage, " PROTO_OPTS,
+     .dir = FL_DIR_BOTH,
+     .options = "code, reply, stage, severity, close, match, " PROTO_OPTS,
      .needs = "code=SQLSTATE", .example = "postgres,code=53300",
      .usage = "@T,code=SQLSTATE",
      .help = "proxy: answer PostgreSQL with an ErrorResponse",
      .detail = "an ErrorResponse with SQLSTATE code= at start-up"
                "\n"
-               "(stage=startup) or on the next query (stage=query)"},
+               "(stage=startup, FATAL: 53300, 57P03, 28P01) or on"
+               "\n"
+               "the next queries (stage=query: ERROR, session kept;"
+               "\n"
+               "57P01 or close=yes: FATAL and closed); severity=, reply="
+               "\n"
+               "match=A|B: queries whose text holds A or B"},
     {"http_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_HTTP_ERROR,
      .dir = FL_DIR_BOTH, .options = "status, header, reply, match, " PROTO_OPTS,
      .needs = "status=N", .example = "api,status=503", .usage = "@T,status=N",

@@ -5,6 +5,7 @@
  * faults (redis_error, pg_error, http_*).
  */
 #define _GNU_SOURCE
+#include "pgwire.h"
 #include "proxy_int.h"
 
 #include <string.h>
@@ -12,7 +13,7 @@
 extern const struct fl_codec fl_codec_redis; /* redis.c */
 
 static const struct fl_codec *const codecs[] = {
-    &fl_codec_redis, NULL, /* the end */
+    &fl_codec_redis, &fl_codec_postgres, NULL, /* the end */
 };
 
 const struct fl_codec *fl_codec_find(const char *name) {

@@ -165,14 +165,22 @@ struct fl_toxic {
  * messages hit, after/times count messages, and what each field means is
  * the action's (its row in harness/faults/vocab.c says). */
 struct fl_proto {
-  uint32_t status; /* http: the status answered; a close code */
-  uint8_t stage;   /* postgres: at start-up or on a query (enum fl_stage) */
-  uint8_t close;   /* end the session after the reply */
-  uint8_t reserved[2];
+  uint32_t status;  /* http: the status answered; a close code */
+  uint8_t stage;    /* postgres: at start-up or on a query (enum fl_stage) */
+  uint8_t close;    /* end the session after the reply: 1 yes, 2 no, 0 the
+                     * action's default */
+  uint8_t severity; /* postgres: enum fl_pg_severity, 0 the default */
+  uint8_t reserved;
   char code[8];      /* postgres: the SQLSTATE */
   char match[120];   /* which messages: command names, "METHOD PATH-GLOB" */
   char reply[512];   /* the error text or body answered */
   char headers[256]; /* http: "Name: value" lines, \r\n-separated */
+};
+
+enum fl_pg_severity {
+  FL_PG_ERROR = 1, /* the statement fails, the session stays */
+  FL_PG_FATAL = 2, /* the session ends */
+  FL_PG_PANIC = 3,
 };
 
 enum fl_stage {

@@ -11,6 +11,10 @@ Guardrails (each one is what some scenario in scenarios/ checks):
   names no internals;
 - a circuit breaker stops hammering a database that keeps failing, and its
   half-open trial lets the service recover by itself;
+- a server that says it is going away or full (57P01 admin shutdown, 57P03
+  starting up, 53300 too many clients, or a session it closed) makes the pool
+  be rebuilt at once: its other sessions are as good as gone, so the next
+  call reconnects instead of meeting them one by one;
 - the pool is created lazily (min_size=0), so the service starts with the
   database down, and it is thrown away and rebuilt when the breaker opens, so
   a pool of dead connections cannot stay broken;
@@ -244,7 +248,7 @@ class Database:
                 asyncpg.InterfaceError) as exc:
             log.warning("database call failed: %s: %s",
                         type(exc).__name__, exc or "timed out")
-            if self.breaker.failure(ticket):
+            if self.breaker.failure(ticket) or isinstance(exc, SERVER_GONE):
                 self._discard_pool()
             raise Unavailable("database unavailable",
                               self.breaker.retry_after()) from None
@@ -253,6 +257,12 @@ class Database:
             raise
         self.breaker.success(ticket)
         return result
+
+
+# Errors after which no pooled session is worth trying again.
+SERVER_GONE = (asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError,
+               asyncpg.TooManyConnectionsError,
+               asyncpg.ConnectionDoesNotExistError)
 
 
 class LocalCache:
