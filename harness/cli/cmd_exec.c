@@ -215,9 +215,31 @@ static int run_child(struct exec_state *st, const char *file, char **argv,
   return 0;
 }
 
-/* --proxy HOST:PORT or [IPV6]:PORT; a host name is resolved to its first
- * address. Returns 0, or an exit status after saying what is wrong. */
-static int parse_proxy(const char *arg, struct sockaddr_storage *ss) {
+/* --proxy [PROTO=]HOST:PORT or [PROTO=][IPV6]:PORT; a host name is
+ * resolved to its first address. PROTO is a protocol the proxy follows
+ * (for protocol faults such as http_error), *proto set to it or NULL and
+ * *addr to what follows it. Returns 0, or an exit status after saying
+ * what is wrong. */
+static int parse_proxy(const char *arg, struct sockaddr_storage *ss,
+                       char *proto, size_t protolen, const char **addr) {
+  const char *eq = strchr(arg, '=');
+  proto[0] = '\0';
+  *addr = arg;
+  if (eq != NULL) {
+    char known[256];
+    size_t pl = (size_t)(eq - arg);
+    if (pl < protolen) {
+      memcpy(proto, arg, pl);
+      proto[pl] = '\0';
+    }
+    if (pl >= protolen || !fl_proxy_speaks(proto)) {
+      fl_codec_names(known, sizeof(known));
+      fl_say("exec: --proxy '%s': unknown protocol '%.*s' (allowed: %s)", arg,
+             (int)pl, arg, known);
+      return FL_EXIT_USAGE;
+    }
+    arg = *addr = eq + 1;
+  }
   char host[256];
   const char *from = arg, *port = NULL;
   size_t n = 0;
@@ -234,8 +256,8 @@ static int parse_proxy(const char *arg, struct sockaddr_storage *ss) {
   long num = port != NULL && *port != '\0' ? strtol(port, &end, 10) : 0;
   if (n == 0 || n >= sizeof(host) || end == NULL || *end != '\0' || num < 1 ||
       num > 65535) {
-    fl_say("exec: bad --proxy '%s' (allowed: HOST:PORT or [IPV6]:PORT, the "
-           "dependency's address)",
+    fl_say("exec: bad --proxy '%s' (allowed: [PROTO=]HOST:PORT or "
+           "[PROTO=][IPV6]:PORT, the dependency's address)",
            arg);
     return FL_EXIT_USAGE;
   }
@@ -256,10 +278,13 @@ static int parse_proxy(const char *arg, struct sockaddr_storage *ss) {
  * faults switched later reach connections that already exist. */
 static int start_proxies(struct exec_state *st, fl_control_t *ctl,
                          const struct exec_opts *o,
-                         const struct sockaddr_storage *ups) {
+                         const struct sockaddr_storage *ups, char (*protos)[32],
+                         const char **addrs) {
   for (int i = 0; i < o->nproxies; i++) {
-    int rc = fl_proxy_start(&st->loop, ctl, (const struct sockaddr *)&ups[i],
-                            &st->proxies[i]);
+    struct fl_proxy_opts popts = {.protocol = protos[i][0] ? protos[i] : NULL};
+    int rc =
+        fl_proxy_start_with(&st->loop, ctl, (const struct sockaddr *)&ups[i],
+                            &popts, &st->proxies[i]);
     if (rc != 0) {
       fl_say("cannot start the proxy for %s: %s", o->proxies[i],
              fl_strerror(rc));
@@ -269,7 +294,7 @@ static int start_proxies(struct exec_state *st, fl_control_t *ctl,
     char err[512];
     struct fl_rule rule;
     uint32_t id;
-    if (fl_proxy_redirect_rule(st->proxies[i], o->proxies[i], &rule, err,
+    if (fl_proxy_redirect_rule(st->proxies[i], addrs[i], &rule, err,
                                sizeof(err)) != 0) {
       fl_say("%s", err);
       return FL_EXIT_USAGE;
@@ -290,6 +315,8 @@ struct exec_run {
   struct exec_opts o;
   struct fl_rule *rules;        /* one per --fault */
   struct sockaddr_storage *ups; /* one per --proxy */
+  char (*protos)[32];           /* its protocol, "" for bytes only */
+  const char **addrs;           /* its HOST:PORT */
   char prog[PATH_MAX], shim[PATH_MAX], ctlpath[PATH_MAX];
   char tmpdir[PATH_MAX]; /* ours to remove when set (no --control) */
   fl_control_t *ctl;
@@ -304,7 +331,10 @@ static int check_args(struct exec_run *x) {
   x->rules = calloc((size_t)o->nfaults + 1, sizeof(*x->rules));
   x->ups = calloc((size_t)o->nproxies + 1, sizeof(*x->ups));
   x->st.proxies = calloc((size_t)o->nproxies + 1, sizeof(*x->st.proxies));
-  if (x->rules == NULL || x->ups == NULL || x->st.proxies == NULL)
+  x->protos = calloc((size_t)o->nproxies + 1, sizeof(*x->protos));
+  x->addrs = calloc((size_t)o->nproxies + 1, sizeof(*x->addrs));
+  if (x->rules == NULL || x->ups == NULL || x->st.proxies == NULL ||
+      x->protos == NULL || x->addrs == NULL)
     return FL_EXIT_ENV;
   char err[512];
   for (int i = 0; i < o->nfaults; i++)
@@ -313,7 +343,8 @@ static int check_args(struct exec_run *x) {
       return FL_EXIT_USAGE;
     }
   for (int i = 0; i < o->nproxies; i++) {
-    int status = parse_proxy(o->proxies[i], &x->ups[i]);
+    int status = parse_proxy(o->proxies[i], &x->ups[i], x->protos[i],
+                             sizeof(x->protos[i]), &x->addrs[i]);
     if (status != 0)
       return status;
   }
@@ -404,7 +435,8 @@ static int start_loop(struct exec_run *x) {
     return FL_EXIT_ENV;
   }
   x->loop_ready = 1;
-  if ((rc = start_proxies(&x->st, x->ctl, &x->o, x->ups)) != 0)
+  if ((rc = start_proxies(&x->st, x->ctl, &x->o, x->ups, x->protos,
+                          x->addrs)) != 0)
     return rc;
   if (!x->o.quiet)
     fl_say("control %s (seed %" PRIu64 ")", x->ctlpath,
@@ -434,6 +466,8 @@ static void exec_close(struct exec_run *x) {
   }
   free(x->st.proxies);
   free(x->ups);
+  free(x->protos);
+  free(x->addrs);
   free_env(x->env);
   fl_control_remove(x->ctl);
   if (x->tmpdir[0] != '\0')

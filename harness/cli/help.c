@@ -64,7 +64,7 @@ static const char validate_usage[] =
 
 static const char exec_usage[] =
     "usage: faultline exec [--control PATH] [--fault SPEC]... [--seed N]\n"
-    "                      [--proxy HOST:PORT]... [--quiet] -- COMMAND "
+    "                      [--proxy [PROTO=]HOST:PORT]... [--quiet] -- COMMAND "
     "[ARG]...\n"
     "\n"
     "Runs COMMAND with libfaultline-preload.so and the given faults active\n"
@@ -79,7 +79,9 @@ static const char exec_usage[] =
     "                  through a stream-fault proxy (repeatable): a redirect\n"
     "                  rule sends them to it for the whole run, and proxy\n"
     "                  faults (latency@HOST:PORT,ms=200...) then act on them\n"
-    "                  ('faultline clear' keeps those redirects)\n"
+    "                  ('faultline clear' keeps those redirects); with\n"
+    "                  PROTO= (http...) the proxy follows that protocol, and\n"
+    "                  its protocol faults (http_error@HOST:PORT...) act too\n"
     "  --seed N        seed for p= and toxicity= decisions (printed when not\n"
     "                  given)\n"
     "  --quiet         print nothing of our own\n";
