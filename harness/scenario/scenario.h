@@ -28,7 +28,8 @@ struct fl_kv {
 struct fl_dep_decl {
   char *name;
   const fl_dep_kind_t *kind;
-  char *address; /* external only */
+  char *address;  /* external only */
+  char *protocol; /* external only: what its proxy follows, or NULL */
   struct fl_pos pos;
 };
 
