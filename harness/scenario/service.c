@@ -96,9 +96,10 @@ static int load_dep(struct doc *d, yaml_node_t *k, yaml_node_t *v,
     return rc;
   if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "a dependency")) != 0 ||
       (rc = fl_yaml_check_keys(d, v, "a dependency",
-                               "type address protocol")) != 0 ||
+                               "type address protocol routes")) != 0 ||
       (rc = load_dep_kind(d, v, name, &dep->kind)) != 0 ||
-      (rc = load_dep_protocol(d, v, dep)) != 0)
+      (rc = load_dep_protocol(d, v, dep)) != 0 ||
+      (rc = fl_service_load_routes(d, v, dep)) != 0)
     return rc;
   return load_dep_address(d, v, dep);
 }
@@ -267,6 +268,7 @@ void fl_service_free(struct fl_service *s) {
     free(s->deps[i].name);
     free(s->deps[i].address);
     free(s->deps[i].protocol);
+    free(s->deps[i].config);
   }
   free(s->deps);
   free(s);
