@@ -254,3 +254,84 @@ Test(proto_http, unknown_protocol_is_refused) {
   cr_assert(strstr(r.err, "http") != NULL, "%s", r.err);
   t_run_free(&r);
 }
+
+/* ---- the http dependency kind, through `faultline run` ---------------- */
+
+static const char service_yaml[] =
+    "service: caller\n"
+    "command: [" PY ", " T_DATA "/http_caller.py, \"${PORT}\"]\n"
+    "env:\n"
+    "  PAY_URL: ${PAY_URL}\n"
+    "ready:\n"
+    "  http: /health\n"
+    "dependencies:\n"
+    "  pay:\n"
+    "    type: http\n"
+    "    routes:\n"
+    "      \"POST /v1/*\": { status: 201, body: { id: ch_1 } }\n";
+
+/* Runs a two-phase scenario (steady, then outage with `fault`, expecting
+ * `outage`) against the caller of a stub; returns faultline's status. */
+static int run_stub_scenario(const char *fault, const char *outage,
+                             struct t_run *r) {
+  char dir[256], svc[300], sc[300], out[300];
+  cr_assert_eq(t_mkdtemp(dir), 0);
+  snprintf(svc, sizeof(svc), "%s/svc.yaml", dir);
+  snprintf(sc, sizeof(sc), "%s/sc.yaml", dir);
+  snprintf(out, sizeof(out), "%s/out", dir);
+  FILE *f = fopen(svc, "w");
+  cr_assert_not_null(f);
+  fputs(service_yaml, f);
+  fclose(f);
+  f = fopen(sc, "w");
+  cr_assert_not_null(f);
+  fprintf(f,
+          "scenario: stub\n"
+          "service: svc.yaml\n"
+          "traffic:\n"
+          "  call: { request: GET /call, rate: 10, timeout: 5s }\n"
+          "timeline:\n"
+          "  - phase: steady\n"
+          "    duration: 2s\n"
+          "  - phase: outage\n"
+          "    duration: 2s\n"
+          "    faults:\n"
+          "      - %s\n"
+          "expect:\n"
+          "  steady:\n"
+          "    call: [ \"rate(201) == 100%%\" ]\n"
+          "  outage:\n"
+          "    call: [ %s ]\n"
+          "  always:\n"
+          "    - fault(http_error) hit >= 1\n",
+          fault, outage);
+  fclose(f);
+  char *argv[] = {T_FAULTLINE, "run", "--out", out, sc, NULL};
+  cr_assert_eq(t_run(argv, NULL, NULL, 60000, r), 0);
+  t_rmtree(dir);
+  return r->status;
+}
+
+Test(proto_http, stub_dependency_answers_and_takes_http_error, .timeout = 120) {
+  struct t_run r;
+  int st = run_stub_scenario(
+      "{ http_error: pay, status: 503, header: \"Retry-After: 5\" }",
+      "\"rate(503) >= 90%\", \"header(Retry-After) on 503\"", &r);
+  cr_assert_eq(st, 0, "faultline run: %d\n%s%s", st, r.out, r.err);
+  cr_assert(strstr(r.err, "pay ready on 127.0.0.1:") != NULL, "%s", r.err);
+  t_run_free(&r);
+}
+
+/* A fault whose match never meets a request is not delivered: the
+ * scenario is inconclusive, never green. */
+Test(proto_http, undelivered_http_error_is_inconclusive, .timeout = 120) {
+  struct t_run r;
+  int st = run_stub_scenario(
+      "{ http_error: pay, status: 503, match: \"GET /never/*\" }",
+      "\"rate(201) >= 90%\"", &r);
+  cr_assert_eq(st, 1, "faultline run: %d\n%s%s", st, r.out, r.err);
+  cr_assert(strstr(r.out, "INCONCLUSIVE") != NULL ||
+                strstr(r.err, "INCONCLUSIVE") != NULL,
+            "%s%s", r.out, r.err);
+  t_run_free(&r);
+}
