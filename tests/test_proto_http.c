@@ -335,3 +335,63 @@ Test(proto_http, undelivered_http_error_is_inconclusive, .timeout = 120) {
             "%s%s", r.out, r.err);
   t_run_free(&r);
 }
+
+/* HEAD (a Content-Length but no body) and 100 Continue (an interim
+ * response) on one keep-alive connection, then a request we answer: our
+ * answer comes only if both were framed right. */
+Test(proto_http, head_and_continue_are_framed) {
+  struct t_run r;
+  run_py("http_error,status=503,reply=ours,match=GET /last",
+         "import sys, socket\n"
+         "host, port = sys.argv[1][7:].split(':')\n"
+         "s = socket.create_connection((host, int(port)), timeout=10)\n"
+         "f = s.makefile('rb')\n"
+         "def head():\n"
+         "    lines = []\n"
+         "    while True:\n"
+         "        l = f.readline()\n"
+         "        if l in (b'\\r\\n', b''): return lines\n"
+         "        lines.append(l.strip())\n"
+         "def length(h):\n"
+         "    return int([l for l in h if l.lower().startswith("
+         "b'content-length')][0].split(b':')[1])\n"
+         "s.sendall(b'HEAD /json HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+         "h1 = head()\n"
+         "s.sendall(b'POST /echo HTTP/1.1\\r\\nHost: x\\r\\n"
+         "Content-Length: 5\\r\\nExpect: 100-continue\\r\\n\\r\\n')\n"
+         "h2 = head()\n"
+         "s.sendall(b'hello')\n"
+         "h3 = head(); b3 = f.read(length(h3))\n"
+         "s.sendall(b'GET /last HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+         "h4 = head(); b4 = f.read(length(h4))\n"
+         "print(h1[0], h2[0], h3[0], b3, h4[0], b4)\n",
+         &r);
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  cr_assert_str_eq(r.out, "b'HTTP/1.1 200 OK' b'HTTP/1.1 100 Continue' "
+                          "b'HTTP/1.1 200 OK' b'POST /echo 5' "
+                          "b'HTTP/1.1 503 Service Unavailable' b'ours'\n");
+  t_run_free(&r);
+}
+
+/* After an Upgrade request the connection is another protocol's: the
+ * proxy stops following it, so a later matching request is not ours. */
+Test(proto_http, upgrade_stops_following) {
+  struct t_run r;
+  run_py("http_error,status=503,reply=ours,match=GET /last",
+         "import sys, socket, time\n"
+         "host, port = sys.argv[1][7:].split(':')\n"
+         "s = socket.create_connection((host, int(port)), timeout=10)\n"
+         "s.sendall(b'GET /ws HTTP/1.1\\r\\nHost: x\\r\\nConnection: "
+         "Upgrade\\r\\nUpgrade: websocket\\r\\n\\r\\n')\n"
+         "got = b''\n"
+         "while not got.endswith(b'GET /ws 0'): got += s.recv(4096)\n"
+         "s.sendall(b'GET /last HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+         "got = b''\n"
+         "while not got.endswith(b'0') and b'ours' not in got:\n"
+         "    got += s.recv(4096)\n"
+         "print(got.split(b'\\r\\n')[0], got.endswith(b'GET /last 0'))\n",
+         &r);
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  cr_assert_str_eq(r.out, "b'HTTP/1.1 200 OK' True\n");
+  t_run_free(&r);
+}
