@@ -395,3 +395,47 @@ Test(proto_http, upgrade_stops_following) {
   cr_assert_str_eq(r.out, "b'HTTP/1.1 200 OK' True\n");
   t_run_free(&r);
 }
+
+/* `faultline inject` switches http_error on for a running exec: the
+ * client's keep-alive connection, open before, gets our answer next. */
+Test(proto_http, inject_switches_it_live) {
+  char dir[256], ctl[300], spec[160];
+  cr_assert_eq(t_mkdtemp(dir), 0);
+  snprintf(ctl, sizeof(ctl), "%s/control", dir);
+  char *base = url("");
+  char *argv[] = {T_FAULTLINE,
+                  "exec",
+                  "--quiet",
+                  "--control",
+                  ctl,
+                  "--proxy",
+                  proxy_arg,
+                  "--",
+                  PY,
+                  "-c",
+                  "import sys, time, requests\n"
+                  "s = requests.Session()\n"
+                  "print(s.get(sys.argv[1] + '/json').status_code, "
+                  "flush=True)\n"
+                  "t = time.monotonic() + 20\n"
+                  "while time.monotonic() < t:\n"
+                  "    r = s.get(sys.argv[1] + '/json', timeout=5)\n"
+                  "    if r.status_code != 200: break\n"
+                  "    time.sleep(0.02)\n"
+                  "print(r.status_code, r.headers.get('Retry-After'), "
+                  "flush=True)\n",
+                  base,
+                  NULL};
+  struct t_proc p;
+  cr_assert_eq(t_spawn(&p, argv, NULL, 1), 0);
+  char line[256];
+  cr_assert_eq(t_expect(&p, "200", line, sizeof(line), 15000), 0);
+  snprintf(spec, sizeof(spec), "http_error@%s,status=429,header=Retry-After: 3",
+           up_addr);
+  cr_assert_eq(t_inject(ctl, spec), 0);
+  cr_assert_eq(t_expect(&p, "429", line, sizeof(line), 15000), 0, "no 429");
+  cr_assert_str_eq(line, "429 3");
+  cr_assert_eq(t_finish(&p, 10000), 0);
+  free(base);
+  t_rmtree(dir);
+}
