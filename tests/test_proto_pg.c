@@ -263,6 +263,6 @@ Test(proto_pg, unknown_protocol_is_refused) {
   struct t_run r;
   cr_assert_eq(t_run(argv, NULL, NULL, 20000, &r), 0);
   cr_assert_eq(r.status, 2, "exit %d: %s", r.status, r.err);
-  HAS(r.err, "does not speak 'gopher'");
+  HAS(r.err, "unknown protocol 'gopher'");
   t_run_free(&r);
 }

@@ -215,9 +215,31 @@ static int run_child(struct exec_state *st, const char *file, char **argv,
   return 0;
 }
 
-/* --proxy HOST:PORT or [IPV6]:PORT; a host name is resolved to its first
- * address. Returns 0, or an exit status after saying what is wrong. */
-static int parse_proxy(const char *arg, struct sockaddr_storage *ss) {
+/* --proxy [PROTO=]HOST:PORT or [PROTO=][IPV6]:PORT; a host name is
+ * resolved to its first address. PROTO is a protocol the proxy follows
+ * (for protocol faults such as http_error), *proto set to it or NULL and
+ * *addr to what follows it. Returns 0, or an exit status after saying
+ * what is wrong. */
+static int parse_proxy(const char *arg, struct sockaddr_storage *ss,
+                       char *proto, size_t protolen, const char **addr) {
+  const char *eq = strchr(arg, '=');
+  proto[0] = '\0';
+  *addr = arg;
+  if (eq != NULL) {
+    char known[256];
+    size_t pl = (size_t)(eq - arg);
+    if (pl < protolen) {
+      memcpy(proto, arg, pl);
+      proto[pl] = '\0';
+    }
+    if (pl >= protolen || !fl_proxy_speaks(proto)) {
+      fl_codec_names(known, sizeof(known));
+      fl_say("exec: --proxy '%s': unknown protocol '%.*s' (allowed: %s)", arg,
+             (int)pl, arg, known);
+      return FL_EXIT_USAGE;
+    }
+    arg = *addr = eq + 1;
+  }
   char host[256];
   const char *from = arg, *port = NULL;
   size_t n = 0;
@@ -234,8 +256,8 @@ static int parse_proxy(const char *arg, struct sockaddr_storage *ss) {
   long num = port != NULL && *port != '\0' ? strtol(port, &end, 10) : 0;
   if (n == 0 || n >= sizeof(host) || end == NULL || *end != '\0' || num < 1 ||
       num > 65535) {
-    fl_say("exec: bad --proxy '%s' (allowed: HOST:PORT or [IPV6]:PORT, the "
-           "dependency's address)",
+    fl_say("exec: bad --proxy '%s' (allowed: [PROTO=]HOST:PORT or "
+           "[PROTO=][IPV6]:PORT, the dependency's address)",
            arg);
     return FL_EXIT_USAGE;
   }
@@ -251,31 +273,18 @@ static int parse_proxy(const char *arg, struct sockaddr_storage *ss) {
   return 0;
 }
 
-/* --proxy PROTO=HOST:PORT: the address part, and the protocol (a codec's
- * name, fl_proxy_speaks) into proto ("" when not given). */
-static const char *proxy_split(const char *arg, char *proto, size_t cap) {
-  const char *eq = strchr(arg, '=');
-  proto[0] = '\0';
-  if (eq == NULL || (size_t)(eq - arg) >= cap)
-    return arg;
-  memcpy(proto, arg, (size_t)(eq - arg));
-  proto[eq - arg] = '\0';
-  return eq + 1;
-}
-
 /* Starts a proxy per --proxy on the loop, and redirects the command's
  * connections to that address through it for the whole run, so that
  * faults switched later reach connections that already exist. */
 static int start_proxies(struct exec_state *st, fl_control_t *ctl,
                          const struct exec_opts *o,
-                         const struct sockaddr_storage *ups) {
+                         const struct sockaddr_storage *ups, char (*protos)[32],
+                         const char **addrs) {
   for (int i = 0; i < o->nproxies; i++) {
-    char proto[32];
-    const char *addr = proxy_split(o->proxies[i], proto, sizeof(proto));
-    struct fl_proxy_opts opts = {.protocol = proto[0] ? proto : NULL};
+    struct fl_proxy_opts popts = {.protocol = protos[i][0] ? protos[i] : NULL};
     int rc =
         fl_proxy_start_with(&st->loop, ctl, (const struct sockaddr *)&ups[i],
-                            &opts, &st->proxies[i]);
+                            &popts, &st->proxies[i]);
     if (rc != 0) {
       fl_say("cannot start the proxy for %s: %s", o->proxies[i],
              fl_strerror(rc));
@@ -285,8 +294,8 @@ static int start_proxies(struct exec_state *st, fl_control_t *ctl,
     char err[512];
     struct fl_rule rule;
     uint32_t id;
-    if (fl_proxy_redirect_rule(st->proxies[i], addr, &rule, err, sizeof(err)) !=
-        0) {
+    if (fl_proxy_redirect_rule(st->proxies[i], addrs[i], &rule, err,
+                               sizeof(err)) != 0) {
       fl_say("%s", err);
       return FL_EXIT_USAGE;
     }
@@ -306,6 +315,8 @@ struct exec_run {
   struct exec_opts o;
   struct fl_rule *rules;        /* one per --fault */
   struct sockaddr_storage *ups; /* one per --proxy */
+  char (*protos)[32];           /* its protocol, "" for bytes only */
+  const char **addrs;           /* its HOST:PORT */
   char prog[PATH_MAX], shim[PATH_MAX], ctlpath[PATH_MAX];
   char tmpdir[PATH_MAX]; /* ours to remove when set (no --control) */
   fl_control_t *ctl;
@@ -320,7 +331,10 @@ static int check_args(struct exec_run *x) {
   x->rules = calloc((size_t)o->nfaults + 1, sizeof(*x->rules));
   x->ups = calloc((size_t)o->nproxies + 1, sizeof(*x->ups));
   x->st.proxies = calloc((size_t)o->nproxies + 1, sizeof(*x->st.proxies));
-  if (x->rules == NULL || x->ups == NULL || x->st.proxies == NULL)
+  x->protos = calloc((size_t)o->nproxies + 1, sizeof(*x->protos));
+  x->addrs = calloc((size_t)o->nproxies + 1, sizeof(*x->addrs));
+  if (x->rules == NULL || x->ups == NULL || x->st.proxies == NULL ||
+      x->protos == NULL || x->addrs == NULL)
     return FL_EXIT_ENV;
   char err[512];
   for (int i = 0; i < o->nfaults; i++)
@@ -329,14 +343,8 @@ static int check_args(struct exec_run *x) {
       return FL_EXIT_USAGE;
     }
   for (int i = 0; i < o->nproxies; i++) {
-    char proto[32];
-    const char *addr = proxy_split(o->proxies[i], proto, sizeof(proto));
-    if (proto[0] != '\0' && !fl_proxy_speaks(proto)) {
-      fl_say("exec: --proxy '%s': the proxy does not speak '%s'", o->proxies[i],
-             proto);
-      return FL_EXIT_USAGE;
-    }
-    int status = parse_proxy(addr, &x->ups[i]);
+    int status = parse_proxy(o->proxies[i], &x->ups[i], x->protos[i],
+                             sizeof(x->protos[i]), &x->addrs[i]);
     if (status != 0)
       return status;
   }
@@ -427,7 +435,8 @@ static int start_loop(struct exec_run *x) {
     return FL_EXIT_ENV;
   }
   x->loop_ready = 1;
-  if ((rc = start_proxies(&x->st, x->ctl, &x->o, x->ups)) != 0)
+  if ((rc = start_proxies(&x->st, x->ctl, &x->o, x->ups, x->protos,
+                          x->addrs)) != 0)
     return rc;
   if (!x->o.quiet)
     fl_say("control %s (seed %" PRIu64 ")", x->ctlpath,
@@ -457,6 +466,8 @@ static void exec_close(struct exec_run *x) {
   }
   free(x->st.proxies);
   free(x->ups);
+  free(x->protos);
+  free(x->addrs);
   free_env(x->env);
   fl_control_remove(x->ctl);
   if (x->tmpdir[0] != '\0')

@@ -64,8 +64,8 @@ static const char validate_usage[] =
 
 static const char exec_usage[] =
     "usage: faultline exec [--control PATH] [--fault SPEC]... [--seed N]\n"
-    "                      [--proxy HOST:PORT]... [--quiet] -- COMMAND "
-    "[ARG]...\n"
+    "                      [--proxy [PROTO=]HOST:PORT]... [--quiet]\n"
+    "                      -- COMMAND [ARG]...\n"
     "\n"
     "Runs COMMAND with libfaultline-preload.so and the given faults active\n"
     "from its first instruction; exits with its status. Children of COMMAND\n"
@@ -79,7 +79,9 @@ static const char exec_usage[] =
     "                  through a stream-fault proxy (repeatable): a redirect\n"
     "                  rule sends them to it for the whole run, and proxy\n"
     "                  faults (latency@HOST:PORT,ms=200...) then act on them\n"
-    "                  ('faultline clear' keeps those redirects)\n"
+    "                  ('faultline clear' keeps those redirects); with\n"
+    "                  PROTO= (http...) the proxy follows that protocol, and\n"
+    "                  its protocol faults (http_error@HOST:PORT...) act too\n"
     "  --seed N        seed for p= and toxicity= decisions (printed when not\n"
     "                  given)\n"
     "  --quiet         print nothing of our own\n";
@@ -154,6 +156,10 @@ static const char faults_stream_opts[] =
     "  connections affected (reset_peer, limit_data: connections cut; down:\n"
     "  connections refused or closed, and once when the listener stops);\n"
     "  bytes held back by latency, bandwidth and slicer are counted too.\n"
+    "  Protocol faults (redis_error, pg_error, http_*) need a proxy that\n"
+    "  follows the protocol ('exec --proxy http=HOST:PORT', a dependency of\n"
+    "  that type, or protocol: in the service file); p=, after= and times=\n"
+    "  count messages, and each message rewritten counts as injected.\n"
     "Other faults:\n";
 
 static const char faults_process[] =

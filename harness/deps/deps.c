@@ -208,6 +208,7 @@ static void dep_freed(uv_handle_t *h) {
   free(d->priv);
   free(d->strays);
   free(d->name);
+  free(d->config);
   free(d);
   if (done != NULL)
     done(arg);
@@ -367,6 +368,13 @@ static struct fl_dep *dep_new(const struct fl_dep_kind *kind,
 
 int fl_dep_start(uv_loop_t *loop, const fl_dep_kind_t *kind, const char *name,
                  const char *workdir, fl_dep_cb cb, void *arg, fl_dep_t **out) {
+  return fl_dep_start_config(loop, kind, name, workdir, NULL, cb, arg, out);
+}
+
+int fl_dep_start_config(uv_loop_t *loop, const fl_dep_kind_t *kind,
+                        const char *name, const char *workdir,
+                        const char *config, fl_dep_cb cb, void *arg,
+                        fl_dep_t **out) {
   if (out != NULL)
     *out = NULL;
   if (loop == NULL || kind == NULL || name == NULL || workdir == NULL ||
@@ -375,6 +383,12 @@ int fl_dep_start(uv_loop_t *loop, const fl_dep_kind_t *kind, const char *name,
   struct fl_dep *d = dep_new(kind, name);
   if (d == NULL)
     return -ENOMEM;
+  if (config != NULL && (d->config = strdup(config)) == NULL) {
+    free(d->name);
+    free(d->priv);
+    free(d);
+    return -ENOMEM;
+  }
   d->loop = loop;
   snprintf(d->host, sizeof(d->host), "127.0.0.1");
   d->first_start = 1;

@@ -76,6 +76,13 @@ typedef void (*fl_dep_cb)(fl_dep_t *dep, int rc, void *arg);
 int fl_dep_start(uv_loop_t *loop, const fl_dep_kind_t *kind, const char *name,
                  const char *workdir, fl_dep_cb cb, void *arg, fl_dep_t **out);
 
+/* fl_dep_start with the kind's configuration (http: the stub's routes,
+ * JSON as harness/scenario/routes.c writes it); config may be NULL. */
+int fl_dep_start_config(uv_loop_t *loop, const fl_dep_kind_t *kind,
+                        const char *name, const char *workdir,
+                        const char *config, fl_dep_cb cb, void *arg,
+                        fl_dep_t **out);
+
 /* An external dependency: an address only ("host:port"); ready at once. */
 int fl_dep_external(const char *name, const char *address, fl_dep_t **out);
 

@@ -109,6 +109,7 @@ struct fl_dep {
   const struct fl_dep_kind *kind;
   void *priv; /* kind->priv_size bytes, the kind's own */
   char *name;
+  char *config; /* the kind's configuration, or NULL */
   char host[256];
   int port;
   char url[512];

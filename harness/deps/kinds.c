@@ -10,7 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const struct fl_dep_kind fl_dep_postgres_kind, fl_dep_redis_kind;
+extern const struct fl_dep_kind fl_dep_postgres_kind, fl_dep_redis_kind,
+    fl_dep_http_kind;
 
 /* An address only: nothing to run, no fault applies. */
 const struct fl_dep_kind fl_dep_external_kind = {.name = "external"};
@@ -18,6 +19,7 @@ const struct fl_dep_kind fl_dep_external_kind = {.name = "external"};
 static const struct fl_dep_kind *const kinds[] = {
     &fl_dep_postgres_kind,
     &fl_dep_redis_kind,
+    &fl_dep_http_kind,
     &fl_dep_external_kind,
 };
 

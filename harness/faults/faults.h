@@ -47,21 +47,22 @@ enum fl_proc_fault {
 
 /* One fault action: a row of the vocabulary. */
 struct fl_fault_type {
-  const char *name;    /* as written in specs, scenarios and reports */
-  uint8_t kind;        /* enum fl_fault_kind */
-  uint8_t aim;         /* enum fl_fault_aim */
-  uint8_t action;      /* enum fl_action of its rule (shim, proxy) */
-  uint8_t proc;        /* enum fl_proc_fault (process) */
-  uint8_t internal;    /* the runner's plumbing: specs only, never listed */
-  uint8_t ms_min;      /* the least ms= (0 where it means "at once") */
-  uint8_t dir;         /* proxy: enum fl_dir when no dir= is given */
-  uint32_t ops;        /* enum fl_op_class bits (exhaust: per target) */
-  const char *options; /* the keys it takes: "ms, p, after, times" */
-  const char *needs;   /* a required option, "ms=N"; NULL for none */
-  const char *example; /* what follows NAME@ in the `needs` message */
-  const char *usage;   /* after NAME in `help faults`: "@T,ms=N" */
-  const char *help;    /* one line, for `faultline list` */
-  const char *detail;  /* `help faults`: the lines after the usage */
+  const char *name;     /* as written in specs, scenarios and reports */
+  uint8_t kind;         /* enum fl_fault_kind */
+  uint8_t aim;          /* enum fl_fault_aim */
+  uint8_t action;       /* enum fl_action of its rule (shim, proxy) */
+  uint8_t proc;         /* enum fl_proc_fault (process) */
+  uint8_t internal;     /* the runner's plumbing: specs only, never listed */
+  uint8_t ms_min;       /* the least ms= (0 where it means "at once") */
+  uint8_t dir;          /* proxy: enum fl_dir when no dir= is given */
+  uint32_t ops;         /* enum fl_op_class bits (exhaust: per target) */
+  const char *options;  /* the keys it takes: "ms, p, after, times" */
+  const char *needs;    /* a required option, "ms=N"; NULL for none */
+  const char *example;  /* what follows NAME@ in the `needs` message */
+  const char *usage;    /* after NAME in `help faults`: "@T,ms=N" */
+  const char *help;     /* one line, for `faultline list` */
+  const char *detail;   /* `help faults`: the lines after the usage */
+  const char *protocol; /* protocol faults: the one its target must speak */
 };
 
 /* The rows in order (NULL past the last), and lookups: NULL if none. */

@@ -141,9 +141,9 @@ static const struct fl_fault_type table[] = {
      * answers whole messages itself (harness/proxy/codec.c). p=, after=
      * and times= count messages, not connections. */
     {"redis_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_REDIS_ERROR,
-     .dir = FL_DIR_BOTH, .options = "reply, match, " PROTO_OPTS,
-     .needs = "reply=TEXT", .example = "redis,reply=LOADING",
-     .usage = "@T,reply=TEXT",
+     .dir = FL_DIR_BOTH, .protocol = "redis",
+     .options = "reply, match, " PROTO_OPTS, .needs = "reply=TEXT",
+     .example = "redis,reply=LOADING", .usage = "@T,reply=TEXT",
      .help = "proxy: answer Redis commands with an error reply",
      .detail = "answer the next commands (match=GET|SET: those)"
                "\n"
@@ -153,7 +153,7 @@ static const struct fl_fault_type table[] = {
                "\n"
                "NOAUTH: Redis's own text"},
     {"pg_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_PG_ERROR,
-     .dir = FL_DIR_BOTH,
+     .dir = FL_DIR_BOTH, .protocol = "postgres",
      .options = "code, reply, stage, severity, close, match, " PROTO_OPTS,
      .needs = "code=SQLSTATE", .example = "postgres,code=53300",
      .usage = "@T,code=SQLSTATE",
@@ -168,20 +168,23 @@ static const struct fl_fault_type table[] = {
                "\n"
                "match=A|B: queries whose text holds A or B"},
     {"http_error", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_HTTP_ERROR,
-     .dir = FL_DIR_BOTH, .options = "status, header, reply, match, " PROTO_OPTS,
+     .dir = FL_DIR_BOTH, .protocol = "http",
+     .options = "status, header, reply, match, " PROTO_OPTS,
      .needs = "status=N", .example = "api,status=503", .usage = "@T,status=N",
      .help = "proxy: answer HTTP requests with a status of ours",
      .detail = "answer requests (match=\"GET /v1/*\": those) with"
                "\n"
                "status=N, header= and reply= as the body"},
     {"http_delay", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_HTTP_DELAY, .ms_min = 1,
-     .dir = FL_DIR_DOWN, .options = "ms, match, " PROTO_OPTS, .needs = "ms=N",
+     .dir = FL_DIR_DOWN, .protocol = "http",
+     .options = "ms, match, " PROTO_OPTS, .needs = "ms=N",
      .example = "api,ms=2000", .usage = "@T,ms=N",
      .help = "proxy: hold HTTP response heads ms=N",
      .detail = "hold each response's head N ms"},
     {"http_cut", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_HTTP_CUT,
-     .dir = FL_DIR_DOWN, .options = "bytes, match, " PROTO_OPTS,
-     .needs = "bytes=N", .example = "api,bytes=100", .usage = "@T,bytes=N",
+     .dir = FL_DIR_DOWN, .protocol = "http",
+     .options = "bytes, match, " PROTO_OPTS, .needs = "bytes=N",
+     .example = "api,bytes=100", .usage = "@T,bytes=N",
      .help = "proxy: cut HTTP responses after bytes=N of body",
      .detail = "close the connection after N bytes of a"
                "\n"

@@ -8,12 +8,14 @@
 #include "pgwire.h"
 #include "proxy_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 extern const struct fl_codec fl_codec_redis; /* redis.c */
+extern const struct fl_codec fl_codec_http;  /* http.c */
 
 static const struct fl_codec *const codecs[] = {
-    &fl_codec_redis, &fl_codec_postgres, NULL, /* the end */
+    &fl_codec_redis, &fl_codec_postgres, &fl_codec_http, NULL, /* the end */
 };
 
 const struct fl_codec *fl_codec_find(const char *name) {
@@ -21,4 +23,12 @@ const struct fl_codec *fl_codec_find(const char *name) {
     if (strcmp(codecs[i]->name, name) == 0)
       return codecs[i];
   return NULL;
+}
+
+void fl_codec_names(char *buf, size_t size) {
+  size_t at = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; codecs[i] != NULL && at < size; i++)
+    at += (size_t)snprintf(buf + at, size - at, "%s%s", at ? ", " : "",
+                           codecs[i]->name);
 }

@@ -142,6 +142,8 @@ static void enqueue(struct pipe *pp, const char *data, size_t n, uint64_t now) {
   if (pp->fx.jitter_ns > 0)
     delay += jitter_draw(pp);
   ch->due_ns = now + (uint64_t)(delay > 0 ? delay : 0);
+  if (ch->due_ns < pp->hold_ns)
+    ch->due_ns = pp->hold_ns;
   if (ch->due_ns < pp->last_due_ns) /* jitter never reorders */
     ch->due_ns = pp->last_due_ns;
   pp->last_due_ns = ch->due_ns;
@@ -326,7 +328,8 @@ void fl_conn_send(struct conn *c, int d, const char *data, size_t n) {
   struct pipe *pp = &c->pipes[d];
   if (c->closing || n == 0)
     return;
-  if (pp->head == NULL && pp->fx.delay_mask == 0 && !pp->fx.stall) {
+  if (pp->head == NULL && pp->fx.delay_mask == 0 && !pp->fx.stall &&
+      (pp->hold_ns == 0 || pp->hold_ns <= now_ns())) {
     write_now(pp, data, n);
     if (!c->closing)
       update_reading(pp);
@@ -335,6 +338,12 @@ void fl_conn_send(struct conn *c, int d, const char *data, size_t n) {
     if (!c->closing)
       fl_conn_pump(pp);
   }
+}
+
+void fl_conn_hold(struct conn *c, int d, uint64_t until_ns) {
+  struct pipe *pp = &c->pipes[d];
+  if (until_ns > pp->hold_ns)
+    pp->hold_ns = until_ns;
 }
 
 static void on_connect(uv_connect_t *req, int status) {

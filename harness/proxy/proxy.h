@@ -51,6 +51,9 @@ struct fl_proxy_opts {
  * service file's `protocol:`)? */
 int fl_proxy_speaks(const char *protocol);
 
+/* The protocols a proxy can follow, ", "-separated, into buf. */
+void fl_codec_names(char *buf, size_t size);
+
 /* fl_proxy_start with options (opts may be NULL). EADDRINUSE when the
  * listen address is taken. */
 int fl_proxy_start_with(uv_loop_t *loop, fl_control_t *ctl,

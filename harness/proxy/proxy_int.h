@@ -95,6 +95,7 @@ struct pipe {
   uint64_t chunks; /* chunks read: numbers jitter draws */
   uint64_t next_ns, last_due_ns;
   uint64_t eof_at_ns; /* slow_close: EOF passes on not before this */
+  uint64_t hold_ns;   /* a codec's hold: nothing leaves before this */
   struct effects fx;
   unsigned reading : 1, full : 1, eof : 1, shut : 1, shut_done : 1;
 };
@@ -203,6 +204,10 @@ void fl_conn_close(struct conn *c, enum end how);
  * bytes it passes on and for replies of its own (d the other way). May
  * close the connection: check c->closing after. */
 void fl_conn_send(struct conn *c, int d, const char *data, size_t n);
+
+/* Holds what is handed to pipe d from now on until `until_ns` (now_ns
+ * time): a codec's delay of one message, keeping the order. */
+void fl_conn_hold(struct conn *c, int d, uint64_t until_ns);
 
 /* Ends the connection once what was handed on has left (a codec's "then
  * close", as after PostgreSQL's FATAL). */

@@ -172,8 +172,8 @@ static void start_deps(struct srun *r) {
       rc = fl_dep_external(d->name, d->address, &r->deps[i]);
       external++;
     } else {
-      rc = fl_dep_start(&s->loop, d->kind, d->name, r->workdir, on_dep_ready, r,
-                        &r->deps[i]);
+      rc = fl_dep_start_config(&s->loop, d->kind, d->name, r->workdir,
+                               d->config, on_dep_ready, r, &r->deps[i]);
     }
     if (rc != 0) {
       fl_run_fail(r, "cannot start dependency %s: %s", d->name,

@@ -360,7 +360,9 @@ static int start_proxy(struct srun *r, size_t i) {
     return -EINVAL;
   }
   /* A kind whose protocol the proxy follows can take protocol faults. */
-  const char *kind = fl_dep_kind_name(fl_dep_kind_of(dep));
+  const char *kind = r->sv->deps[i].protocol;
+  if (kind == NULL)
+    kind = fl_dep_kind_name(fl_dep_kind_of(dep));
   struct fl_proxy_opts opts = {.protocol = fl_proxy_speaks(kind) ? kind : NULL};
   int rc =
       fl_proxy_start_with(&r->suite->loop, r->ctl, (const struct sockaddr *)&up,

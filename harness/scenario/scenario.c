@@ -572,6 +572,28 @@ int fl_scenario_check(const struct fl_scenario *sc, const struct fl_service *sv,
                  f->target);
         return FL_EBADSCENARIO;
       }
+      if (f->type->protocol != NULL) {
+        const char *speaks = NULL;
+        if (dep != NULL)
+          speaks = dep->protocol ? dep->protocol
+                   : fl_dep_kind_managed(dep->kind)
+                       ? fl_dep_kind_name(dep->kind)
+                       : NULL;
+        if (speaks == NULL || strcmp(speaks, f->type->protocol) != 0) {
+          snprintf(err, errlen,
+                   "%s:%d:%d: %s needs a dependency that speaks %s (a "
+                   "managed one of type %s, or type external with protocol: "
+                   "%s), found '%s'%s%s",
+                   sc->file, f->pos.line, f->pos.col, f->action,
+                   f->type->protocol, f->type->protocol, f->type->protocol,
+                   f->target,
+                   speaks ? ", which speaks "
+                   : dep  ? ", which has no protocol:"
+                          : "",
+                   speaks ? speaks : "");
+          return FL_EBADSCENARIO;
+        }
+      }
       if (dep == NULL && !literal) {
         char names[256] = "";
         for (size_t j = 0; j < sv->ndeps; j++)

@@ -28,7 +28,9 @@ struct fl_kv {
 struct fl_dep_decl {
   char *name;
   const fl_dep_kind_t *kind;
-  char *address; /* external only */
+  char *address;  /* external only */
+  char *protocol; /* external only: what its proxy follows, or NULL */
+  char *config;   /* http: its routes, as the stub reads them (JSON) */
   struct fl_pos pos;
 };
 

@@ -59,6 +59,10 @@ size_t fl_yaml_count(const yaml_node_t *n);
  * returns FL_EBADSCENARIO). */
 void *fl_yaml_array(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
                     const char *what, size_t size);
+/* routes: of an http dependency, into dep->config (routes.c). */
+struct fl_dep_decl;
+int fl_service_load_routes(struct doc *d, const yaml_node_t *v,
+                           struct fl_dep_decl *dep);
 /* The value of `key` in a mapping, or NULL. */
 yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
                          const char *key);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "proxy/proxy.h"
 #include "scenario_int.h"
 
 /* The dependency's type: a kind of harness/deps/, named in its table. */
@@ -55,6 +56,29 @@ static int load_dep_address(struct doc *d, const yaml_node_t *v,
   return 0;
 }
 
+/* protocol: for an external dependency, the protocol its proxy follows
+ * (for protocol faults); a managed one speaks its kind's. */
+static int load_dep_protocol(struct doc *d, const yaml_node_t *v,
+                             struct fl_dep_decl *dep) {
+  yaml_node_t *p = fl_yaml_get(d, v, "protocol");
+  const char *name;
+  char known[128];
+  int rc;
+  if (p == NULL)
+    return 0;
+  if (fl_dep_kind_managed(dep->kind))
+    return fl_yaml_fail(d, p,
+                        "a managed dependency speaks its type's protocol; "
+                        "'protocol' is only for type external");
+  if ((rc = fl_yaml_want_scalar(d, p, "protocol", &name)) != 0)
+    return rc;
+  fl_codec_names(known, sizeof(known));
+  if (!fl_proxy_speaks(name))
+    return fl_yaml_fail(d, p, "unknown protocol '%s' (allowed: %s)", name,
+                        known);
+  return fl_yaml_dup(d, p, name, &dep->protocol);
+}
+
 static int load_dep(struct doc *d, yaml_node_t *k, yaml_node_t *v,
                     struct fl_dep_decl *dep) {
   const char *name;
@@ -71,8 +95,11 @@ static int load_dep(struct doc *d, yaml_node_t *k, yaml_node_t *v,
   if ((rc = fl_yaml_dup(d, k, name, &dep->name)) != 0)
     return rc;
   if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "a dependency")) != 0 ||
-      (rc = fl_yaml_check_keys(d, v, "a dependency", "type address")) != 0 ||
-      (rc = load_dep_kind(d, v, name, &dep->kind)) != 0)
+      (rc = fl_yaml_check_keys(d, v, "a dependency",
+                               "type address protocol routes")) != 0 ||
+      (rc = load_dep_kind(d, v, name, &dep->kind)) != 0 ||
+      (rc = load_dep_protocol(d, v, dep)) != 0 ||
+      (rc = fl_service_load_routes(d, v, dep)) != 0)
     return rc;
   return load_dep_address(d, v, dep);
 }
@@ -240,6 +267,8 @@ void fl_service_free(struct fl_service *s) {
   for (size_t i = 0; i < s->ndeps; i++) {
     free(s->deps[i].name);
     free(s->deps[i].address);
+    free(s->deps[i].protocol);
+    free(s->deps[i].config);
   }
   free(s->deps);
   free(s);

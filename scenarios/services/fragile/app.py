@@ -169,3 +169,17 @@ async def upload(request: Request):
     with open(os.path.join(folder, name), "wb") as f:
         f.write(body)
     return {"name": name, "size": len(body)}
+
+
+# ---- payments: an HTTP upstream, called with no timeout, inline ----------
+PAYMENTS_URL = os.environ.get("PAYMENTS_URL", "http://127.0.0.1:9")
+
+
+@app.post("/api/checkout", status_code=201)
+async def checkout():
+    import requests
+    # No timeout, on the event loop; any error or non-2xx becomes a 500.
+    r = requests.post(PAYMENTS_URL + "/v1/charges",
+                      json={"amount": 42, "currency": "eur"})
+    r.raise_for_status()
+    return {"order": "ok", "payment": r.json()}

@@ -455,3 +455,47 @@ async def upload(request: Request):
                                status=507)
         return unavailable("storage unavailable", UPLOAD_RETRY_AFTER)
     return {"name": name, "size": len(body)}
+
+
+# ---- payments: an HTTP upstream (the `payments` stub of resilient.yaml) ----
+# Every call bounded by PAY_TIMEOUT and behind its own breaker; an upstream
+# 429/503 is passed on with its Retry-After, anything else that goes wrong
+# (timeout, reset, a cut or garbled body) is our 503 with Retry-After.
+PAYMENTS_URL = os.environ.get("PAYMENTS_URL", "http://127.0.0.1:9")
+PAY_TIMEOUT = env_float("PAY_TIMEOUT", 1.0)
+pay_breaker = Breaker(BREAKER_FAILURES, BREAKER_RESET)
+pay_pool = concurrent.futures.ThreadPoolExecutor(max_workers=8,
+                                                 thread_name_prefix="pay")
+
+
+def pay_call(body):
+    import requests  # Debian's python3-requests
+    r = requests.post(PAYMENTS_URL + "/v1/charges", json=body,
+                      timeout=PAY_TIMEOUT)
+    return r.status_code, r.headers.get("Retry-After"), r.json()
+
+
+@app.post("/api/checkout")
+async def checkout(request: Request):
+    body = {"amount": 42, "currency": "eur"}
+    ticket = pay_breaker.admit()
+    if ticket is None:
+        return unavailable("payments unavailable", pay_breaker.retry_after())
+    loop = asyncio.get_running_loop()
+    try:
+        status, retry, answer = await asyncio.wait_for(
+            loop.run_in_executor(pay_pool, pay_call, body), PAY_TIMEOUT + 0.2)
+    except Exception as exc:  # timeout, connection, cut body, bad JSON
+        log.warning("payments failed: %s", type(exc).__name__)
+        pay_breaker.failure(ticket)
+        return unavailable("payments unavailable", pay_breaker.retry_after())
+    if status in (429, 503):
+        pay_breaker.failure(ticket)
+        hint = float(retry) if retry and retry.isdigit() else \
+            pay_breaker.retry_after()
+        return unavailable("payments busy", hint, status=status)
+    if status >= 500:
+        pay_breaker.failure(ticket)
+        return unavailable("payments failed", pay_breaker.retry_after())
+    pay_breaker.success(ticket)
+    return JSONResponse({"order": "ok", "payment": answer}, status_code=201)
