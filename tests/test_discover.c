@@ -111,6 +111,10 @@ Test(discover, openapi_pooled_and_idle) {
   cr_assert_eq(find(&d, "GET", "/health")->nuses, 0, "%s", text);
   cr_assert(uses(find(&d, "GET", "/health/ready"), FL_USE_DEP, "postgres"));
   cr_assert_eq(find(&d, "GET", "/missing-example")->status, 410);
+  /* The pool and Redis were connected while it started. */
+  struct fl_audit_endpoint boot = {.uses = d.startup, .nuses = d.nstartup};
+  cr_assert(uses(&boot, FL_USE_DEP, "postgres"), "%s", text);
+  cr_assert(uses(&boot, FL_USE_DEP, "redis"), "%s", text);
   /* The union, each once. */
   cr_assert_eq(d.nuses, 4, "%s", text);
   cr_assert(strstr(text, "postgres") != NULL);

@@ -279,9 +279,21 @@ static int union_uses(struct fl_discovery *r) {
   return 0;
 }
 
+/* Recording was on from the target's start: what it used until now (its
+ * start-up and the readiness checks) has no idle baseline to subtract. */
+static int startup_uses(struct disc *d, const struct fl_run_session *s) {
+  struct fl_audit_endpoint tmp = {0};
+  fl_control_usage(s->ctl, d->after);
+  fl_usage_delta(NULL, d->after, d->win);
+  int rc = attribute(d, s, &tmp, 0);
+  d->out->startup = tmp.uses;
+  d->out->nstartup = tmp.nuses;
+  return rc;
+}
+
 static int discover(struct disc *d, const struct fl_run_session *s) {
-  int rc = 0;
-  if (d->out->endpoints == NULL)
+  int rc = startup_uses(d, s);
+  if (rc == 0 && d->out->endpoints == NULL)
     rc = openapi_endpoints(d, s);
   if (rc == 0)
     rc = find_probes(d, s);
@@ -335,7 +347,8 @@ int fl_audit_discover(const struct fl_discover_opts *o,
   }
   if (rc == 0) {
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before the driver's thread */
-    struct fl_run_opts ro = {.out_dir = o->work_dir, .quiet = o->quiet};
+    struct fl_run_opts ro = {
+        .out_dir = o->work_dir, .quiet = o->quiet, .record = 1};
     rc = fl_run_service(o->service_file, &ro, drive, &d, err, errlen);
     if (rc == 0 && d.rc != 0)
       rc = d.rc; /* err holds its sentence */

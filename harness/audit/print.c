@@ -72,6 +72,9 @@ void fl_discovery_print(const struct fl_discovery *d, FILE *f) {
         }
     fputs(")\n", f);
   }
+  fputs("at start-up: ", f);
+  print_uses(d->startup, d->nstartup, f);
+  fputc('\n', f);
 }
 
 void fl_discovery_free(struct fl_discovery *d) {
@@ -83,5 +86,8 @@ void fl_discovery_free(struct fl_discovery *d) {
   for (size_t i = 0; i < d->nuses; i++)
     free(d->uses[i].name);
   free(d->uses);
+  for (size_t i = 0; i < d->nstartup; i++)
+    free(d->startup[i].name);
+  free(d->startup);
   memset(d, 0, sizeof(*d));
 }

@@ -135,6 +135,10 @@ static int make_workdir(struct srun *r) {
     fl_run_fail(r, "%s", err);
     return -1;
   }
+  if (o->record && fl_control_set_recording(r->ctl, 1) != 0) {
+    fl_run_fail(r, "cannot turn usage recording on");
+    return -1;
+  }
   return 0;
 }
 

@@ -21,6 +21,7 @@ struct fl_run_opts {
   int quiet;                /* no progress lines */
   int have_seed;
   uint64_t seed;
+  int record; /* usage recording on from the target's start (audit) */
 };
 
 /* Runs the scenario files; *result gets the suite's result (also on
