@@ -12,6 +12,10 @@
  *   shim, 32 rules  the same with 32 rules aimed at other addresses: the
  *                   gate is open for connect and socket I/O, so each such
  *                   call walks the rule table and misses;
+ *   shim recording  an empty segment with usage recording on (audit
+ *                   discovery): connect, socket I/O, opens and lookups
+ *                   take the slow path and count what they used; off,
+ *                   recording costs nothing (shim idle is the same gate);
  *   fiu-run -x      libfiu's POSIX preload with no failure enabled: the
  *                   baseline a user would otherwise reach for.
  *
@@ -51,13 +55,13 @@
 #include "control/control.h"
 #include "faults/faults.h"
 
-enum cfg { CFG_PLAIN, CFG_SHIM, CFG_SHIM32, CFG_FIU, CFG_COUNT };
+enum cfg { CFG_PLAIN, CFG_SHIM, CFG_SHIM32, CFG_REC, CFG_FIU, CFG_COUNT };
 static const char *const cfg_names[CFG_COUNT] = {
-    "plain", "shim idle", "shim, 32 rules", "fiu-run -x"};
+    "plain", "shim idle", "shim, 32 rules", "shim recording", "fiu-run -x"};
 /* What /proc/self/maps of a micro child must show in each configuration:
  * proof that the preload really happened. */
-static const char *const cfg_preload[CFG_COUNT] = {"none", "faultline",
-                                                   "faultline", "fiu"};
+static const char *const cfg_preload[CFG_COUNT] = {
+    "none", "faultline", "faultline", "faultline", "fiu"};
 
 enum { MODE_P1, MODE_P16, MODE_COUNT };
 static const int mode_pipeline[MODE_COUNT] = {1, 16};
@@ -172,7 +176,8 @@ static struct {
   char shim_built[32];      /* the build's mtime, for the report */
   char fifo[PATH_MAX + 16]; /* fiu-run's control fifo prefix, in dir */
   char py[PATH_MAX + 32];   /* the asyncio client script, in dir */
-  fl_control_t *ctl[2];     /* [0] empty, [1] with the decoy rules */
+  /* [0] empty, [1] with the decoy rules, [2] empty, recording usage */
+  fl_control_t *ctl[3];
   char **env[CFG_COUNT];
   pid_t redis;
   int port;
@@ -189,7 +194,7 @@ static void stop_redis(void) { bench_stop_child(&g.redis, 0, 3000); }
 
 static void cleanup(void) {
   stop_redis();
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     if (g.ctl[i] != NULL)
       fl_control_remove(g.ctl[i]);
     g.ctl[i] = NULL;
@@ -362,11 +367,14 @@ static int setup(void) {
     return -1;
   }
   if (copy_shim() != 0 || make_segment(0, "control-idle", 0) != 0 ||
-      make_segment(1, "control-rules", DECOY_RULES) != 0)
+      make_segment(1, "control-rules", DECOY_RULES) != 0 ||
+      make_segment(2, "control-record", 0) != 0 ||
+      fl_control_set_recording(g.ctl[2], 1) != 0)
     return -1;
   g.env[CFG_PLAIN] = bench_env(NULL, NULL);
   g.env[CFG_SHIM] = bench_env(g.shim, fl_control_path(g.ctl[0]));
   g.env[CFG_SHIM32] = bench_env(g.shim, fl_control_path(g.ctl[1]));
+  g.env[CFG_REC] = bench_env(g.shim, fl_control_path(g.ctl[2]));
   g.env[CFG_FIU] = bench_env(NULL, NULL); /* fiu-run sets its own LD_PRELOAD */
   for (int c = 0; c < CFG_COUNT; c++)
     if (g.env[c] == NULL) {

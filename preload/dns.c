@@ -34,6 +34,9 @@ static int lookup_fault(const char *name, int op, int *sys_errno) {
   if (!FL_UNLIKELY(fl_ops() & FL_OPC_DNS) || name == NULL ||
       fl_is_numeric_host(name))
     return 0;
+  struct fl_usage *u = fl_recording();
+  if (u != NULL)
+    fl_usage_name(u, name);
   struct fl_verdict v;
   if (!fl_decide_name(name, &v))
     return 0;

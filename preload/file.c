@@ -54,6 +54,9 @@ static int open_fault(int dirfd, const char *path, int flags) {
   } else if (path != NULL && wants_write(flags)) {
     char abs[PATH_MAX];
     absolute(dirfd, path, abs, sizeof(abs));
+    struct fl_usage *u = fl_recording();
+    if (u != NULL && abs[0] == '/')
+      fl_usage_path(u, abs, (flags & O_CREAT) ? FL_USEF_CREATE : 0);
     if (abs[0] == '/' && fl_decide_path(FL_OPC_OPEN, abs, &v))
       err = v.err;
   }

@@ -41,6 +41,13 @@ FL_HIDDEN uint32_t fl_generation(void) {
 
 FL_HIDDEN const struct fl_ctl_header *fl_header(void) { return header; }
 
+FL_HIDDEN struct fl_usage *fl_recording(void) {
+  const struct fl_ctl_header *h = header;
+  if (h == NULL || !atomic_load_explicit(&h->record, memory_order_acquire))
+    return NULL;
+  return &fl_stats->usage;
+}
+
 /* One line on stderr, with no stdio (no allocation, no locks). */
 static void say(const char *a, const char *b, const char *c, const char *d) {
   const char *parts[] = {a, b, c, d, "\n"};

@@ -63,6 +63,9 @@ static int io_fault(uint32_t ops, enum io_kind kind, int fd, int msg_flags,
   struct fl_verdict v;
   struct fl_dest d;
   if (kind != FILE_OUT && fl_fd_lookup(fd, &d)) {
+    struct fl_usage *u = fl_recording();
+    if (u != NULL) /* pooled connections count: no connect is needed */
+      fl_usage_dest(u, &d.inet, 0);
     d.fd = fd;
     d.msg_flags = msg_flags;
     d.addr_seen = 0;

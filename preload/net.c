@@ -146,6 +146,9 @@ static int connect_slow(int fd, const struct sockaddr *addr, socklen_t len) {
     errno = saved;
     return real_connect(fd, addr, len);
   }
+  struct fl_usage *u = fl_recording();
+  if (u != NULL) /* the destination asked for, before any redirect */
+    fl_usage_dest(u, &d.inet, 1);
   while ((d.inet.family != 0 || d.unix_hash != 0) &&
          fl_decide_dest(FL_OPC_CONNECT, &d, &v)) {
     if (v.action != FL_ACT_REDIRECT)

@@ -175,6 +175,15 @@ FL_HIDDEN int fl_fd_blocking(int fd, int msg_flags);
 /* Process identity, refreshed after fork(); see fdtable.c for vfork. */
 extern FL_HIDDEN _Atomic int fl_pid;
 
+/* Usage recording (usage.c): the segment's tables while the runner has
+ * recording on, else NULL (init.c). Slow paths only. */
+FL_HIDDEN struct fl_usage *fl_recording(void);
+FL_HIDDEN void fl_usage_dest(struct fl_usage *u, const struct fl_addr *a,
+                             int connect);
+FL_HIDDEN void fl_usage_name(struct fl_usage *u, const char *name);
+FL_HIDDEN void fl_usage_path(struct fl_usage *u, const char *path,
+                             uint32_t flags);
+
 /* Sleeps ms milliseconds, resuming after signals. */
 FL_HIDDEN void fl_sleep_ms(uint32_t ms);
 

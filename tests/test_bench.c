@@ -154,6 +154,7 @@ Test(bench, shim_quick, .timeout = 180) {
       "| redis-benchmark GET -P 1 | fiu-run -x |",
       "| Python asyncio SET/GET | shim idle |",
       "| round trip | shim idle |",
+      "| round trip | shim recording |",
       "| recv EAGAIN | fiu-run -x |",
       NULL};
   quick(SHIM, rows, 160000);

@@ -45,6 +45,10 @@ struct fl_discovery {
   char *live, *ready;  /* paths of liveness and readiness; NULL: none found */
   struct fl_use *uses; /* the union of the endpoints' uses, each once */
   size_t nuses;
+  /* What the service used while starting, before it was ready (a name
+   * resolved only then, a pool's first connections); not in `uses`. */
+  struct fl_use *startup;
+  size_t nstartup;
 };
 
 struct fl_discover_opts {

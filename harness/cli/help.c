@@ -12,6 +12,7 @@ static const char general[] =
     "  run      run scenarios against their service and judge them\n"
     "  validate check scenario and service files without running anything\n"
     "  report   render a run's result.json as HTML, Markdown or JUnit XML\n"
+    "  audit    what a service's endpoints use, found by running it\n"
     "\n"
     "Local failure rehearsal:\n"
     "  exec     run a command under the shim, with faults\n"
@@ -279,6 +280,23 @@ static const char scenario_help[] =
     "validate'). The faults (ACTION, TARGET, options) and the expectation\n"
     "forms are listed by 'faultline list'.\n";
 
+static const char audit_usage[] =
+    "usage: faultline audit --discover-only [--endpoints FILE | --openapi "
+    "PATH]\n"
+    "                       [--out DIR] [--quiet] SERVICE.yaml\n"
+    "\n"
+    "Starts the service with its dependencies under the shim and exercises\n"
+    "each endpoint alone, recording what it used beyond what the idle\n"
+    "service does: the dependencies it reached (new connections and pooled\n"
+    "ones), other HOST:PORTs, the names it resolved and the paths it wrote\n"
+    "(as globs, ${DATA_DIR} kept); then prints them with each endpoint's\n"
+    "usual status, p50 and p99, and the liveness and readiness paths.\n"
+    "\n"
+    "The endpoints come from --endpoints FILE, a YAML list of {method, path,\n"
+    "body, headers, name}, or from the OpenAPI document the service serves\n"
+    "(--openapi PATH, /openapi.json by default). The target's log goes to\n"
+    "DIR/discover/ (DIR: faultline-audit).\n";
+
 /* `faultline help TOPIC`: each topic once, read by fl_usage and by the
  * list of topics a bad one is answered with. */
 static const struct {
@@ -286,11 +304,12 @@ static const struct {
   const char *text;
   void (*print)(void);
 } topics[] = {
-    {"run", run_usage, NULL},      {"validate", validate_usage, NULL},
-    {"exec", exec_usage, NULL},    {"inject", inject_usage, NULL},
-    {"clear", clear_usage, NULL},  {"status", status_usage, NULL},
-    {"list", list_usage, NULL},    {"serve", serve_usage, NULL},
-    {"faults", NULL, faults_help}, {"scenario", scenario_help, NULL},
+    {"run", run_usage, NULL},          {"validate", validate_usage, NULL},
+    {"exec", exec_usage, NULL},        {"inject", inject_usage, NULL},
+    {"clear", clear_usage, NULL},      {"status", status_usage, NULL},
+    {"list", list_usage, NULL},        {"serve", serve_usage, NULL},
+    {"audit", audit_usage, NULL},      {"faults", NULL, faults_help},
+    {"scenario", scenario_help, NULL},
 };
 
 int fl_usage_topic(const char *topic) {

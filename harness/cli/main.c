@@ -57,7 +57,7 @@ static const struct {
 };
 
 static const char *const runner_commands[] = {"run", "validate", "report",
-                                              "serve"};
+                                              "serve", "audit"};
 
 int main(int argc, char **argv) {
   if (argc < 2) {

@@ -130,8 +130,19 @@ static void publish(struct fl_ctl_header *h) {
   for (int i = 0; i < FL_MAX_RULES; i++)
     if (h->rules[i].active)
       ops |= h->rules[i].ops;
+  if (atomic_load_explicit(&h->record, memory_order_relaxed))
+    ops |= FL_OPC_RECORD;
   atomic_store_explicit(&h->ops, ops, memory_order_release);
   atomic_fetch_add_explicit(&h->generation, 1, memory_order_release);
+}
+
+int fl_control_set_recording(fl_control_t *c, int on) {
+  if (flock(c->fd, LOCK_EX) != 0)
+    return -errno;
+  atomic_store_explicit(&c->hdr->record, on ? 1u : 0u, memory_order_release);
+  publish(c->hdr);
+  flock(c->fd, LOCK_UN);
+  return 0;
 }
 
 /* Sequence lock, writer side: readers skip the rule while seq is odd. */

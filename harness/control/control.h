@@ -90,6 +90,45 @@ int fl_control_take(fl_control_t *c, int slot, uint32_t id, uint64_t times);
 void fl_control_record(fl_control_t *c, uint32_t id, int op, int err);
 
 /*
+ * Usage recording (audit discovery): while on, the shim fills the
+ * segment's struct fl_usage; the runner copies it and takes differences
+ * between copies to see what one window of time used.
+ */
+
+/* Turns recording on or off (the shim's slow paths then record). */
+int fl_control_set_recording(fl_control_t *c, int on);
+
+struct fl_usage_dest_view {
+  struct fl_addr addr;
+  uint64_t connects, ios;
+};
+
+struct fl_usage_text_view {
+  char text[FL_USE_TEXT];
+  uint32_t flags; /* enum fl_use_flag bits */
+  uint64_t count;
+};
+
+/* A copy of the tables: only slots whose entry is complete. */
+struct fl_usage_view {
+  struct fl_usage_dest_view dests[FL_USE_DESTS];
+  struct fl_usage_text_view names[FL_USE_NAMES];
+  struct fl_usage_text_view paths[FL_USE_PATHS];
+  size_t ndests, nnames, npaths;
+  uint64_t overflow; /* keys that found no slot, all tables */
+};
+
+/* Copies the tables of `u` (a segment's, or any other) into *out. */
+void fl_usage_read(const struct fl_usage *u, struct fl_usage_view *out);
+/* fl_usage_read of this segment's tables. */
+void fl_control_usage(fl_control_t *c, struct fl_usage_view *out);
+/* *out = what `after` holds beyond `before` (counts subtracted, entries
+ * with nothing new left out); `before` may be NULL. */
+void fl_usage_delta(const struct fl_usage_view *before,
+                    const struct fl_usage_view *after,
+                    struct fl_usage_view *out);
+
+/*
  * A blackhole: a loopback listener whose accept queue is full, so that a
  * connect to it stays in SYN_SENT (the SYN is dropped, as by a firewall)
  * until the caller's own timeout. `hang` sends connections here.

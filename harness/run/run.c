@@ -135,6 +135,10 @@ static int make_workdir(struct srun *r) {
     fl_run_fail(r, "%s", err);
     return -1;
   }
+  if (o->record && fl_control_set_recording(r->ctl, 1) != 0) {
+    fl_run_fail(r, "cannot turn usage recording on");
+    return -1;
+  }
   return 0;
 }
 
@@ -229,6 +233,7 @@ static void release_spooled(struct srun *r) {
 }
 
 static void finish(struct srun *r) {
+  fl_session_join(r); /* its driver uses the segment: it goes last */
   if (r->ctl != NULL) {
     fl_timeline_collect_injections(r);
     fl_control_remove(r->ctl);
@@ -240,13 +245,14 @@ static void finish(struct srun *r) {
   fl_rm_tree_async(&r->suite->loop, r->workdir, on_workdir_removed, r->suite);
   if (r->t_end_ns == 0)
     r->t_end_ns = uv_hrtime();
-  if (r->result == NULL && !r->spooled)
+  if (r->result == NULL && !r->spooled && r->suite->drive == NULL)
     r->result = fl_judge_scenario(r);
   release_judged(r);
   r->state = S_DONE;
-  fl_run_say(r, "%s",
-             r->spooled ? fl_verdict_name(r->verdict)
-                        : fl_result_verdict(r->result));
+  if (r->suite->drive == NULL) /* a session has no verdict */
+    fl_run_say(r, "%s",
+               r->spooled ? fl_verdict_name(r->verdict)
+                          : fl_result_verdict(r->result));
   fl_spool_result(r);
   release_spooled(r);
   if (r->timers_open) {
@@ -438,7 +444,7 @@ static int load_runs(struct suite *s, char *const *files, int nfiles, char *err,
   return 0;
 }
 
-static void free_runs(struct suite *s) {
+void fl_run_free_runs(struct suite *s) {
   for (size_t i = 0; i < s->nruns; i++) {
     struct srun *r = &s->runs[i];
     fl_scenario_free(r->sc);
@@ -455,55 +461,64 @@ static void free_runs(struct suite *s) {
   free(s->runs);
 }
 
-int fl_run_suite(char *const *files, int nfiles, const struct fl_run_opts *o,
-                 json_t **result, char *err, size_t errlen) {
-  struct suite s;
-  memset(&s, 0, sizeof(s));
-  s.o = o;
-  *result = NULL;
-  int rc = load_runs(&s, files, nfiles, err, errlen);
-  if (rc == 0 && fl_find_shim(s.shim, sizeof(s.shim)) != 0) {
+/* Runs the loaded runs on one loop until every one is done: signals, the
+ * guard, the live view. 0, or FL_ENOSHIM with err set (nothing ran). */
+int fl_run_loop(struct suite *s, char *err, size_t errlen) {
+  const struct fl_run_opts *o = s->o;
+  if (fl_find_shim(s->shim, sizeof(s->shim)) != 0) {
     snprintf(err, errlen,
              "libfaultline-preload.so not found beside faultline-run or "
              "in ../lib/faultline/ from it (set FAULTLINE_PRELOAD to its "
              "path)");
-    rc = FL_ENOSHIM;
+    return FL_ENOSHIM;
   }
-  if (rc != 0) {
-    free_runs(&s);
-    return rc;
-  }
-  if (fl_find_program("setpriv", s.setpriv, sizeof(s.setpriv)) != 0)
-    s.setpriv[0] = '\0';
+  if (fl_find_program("setpriv", s->setpriv, sizeof(s->setpriv)) != 0)
+    s->setpriv[0] = '\0';
   signal(SIGPIPE, SIG_IGN);
   /* Everything we start carries our tag; the guard, forked before the
    * loop exists, ends what carries it should we be killed. */
   char tag[48];
   if (fl_owner_tag(tag, sizeof(tag)) == 0)
     setenv(FL_OWNER_ENV, tag, 1);
-  fl_guard_start(&s.guard);
-  uv_loop_init(&s.loop);
-  uv_signal_init(&s.loop, &s.sigint);
-  uv_signal_init(&s.loop, &s.sigterm);
-  s.sigint.data = s.sigterm.data = &s;
-  uv_signal_start(&s.sigint, on_signal, SIGINT);
-  uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-  uv_timer_init(&s.loop, &s.live);
-  s.live.data = &s;
+  fl_guard_start(&s->guard);
+  uv_loop_init(&s->loop);
+  uv_signal_init(&s->loop, &s->sigint);
+  uv_signal_init(&s->loop, &s->sigterm);
+  s->sigint.data = s->sigterm.data = s;
+  uv_signal_start(&s->sigint, on_signal, SIGINT);
+  uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  uv_timer_init(&s->loop, &s->live);
+  s->live.data = s;
   if (!o->quiet && fl_live_tty())
-    uv_timer_start(&s.live, on_live, 500, 500);
+    uv_timer_start(&s->live, on_live, 500, 500);
+  if (s->drive != NULL)
+    fl_session_init(s);
+  run_next(s);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s->loop);
+  fl_guard_stop(&s->guard);
+  return 0;
+}
 
+int fl_run_suite(char *const *files, int nfiles, const struct fl_run_opts *o,
+                 json_t **result, char *err, size_t errlen) {
+  struct suite s;
+  memset(&s, 0, sizeof(s));
+  s.o = o;
+  *result = NULL;
   time_t now = time(NULL);
   char started[32];
   strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
   uint64_t t0 = uv_hrtime();
-  run_next(&s);
-  uv_run(&s.loop, UV_RUN_DEFAULT);
-  uv_loop_close(&s.loop);
-  fl_guard_stop(&s.guard);
-
+  int rc = load_runs(&s, files, nfiles, err, errlen);
+  if (rc == 0)
+    rc = fl_run_loop(&s, err, errlen);
+  if (rc != 0) {
+    fl_run_free_runs(&s);
+    return rc;
+  }
   *result = fl_judge_suite(s.runs, s.nruns, started, fl_run_since(t0));
   int interrupted = s.interrupted;
-  free_runs(&s);
+  fl_run_free_runs(&s);
   return interrupted ? -EINTR : 0;
 }

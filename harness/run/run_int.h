@@ -142,7 +142,26 @@ struct suite {
   char shim[PATH_MAX];
   char setpriv[PATH_MAX];
   struct guard guard;
+  /* A session (session.c): the caller's driver instead of a timeline. */
+  fl_run_drive_fn drive;
+  void *drive_arg;
+  uv_async_t drive_done;
+  uv_thread_t drive_thread;
+  int drive_state; /* 0 not started, 1 running, 2 joined */
+  _Atomic int stopping;
+  struct fl_run_session session;
 };
+
+/* run.c: the loop over s->runs (0, or FL_ENOSHIM with err); freeing. */
+int fl_run_loop(struct suite *s, char *err, size_t errlen);
+void fl_run_free_runs(struct suite *s);
+
+/* session.c: the driver's thread. init before the loop runs; ready
+ * when the target is ready (starts the driver, whose end tears down);
+ * join waits for a driver still running (told to stop first). */
+void fl_session_init(struct suite *s);
+void fl_session_ready(struct srun *r);
+void fl_session_join(struct srun *r);
 
 /* run.c: the lifecycle. fl_run_fail() records the first error (the
  * scenario is then ERROR) and tears down; fl_run_teardown() ends what is

@@ -150,7 +150,10 @@ void fl_start_ready(struct srun *r) {
   if (r->control == 1)
     return; /* the first attempt, ready too late: it is being ended */
   if (r->control != 2) {
-    fl_timeline_begin_traffic(r);
+    if (r->suite->drive != NULL)
+      fl_session_ready(r);
+    else
+      fl_timeline_begin_traffic(r);
     return;
   }
   /* It starts without the faults: failing with them was its own doing. */

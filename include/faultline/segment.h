@@ -34,7 +34,7 @@
 #define FL_CTL_MAGIC                                                           \
   UINT64_C(0x314c5443544c4621) /* "!FLTCTL1" little-endian                     \
                                 */
-#define FL_CTL_VERSION 4u
+#define FL_CTL_VERSION 5u
 
 #define FL_MAX_RULES 64
 #define FL_MAX_ADDRS 4
@@ -235,6 +235,11 @@ struct fl_ctl_header {
   struct fl_addr blackhole4;
   struct fl_addr blackhole6;
   struct fl_rule rules[FL_MAX_RULES];
+  /* Usage recording (audit discovery): while set, the runner also keeps
+   * FL_OPC_RECORD's classes in `ops`, and the shim's slow paths fill
+   * struct fl_usage. Off, it costs nothing more than the usual gate. */
+  _Atomic uint32_t record;
+  uint32_t reserved_record;
 };
 
 /* A connection counted by a limit rule. Holders are named by pid, fd and
@@ -264,11 +269,60 @@ struct fl_event {
   _Atomic int32_t err;
 };
 
+/*
+ * What the target used, recorded while header.record is set: per
+ * destination, connects and I/O calls on connected sockets (pooled
+ * connections opened earlier count too); names resolved; paths opened for
+ * writing. Fixed-size open-addressing tables: a writer claims a slot by a
+ * CAS of its key (a hash of what it records, never 0) from 0, writes the
+ * slot's text or address, then sets `ready`; readers take ready slots
+ * only. A key that finds no slot is counted in `overflow`, never stored.
+ */
+#define FL_USE_DESTS 256
+#define FL_USE_NAMES 128
+#define FL_USE_PATHS 256
+#define FL_USE_TEXT 240
+
+/* The op classes whose slow paths record: set in header.ops by the runner
+ * while header.record is on. */
+#define FL_OPC_RECORD                                                          \
+  (FL_OPC_CONNECT | FL_OPC_SOCKIO | FL_OPC_OPEN | FL_OPC_DNS)
+
+struct fl_use_dest {
+  _Atomic uint64_t key; /* 0: free */
+  _Atomic uint32_t ready;
+  uint32_t reserved;
+  struct fl_addr addr; /* family, addr and port; prefix unused */
+  _Atomic uint64_t connects;
+  _Atomic uint64_t ios; /* reads and writes on connected sockets */
+};
+
+/* Bits of fl_use_text.flags. */
+enum fl_use_flag {
+  FL_USEF_CREATE = 1u << 0, /* opened with O_CREAT: a file it may create */
+};
+
+struct fl_use_text {
+  _Atomic uint64_t key; /* 0: free */
+  _Atomic uint32_t ready;
+  _Atomic uint32_t flags; /* enum fl_use_flag bits */
+  _Atomic uint64_t count;
+  char text[FL_USE_TEXT]; /* NUL-terminated, truncated when longer */
+};
+
+struct fl_usage {
+  _Atomic uint64_t overflow_dests, overflow_names, overflow_paths;
+  struct fl_use_dest dests[FL_USE_DESTS];
+  struct fl_use_text names[FL_USE_NAMES];
+  struct fl_use_text paths[FL_USE_PATHS];
+};
+
 struct fl_ctl_stats {
   _Atomic uint64_t ring_head; /* events ever recorded */
   _Atomic uint64_t untracked; /* connected fds too high to track */
   struct fl_rule_stats rules[FL_MAX_RULES];
   struct fl_event ring[FL_RING_SIZE];
+  struct fl_usage usage;
 };
 
 #define FL_CTL_PAGE 4096u
