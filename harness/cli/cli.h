@@ -15,6 +15,7 @@ int fl_cmd_run(int argc, char **argv);
 int fl_cmd_validate(int argc, char **argv);
 int fl_cmd_report(int argc, char **argv);
 int fl_cmd_serve(int argc, char **argv);
+int fl_cmd_audit(int argc, char **argv);
 
 /* Prints a subcommand's usage to stdout (the general one for NULL or an
  * unknown name). */

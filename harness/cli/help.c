@@ -12,6 +12,7 @@ static const char general[] =
     "  run      run scenarios against their service and judge them\n"
     "  validate check scenario and service files without running anything\n"
     "  report   render a run's result.json as HTML, Markdown or JUnit XML\n"
+    "  audit    a service's failure-propagation matrix, measured\n"
     "\n"
     "Local failure rehearsal:\n"
     "  exec     run a command under the shim, with faults\n"
@@ -54,6 +55,34 @@ static const char run_usage[] =
     "  --shard I/N     run only shard I of N: a deterministic share of the\n"
     "                  files, balanced by timeline length (CI matrices;\n"
     "                  join the results with 'faultline report merge')\n";
+
+static const char audit_usage[] =
+    "usage: faultline audit [--endpoints FILE | --openapi PATH] [--out DIR]\n"
+    "                       [--jobs N] [--only GLOBS] [--quiet] SERVICE.yaml\n"
+    "\n"
+    "Finds which endpoint uses which dependency, then runs a battery of\n"
+    "cases against the service: for each dependency down, blackhole, slow\n"
+    "(above the endpoints' p99, and just past a 2 s client timeout) and\n"
+    "flapping (PostgreSQL: its connection slots held too), fd exhaustion,\n"
+    "DNS failure per resolved name, ENOSPC and EIO per written path. Each\n"
+    "endpoint gets one cell per case: graceful 503, fallback 2xx,\n"
+    "unaffected, or a finding: 500, hang, no Retry-After, cascade, no\n"
+    "recovery, readiness stays up, leak, crash; inconclusive when the\n"
+    "fault was never delivered. Writes DIR/matrix.html (a heat map),\n"
+    "matrix.md, matrix.json, every case as a scenario file under\n"
+    "DIR/scenarios/ (run them again with 'faultline run --service\n"
+    "SERVICE.yaml DIR/scenarios/*.yaml') and the run's reports under\n"
+    "DIR/run/. Exits 0 when every cell is graceful; 1 for findings or\n"
+    "inconclusive cells; 2 for bad files or flags; 3 when something could\n"
+    "not start; 130 when interrupted.\n"
+    "\n"
+    "  --endpoints FILE  the endpoints (method, path, body, headers)\n"
+    "  --openapi PATH    read them from the service's OpenAPI document\n"
+    "  --out DIR         where the matrix and the cases go (default: audit)\n"
+    "  --jobs N          cases run at once (default 1)\n"
+    "  --only GLOBS      only the cases named so, comma-separated\n"
+    "                    (postgres-*,process-fds)\n"
+    "  --quiet           no progress lines, only the summary\n";
 
 static const char validate_usage[] =
     "usage: faultline validate [--service FILE] FILE...\n"
@@ -280,11 +309,12 @@ static const struct {
   const char *text;
   void (*print)(void);
 } topics[] = {
-    {"run", run_usage, NULL},      {"validate", validate_usage, NULL},
-    {"exec", exec_usage, NULL},    {"inject", inject_usage, NULL},
-    {"clear", clear_usage, NULL},  {"status", status_usage, NULL},
-    {"list", list_usage, NULL},    {"serve", serve_usage, NULL},
-    {"faults", NULL, faults_help}, {"scenario", scenario_help, NULL},
+    {"run", run_usage, NULL},          {"validate", validate_usage, NULL},
+    {"audit", audit_usage, NULL},      {"exec", exec_usage, NULL},
+    {"inject", inject_usage, NULL},    {"clear", clear_usage, NULL},
+    {"status", status_usage, NULL},    {"list", list_usage, NULL},
+    {"serve", serve_usage, NULL},      {"faults", NULL, faults_help},
+    {"scenario", scenario_help, NULL},
 };
 
 int fl_usage_topic(const char *topic) {
@@ -329,6 +359,7 @@ static void list_expectations(void) {
       {"header(NAME) on CLASS", "every CLASS response has a valid NAME"},
       {"header(NAME) OP N on CLASS", "and its value compares so (a number)"},
       {"header(NAME) == \"TEXT\" on CLASS", "or is TEXT exactly (or !=)"},
+      {"header(NAME) on CLASS if any", "likewise; no CLASS response passes"},
       {"p(N) OP DURATION", "latency percentile (nearest rank)"},
       {"max OP DURATION", "the slowest request"},
       {"within timeout", "no request outlived its timeout"},

@@ -10,10 +10,9 @@ static const struct {
   const char *name;
   int (*run)(int argc, char **argv);
 } commands[] = {
-    {"run", fl_cmd_run},
-    {"validate", fl_cmd_validate},
-    {"report", fl_cmd_report},
-    {"serve", fl_cmd_serve},
+    {"run", fl_cmd_run},       {"validate", fl_cmd_validate},
+    {"report", fl_cmd_report}, {"serve", fl_cmd_serve},
+    {"audit", fl_cmd_audit},
 };
 
 int main(int argc, char **argv) {
