@@ -226,7 +226,9 @@ static int dep_cases(struct builder *bd, const struct failed *f, int managed,
            "every connection slot of %s is held from "
            "outside and the service's are dropped",
            n);
-  return add_case(bd, f, n, "slots", bd->o->fault + 3, 1, what, fx);
+  /* Not an outage for readiness: the service's open connections work
+   * until they are dropped, and a new one waits for a slot. */
+  return add_case(bd, f, n, "slots", bd->o->fault + 3, 0, what, fx);
 }
 
 /* ", { reset: "D", until: 1s }" for each dependency in also. */
