@@ -57,7 +57,7 @@ struct fl_battery {
   char **dep_names; /* the managed dependencies, NULL-terminated */
 };
 
-/* The defaults: steady 3 s, fault 5 s, recovery 8 s, settled 3 s. */
+/* The defaults: steady 3 s, fault 5 s, recovery 10 s, settled 3 s. */
 void fl_battery_defaults(struct fl_battery_opts *o);
 
 /* Builds every case for d on service sv, keeping those whose name

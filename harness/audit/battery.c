@@ -26,7 +26,7 @@
 void fl_battery_defaults(struct fl_battery_opts *o) {
   *o = (struct fl_battery_opts){.steady = 3,
                                 .fault = 5,
-                                .recovery = 8,
+                                .recovery = 10,
                                 .settled = 3,
                                 .rate = 10,
                                 .timeout = 3};

@@ -113,15 +113,17 @@ static void expect_after(FILE *f, const struct fl_audit_case *c,
   for (size_t i = 0; i < c->neps; i++) {
     const struct fl_case_endpoint *e = &c->eps[i];
     if (e->role == FL_ROLE_AFFECTED || e->role == FL_ROLE_READY)
-      fprintf(f, "    %s: [ \"recovers(rate(2xx) >= 95%%) within %gs\" ]\n",
+      fprintf(f, "    %s: [ \"recovers(rate(2xx) >= 90%%) within %gs\" ]\n",
               e->name, o->recovery - 2);
   }
+  /* Margins for pools that grow to their bound under load (baseline is
+   * the steady phase's mean), not for a client per failed call. */
   fputs("  settled:\n    target:\n"
-        "      - \"fds <= baseline + 20\"\n"
+        "      - \"fds <= baseline + 30\"\n"
         "      - \"rss <= baseline + 50MB\"\n",
         f);
   for (size_t i = 0; c->conns && c->conns[i]; i++)
-    fprintf(f, "      - \"conns(%s) <= baseline + 5\"\n", c->conns[i]);
+    fprintf(f, "      - \"conns(%s) <= baseline + 10\"\n", c->conns[i]);
   fputs("  always:\n    - alive\n", f);
 }
 

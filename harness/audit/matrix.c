@@ -167,16 +167,15 @@ static json_t *case_json(const struct fl_audit_case *c, const json_t *result,
   const char *reason = sc ? str(sc, "reason") : "the case did not run";
   char timeline[64];
   snprintf(timeline, sizeof(timeline), "run/report.html#s%zu", index);
-  json_t *cells = json_object();
-  json_t *j =
-      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "name", c->name,
-                "row", c->row, "fault", c->fault, "what", c->what, "verdict",
-                verdict, "timeline", timeline, "scenario", "", "cells", cells);
-  if (j == NULL)
-    return NULL;
   char file[200];
   snprintf(file, sizeof(file), "scenarios/%s.yaml", c->name);
-  json_object_set_new(j, "scenario", json_string(file));
+  json_t *cells = json_object();
+  json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "name",
+                        c->name, "row", c->row, "fault", c->fault, "what",
+                        c->what, "verdict", verdict, "timeline", timeline,
+                        "scenario", file, "cells", cells);
+  if (j == NULL)
+    return NULL;
   for (size_t i = 0; i <= c->neps; i++) {
     struct cell cl = sc == NULL    ? (struct cell){"", NULL}
                      : i < c->neps ? judge(sc, &c->eps[i])
