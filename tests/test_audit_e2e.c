@@ -99,9 +99,17 @@ Test(audit_e2e, fragile_defects_in_their_cells) {
   free(text);
   json_decref(m);
 
-  /* The generated file reproduces the verdict: run it again. */
   char sc[400], out[400], svc[400], res[450];
   snprintf(sc, sizeof(sc), "%s/fragile/scenarios/postgres-down.yaml", dir);
+  /* The generated file names its service relative to itself. */
+  char *val[] = {T_FAULTLINE, "validate", sc, NULL};
+  struct t_run v;
+  cr_assert_eq(t_run(val, NULL, NULL, 30000, &v), 0);
+  cr_expect_eq(v.status, 0, "%s%s", v.out, v.err);
+  cr_expect(strstr(v.out, "on fragile") != NULL, "%s", v.out);
+  t_run_free(&v);
+
+  /* The generated file reproduces the verdict: run it again. */
   snprintf(out, sizeof(out), "%s/again", dir);
   snprintf(svc, sizeof(svc), "%s/fragile.yaml", SERVICES);
   char *argv[] = {T_FAULTLINE, "run", "--quiet", "--service", svc,

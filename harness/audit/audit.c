@@ -25,16 +25,40 @@ static int mkdir_ok(const char *path, char *err, size_t errlen) {
   return -e;
 }
 
+/* The service file as the scenario names it: relative to the scenarios'
+ * folder, so that the folder can be committed and run anywhere beside
+ * the service; absolute when either cannot be resolved. */
+static void service_ref(const char *service, const char *dir, char *out,
+                        size_t len) {
+  char s[PATH_MAX], d[PATH_MAX];
+  if (realpath(service, s) == NULL || realpath(dir, d) == NULL) {
+    snprintf(out, len, "%s", service);
+    return;
+  }
+  size_t i = 0, common = 0; /* the folders both share: d[0..common) */
+  for (; s[i] && s[i] == d[i]; i++)
+    if (s[i] == '/')
+      common = i;
+  if (d[i] == '\0' && s[i] == '/')
+    common = i; /* the service is inside dir */
+  out[0] = '\0';
+  for (const char *p = d + common; *p; p++)
+    if (*p == '/')
+      snprintf(out + strlen(out), len - strlen(out), "../");
+  snprintf(out + strlen(out), len - strlen(out), "%s", s + common + 1);
+}
+
 /* Writes case c and checks it as `faultline validate` would. */
 static int write_case(const struct fl_audit_case *c,
                       const struct fl_discovery *d,
                       const struct fl_battery_opts *bo,
                       const struct fl_service *sv, const char *path, char *err,
                       size_t errlen) {
-  char abs[PATH_MAX];
-  if (realpath(sv->file, abs) == NULL)
-    snprintf(abs, sizeof(abs), "%s", sv->file);
-  int rc = fl_case_write(c, d, bo, abs, path);
+  char dir[PATH_MAX], ref[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", path);
+  *strrchr(dir, '/') = '\0';
+  service_ref(sv->file, dir, ref, sizeof(ref));
+  int rc = fl_case_write(c, d, bo, ref, path);
   if (rc != 0) {
     snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
     return rc;
