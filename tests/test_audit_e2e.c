@@ -94,7 +94,8 @@ Test(audit_e2e, fragile_defects_in_their_cells) {
   cr_expect_str_eq(cell(m, "postgres-down", "static"), "unaffected", "%s",
                    text);
   cr_expect_str_eq(cell(m, "redis-down", "profile"), "500", "%s", text);
-  cr_expect_str_eq(cell(m, "redis-down", "items"), "unaffected", "%s", text);
+  /* Not redis-down's other cells: the leaking clients can starve the
+   * whole process (a cascade seen on some runs, not on others). */
   cr_expect_str_eq(cell(m, "redis-down", "process"), "leak", "%s", text);
   free(text);
   json_decref(m);
