@@ -309,12 +309,12 @@ static const struct {
   const char *text;
   void (*print)(void);
 } topics[] = {
-    {"run", run_usage, NULL},          {"validate", validate_usage, NULL},
-    {"audit", audit_usage, NULL},      {"exec", exec_usage, NULL},
-    {"inject", inject_usage, NULL},    {"clear", clear_usage, NULL},
-    {"status", status_usage, NULL},    {"list", list_usage, NULL},
-    {"serve", serve_usage, NULL},      {"faults", NULL, faults_help},
-    {"scenario", scenario_help, NULL},
+    {"run", run_usage, NULL},      {"validate", validate_usage, NULL},
+    {"exec", exec_usage, NULL},    {"inject", inject_usage, NULL},
+    {"clear", clear_usage, NULL},  {"status", status_usage, NULL},
+    {"list", list_usage, NULL},    {"serve", serve_usage, NULL},
+    {"faults", NULL, faults_help}, {"scenario", scenario_help, NULL},
+    {"audit", audit_usage, NULL},
 };
 
 int fl_usage_topic(const char *topic) {
