@@ -68,4 +68,16 @@ int fl_report_summary(const json_t *result, FILE *out, int color);
 int fl_report_merge(json_t *const *docs, const char *const *names, size_t n,
                     json_t **out, char *err, size_t errlen);
 
+/*
+ * The audit's failure-propagation matrix (`faultline audit`, a document of
+ * format "faultline-audit"): dependency x fault rows, one cell per
+ * endpoint. Markdown (a table per dependency), one self-contained HTML
+ * page (a heat map whose cells link to the case's timeline in
+ * run/report.html), and a one-screen terminal summary (colour as for
+ * fl_report_summary).
+ */
+int fl_audit_markdown(const json_t *matrix, FILE *out);
+int fl_audit_html(const json_t *matrix, FILE *out);
+int fl_audit_summary(const json_t *matrix, FILE *out, int color);
+
 #endif

@@ -53,7 +53,7 @@ Test(manpages, faultline_1_holds_every_command_and_the_faults) {
   char *page = slurp(MAN "/faultline.1");
   cr_assert(strncmp(page, ".TH FAULTLINE 1 ", 16) == 0);
   const char *topics[] = {"run",    "validate", "exec",   "inject", "clear",
-                          "status", "list",     "faults", "report"};
+                          "status", "list",     "faults", "report", "audit"};
   for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
     holds_topic(page, topics[i]);
   free(page);

@@ -1,5 +1,6 @@
 /* What discovery found, for the terminal before the battery starts, and
  * freeing it. */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

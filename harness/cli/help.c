@@ -12,7 +12,7 @@ static const char general[] =
     "  run      run scenarios against their service and judge them\n"
     "  validate check scenario and service files without running anything\n"
     "  report   render a run's result.json as HTML, Markdown or JUnit XML\n"
-    "  audit    what a service's endpoints use, found by running it\n"
+    "  audit    a service's failure-propagation matrix, measured\n"
     "\n"
     "Local failure rehearsal:\n"
     "  exec     run a command under the shim, with faults\n"
@@ -55,6 +55,45 @@ static const char run_usage[] =
     "  --shard I/N     run only shard I of N: a deterministic share of the\n"
     "                  files, balanced by timeline length (CI matrices;\n"
     "                  join the results with 'faultline report merge')\n";
+
+static const char audit_usage[] =
+    "usage: faultline audit [--endpoints FILE | --openapi PATH] [--out DIR]\n"
+    "                       [--jobs N] [--only GLOBS] [--discover-only]\n"
+    "                       [--quiet] SERVICE.yaml\n"
+    "\n"
+    "Finds which endpoint uses which dependency: the service runs under the\n"
+    "shim with its dependencies, each endpoint is exercised alone, and what\n"
+    "it used beyond the idle service is recorded (dependencies reached by\n"
+    "new or pooled connections, other HOST:PORTs, names resolved, paths\n"
+    "written); liveness and readiness are named or found under common\n"
+    "paths. Endpoints come from --endpoints FILE (a YAML list of method,\n"
+    "path, body, headers, name) or from the served OpenAPI document. Then\n"
+    "it runs a battery of\n"
+    "cases against the service: for each dependency down, blackhole, slow\n"
+    "(above the endpoints' p99, and just past a 2 s client timeout) and\n"
+    "flapping (PostgreSQL: its connection slots held too), fd exhaustion,\n"
+    "DNS failure per resolved name, ENOSPC and EIO per written path. Each\n"
+    "endpoint gets one cell per case: graceful 503, fallback 2xx,\n"
+    "unaffected, or a finding: 500, hang, no Retry-After, cascade, no\n"
+    "recovery, readiness stays up, leak, crash; inconclusive when the\n"
+    "fault was never delivered. Writes DIR/matrix.html (a heat map),\n"
+    "matrix.md, matrix.json, every case as a scenario file under\n"
+    "DIR/scenarios/ (run them again with 'faultline run --service\n"
+    "SERVICE.yaml DIR/scenarios/*.yaml') and the run's reports under\n"
+    "DIR/run/. Exits 0 when every cell is graceful; 1 for findings or\n"
+    "inconclusive cells; 2 for bad files or flags; 3 when something could\n"
+    "not start; 130 when interrupted.\n"
+    "\n"
+    "  --endpoints FILE  the endpoints (method, path, body, headers)\n"
+    "  --openapi PATH    read them from the service's OpenAPI document\n"
+    "                    (default: /openapi.json when --endpoints is not given)\n"
+    "  --out DIR         where the matrix and the cases go (default: audit)\n"
+    "  --jobs N          cases run at once (default 1)\n"
+    "  --only GLOBS      only the cases named so, comma-separated\n"
+    "                    (postgres-*,process-fds)\n"
+    "  --discover-only   stop after discovery and print what each endpoint\n"
+    "                    uses, with its usual status, p50 and p99\n"
+    "  --quiet           no progress lines, only the summary\n";
 
 static const char validate_usage[] =
     "usage: faultline validate [--service FILE] FILE...\n"
@@ -280,23 +319,6 @@ static const char scenario_help[] =
     "validate'). The faults (ACTION, TARGET, options) and the expectation\n"
     "forms are listed by 'faultline list'.\n";
 
-static const char audit_usage[] =
-    "usage: faultline audit --discover-only [--endpoints FILE | --openapi "
-    "PATH]\n"
-    "                       [--out DIR] [--quiet] SERVICE.yaml\n"
-    "\n"
-    "Starts the service with its dependencies under the shim and exercises\n"
-    "each endpoint alone, recording what it used beyond what the idle\n"
-    "service does: the dependencies it reached (new connections and pooled\n"
-    "ones), other HOST:PORTs, the names it resolved and the paths it wrote\n"
-    "(as globs, ${DATA_DIR} kept); then prints them with each endpoint's\n"
-    "usual status, p50 and p99, and the liveness and readiness paths.\n"
-    "\n"
-    "The endpoints come from --endpoints FILE, a YAML list of {method, path,\n"
-    "body, headers, name}, or from the OpenAPI document the service serves\n"
-    "(--openapi PATH, /openapi.json by default). The target's log goes to\n"
-    "DIR/discover/ (DIR: faultline-audit).\n";
-
 /* `faultline help TOPIC`: each topic once, read by fl_usage and by the
  * list of topics a bad one is answered with. */
 static const struct {
@@ -354,6 +376,7 @@ static void list_expectations(void) {
       {"header(NAME) on CLASS", "every CLASS response has a valid NAME"},
       {"header(NAME) OP N on CLASS", "and its value compares so (a number)"},
       {"header(NAME) == \"TEXT\" on CLASS", "or is TEXT exactly (or !=)"},
+      {"header(NAME) on CLASS if any", "likewise; no CLASS response passes"},
       {"p(N) OP DURATION", "latency percentile (nearest rank)"},
       {"max OP DURATION", "the slowest request"},
       {"within timeout", "no request outlived its timeout"},

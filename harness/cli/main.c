@@ -78,8 +78,8 @@ int main(int argc, char **argv) {
        i++)
     if (strcmp(cmd, runner_commands[i]) == 0)
       return exec_runner(argv);
-  fl_say("unknown command '%s' (allowed: run, validate, report, exec, inject, "
-         "clear, status, list, serve, help)",
+  fl_say("unknown command '%s' (allowed: run, validate, report, audit, exec, "
+         "inject, clear, status, list, serve, help)",
          cmd);
   return FL_EXIT_USAGE;
 }

@@ -17,6 +17,7 @@
  *                                from the response's arrival) or a
  *                                "string" in double quotes (exact, with
  *                                == or != only; \" and \\ escape)
+ *   header(...) on CLASS if any  likewise, but no response in CLASS passes
  *   p(N) OP DURATION             latency percentile (N in (0,100]),
  *                                nearest rank, transport errors included
  *   max OP DURATION              slowest request
@@ -142,6 +143,7 @@ struct fl_expect {
   int check;      /* header: enum fl_header_check (op, and value or str) */
   char str[64];   /* header: the string compared with, unescaped */
   char text[256]; /* as written */
+  int if_any;     /* header ... on CLASS if any: no CLASS response passes */
 };
 
 /* Parses one expectation. On error returns FL_EBADSPEC (see errors.h) with

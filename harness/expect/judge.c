@@ -421,7 +421,7 @@ static int eval_header(const struct fl_expect *e, const struct fl_request *w,
   }
   if (h.total == 0) {
     put(o->obs, o->olen, "no %s responses", e->cls.text);
-    return 0;
+    return e->if_any;
   }
   if (h.first == NULL) {
     put(o->obs, o->olen, "%s on %zu of %zu %s %s",

@@ -421,7 +421,13 @@ static int parse_header(struct parser *p, struct fl_expect *e) {
                                                        : "'on'");
   advance(p);
   e->header = strcasecmp(e->name, "Retry-After") == 0 ? 0 : -1;
-  return parse_class(p, &e->cls, 1);
+  if ((rc = parse_class(p, &e->cls, 1)) != 0 || !is_word(p, "if"))
+    return rc;
+  /* "if any": no response in CLASS passes (a fallback that never said
+   * 503 has no 503 to hold to the header). */
+  advance(p);
+  e->if_any = 1;
+  return expect_word(p, "any");
 }
 
 static int parse_recovers(struct parser *p, struct fl_expect *e) {
