@@ -12,10 +12,11 @@
 #include "audit/audit.h"
 #include "expect/expect.h"
 #include "report.h"
+#include "known_discovery.h"
 #include "support.h"
 
 #define SERVICE FL_TEST_SOURCE_DIR "/scenarios/services/resilient.yaml"
-#define ENDPOINTS T_DATA "/audit_endpoints.yaml"
+#define KNOWN T_DATA "/audit_known_discovery.yaml"
 
 TestSuite(audit, .timeout = 60);
 
@@ -29,9 +30,8 @@ static void load(struct fixture *f, const char *only) {
   char err[FL_ERRLEN];
   cr_assert_eq(fl_service_load(SERVICE, &f->sv, err, sizeof(err)), 0, "%s",
                err);
-  struct fl_discover_opts o = {.service_file = SERVICE,
-                               .endpoints_file = ENDPOINTS};
-  cr_assert_eq(fl_audit_discover(&o, &f->d, err, sizeof(err)), 0, "%s", err);
+  cr_assert_eq(t_known_discovery(KNOWN, &f->d, err, sizeof(err)), 0, "%s",
+               err);
   struct fl_battery_opts bo;
   fl_battery_defaults(&bo);
   cr_assert_eq(
@@ -326,36 +326,46 @@ static struct t_run audit(const char *endpoints_text, const char *extra) {
     argv[8] = NULL;
   }
   struct t_run r;
-  cr_assert_eq(t_run(argv, NULL, NULL, 30000, &r), 0);
+  cr_assert_eq(t_run(argv, NULL, NULL, 80000, &r), 0);
   t_rmtree(dir);
   return r;
 }
 
 Test(audit, bad_input_exits_2_and_runs_nothing) {
-  struct t_run r = audit("endpoints:\n  - { name: a, path: /x, uses: [mysql] "
-                         "}\n",
-                         NULL);
+  struct t_run r = audit("endpoints:\n  - { method: GET, path: /x }\n", NULL);
   cr_expect_eq(r.status, 2);
-  cr_expect(strstr(r.err, "'mysql'") != NULL, "%s", r.err);
+  cr_expect(strstr(r.err, "endpoints.yaml:1:1: an endpoints file is a list") !=
+                NULL,
+            "%s", r.err);
   t_run_free(&r);
-  r = audit("endpoints:\n  - { name: a, path: x }\n", NULL);
+  r = audit("- { method: GET, path: /x }\n- { method: GET, path: x }\n", NULL);
   cr_expect_eq(r.status, 2);
-  cr_expect(strstr(r.err, "endpoints.yaml:2:5:") != NULL, "%s", r.err);
+  cr_expect(strstr(r.err, "endpoints.yaml:2:") != NULL, "%s", r.err);
+  cr_expect(strstr(r.err, "must start with '/'") != NULL, "%s", r.err);
   t_run_free(&r);
-  r = audit("endpoints: [ { name: a, path: /x, colour: red } ]\n", NULL);
+  r = audit("- { method: GET, path: /x, colour: red }\n", NULL);
   cr_expect_eq(r.status, 2);
-  cr_expect(strstr(r.err, "unknown key") != NULL, "%s", r.err);
+  cr_expect(strstr(r.err, "unknown key 'colour'") != NULL, "%s", r.err);
   t_run_free(&r);
-  r = audit("endpoints: [ { name: a, path: /x } ]\n", "--only=nothing-*");
+  r = audit("- { method: GET, path: /x }\n", "--jobs=0");
   cr_expect_eq(r.status, 2);
-  cr_expect(strstr(r.err, "keeps none") != NULL, "%s", r.err);
   t_run_free(&r);
-  r = audit("endpoints: [ { name: a, path: /x } ]\n", "--jobs=0");
+  r = audit("- { method: GET, path: /x }\n", "--openapi=openapi.json");
   cr_expect_eq(r.status, 2);
   t_run_free(&r);
   char *argv[] = {T_FAULTLINE, "audit", NULL};
   cr_assert_eq(t_run(argv, NULL, NULL, 10000, &r), 0);
   cr_expect_eq(r.status, 2);
+  t_run_free(&r);
+}
+
+/* --only is checked against the cases, which need discovery: the service
+ * runs once, and no case does. */
+Test(audit, only_that_keeps_nothing_exits_2, .timeout = 90) {
+  struct t_run r =
+      audit("- { method: GET, path: /api/static }\n", "--only=nothing-*");
+  cr_expect_eq(r.status, 2, "%s", r.err);
+  cr_expect(strstr(r.err, "keeps none") != NULL, "%s", r.err);
   t_run_free(&r);
 }
 
