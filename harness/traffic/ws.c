@@ -52,6 +52,27 @@ void fl_ws_record_msg(struct ws_ep *w, size_t rec, double rtt) {
 
 /* ---- Message templates ----------------------------------------------- */
 
+/* Rewrites path.c's error about placeholder open..close (the "}}") of
+ * msg: "in path '{5..1}'" becomes "in message 'id {{5..1}}'"; a
+ * placeholder that is no placeholder ({{}}, {{a}}) is said so. */
+static void message_error(char *err, size_t errlen, const char *msg,
+                          const char *open, const char *close) {
+  char hole[256];
+  snprintf(hole, sizeof(hole), "in path '%.*s'", (int)(close - open), open + 1);
+  char *at = strstr(err, hole);
+  if (at == NULL) {
+    snprintf(err, errlen,
+             "bad placeholder '%.*s' in message '%s' (allowed: {{A..B}} with "
+             "whole numbers A <= B, or {{x,y,...}} with two or more "
+             "non-empty items)",
+             (int)(close + 2 - open), open, msg);
+    return;
+  }
+  char tail[512];
+  snprintf(tail, sizeof(tail), "%s", at + strlen(hole));
+  snprintf(at, errlen - (size_t)(at - err), "in message '%s'%s", msg, tail);
+}
+
 /* Splits msg at its {{...}} placeholders: nparts literals around nparts -
  * 1 placeholders, each parsed as the path placeholder {...}. 0, or
  * -EINVAL with err and *col (1-based, in msg) as fl_path_check. */
@@ -95,10 +116,11 @@ static int template_parse(const char *msg, char ***lits,
     if (rc == 0 && fl_path_is_fixed((*holes)[*nparts - 1]))
       rc = -EINVAL; /* {{}} and the like: no placeholder inside */
     if (rc != 0) {
+      /* At the placeholder's "{{", and said of the message, not a path. */
       if (col != NULL)
-        *col = (int)(open - msg) + hcol + 1;
-      if (err != NULL && rc == -EINVAL && strstr(err, "path") == NULL)
-        snprintf(err, errlen, "bad placeholder in message '%s'", msg);
+        *col = (int)(open - msg) + (hcol > 1 ? hcol + 1 : 1);
+      if (err != NULL && rc == -EINVAL)
+        message_error(err, errlen, msg, open, close);
       return rc;
     }
     at = close + 2;
