@@ -375,6 +375,19 @@ static void traffic(FILE *o, const json_t *s, size_t si) {
   size_t i;
   json_t *ep;
   json_array_foreach(eps, i, ep) {
+    char line[1024];
+    if (fl_rep_ws_line(ep, line, sizeof(line))) {
+      /* A WebSocket endpoint: its connections in a sentence, no charts
+       * of requests it did not make. */
+      fputs("<h4>WS ", o);
+      text(o, fl_rep_str(ep, "path", "?"));
+      fputs(" (", o);
+      text(o, fl_rep_str(ep, "name", ""));
+      fputs(")</h4>\n<p class=\"note\">", o);
+      text(o, line);
+      fputs("</p>\n", o);
+      continue;
+    }
     fputs("<h4>", o);
     text(o, fl_rep_str(ep, "method", "GET"));
     fputc(' ', o);
