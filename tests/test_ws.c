@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "expect/expect.h"
 #include "support.h"
 #include "traffic/traffic.h"
@@ -416,4 +418,130 @@ Test(ws_expect, judged_pass_and_fail) {
   struct fl_ws_records none = {0};
   cr_assert_not(judge("connect rate(101) >= 99%", &none, 0, 10, obs));
   cr_assert_str_eq(obs, "no connections");
+}
+
+/* ---- The runner: a scenario with WebSocket endpoints ------------------- */
+
+/* The same server as a service: PORT from the environment, /health for
+ * readiness. */
+static const char service_py[] =
+    "import asyncio, http, os, websockets\n"
+    "async def handler(ws):\n"
+    "    if ws.path == '/close1011':\n"
+    "        await asyncio.sleep(0.2)\n"
+    "        await ws.close(1011, 'boom')\n"
+    "        return\n"
+    "    async for m in ws:\n"
+    "        await ws.send(m)\n"
+    "def health(path, headers):\n"
+    "    if path == '/health':\n"
+    "        return http.HTTPStatus.OK, [], b'ok\\n'\n"
+    "async def main():\n"
+    "    async with websockets.serve(handler, '127.0.0.1',\n"
+    "                                int(os.environ['PORT']),\n"
+    "                                process_request=health):\n"
+    "        await asyncio.Future()\n"
+    "asyncio.run(main())\n";
+
+static const char service_yaml[] = "service: wsecho\n"
+                                   "command: [/usr/bin/python3, service.py]\n"
+                                   "env: { PORT: \"${PORT}\" }\n"
+                                   "ready: { http: /health, timeout: 20s }\n";
+
+static const char scenario_yaml[] =
+    "scenario: ws-run\n"
+    "service: service.yaml\n"
+    "traffic:\n"
+    "  live:\n"
+    "    request: WS /echo\n"
+    "    connections: 5\n"
+    "    connect_rate: 50/s\n"
+    "    message: '{\"n\": {{1..9}}}'\n"
+    "    message_rate: 10/s\n"
+    "  drops:\n"
+    "    request: WS /close1011\n"
+    "    connections: 2\n"
+    "    reconnect: 100ms\n"
+    "timeline:\n"
+    "  - phase: steady\n"
+    "    duration: 2s\n"
+    "expect:\n"
+    "  steady:\n"
+    "    live: [ \"connect rate(101) >= 99%\", \"rtt p(50) < 1s\",\n"
+    "            \"closes(any) == 0\", \"messages >= 5 per connection\" ]\n"
+    "    drops: [ \"closes(1011) == 0\", \"closes(1011) >= 2\" ]\n";
+
+static void put_file(const char *name, const char *text) {
+  char path[400];
+  snprintf(path, sizeof(path), "%s/%s", S.dir, name);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static json_t *expectation(json_t *sc, const char *endpoint, const char *text) {
+  size_t i;
+  json_t *x;
+  json_array_foreach(json_object_get(sc, "expectations"), i, x) {
+    if (strcmp(json_string_value(json_object_get(x, "text")), text) == 0 &&
+        strcmp(json_string_value(json_object_get(x, "endpoint")), endpoint) ==
+            0)
+      return x;
+  }
+  cr_assert_fail("no expectation '%s' for %s", text, endpoint);
+  return NULL;
+}
+
+static const char *verdict(json_t *x) {
+  return json_string_value(json_object_get(x, "verdict"));
+}
+
+Test(ws, runner_judges_and_writes_websocket) {
+  put_file("service.py", service_py);
+  put_file("service.yaml", service_yaml);
+  put_file("scenario.yaml", scenario_yaml);
+  char sc[400], out[400];
+  snprintf(sc, sizeof(sc), "%s/scenario.yaml", S.dir);
+  snprintf(out, sizeof(out), "%s/out", S.dir);
+  char *argv[] = {T_FAULTLINE, "run", "--out", out, sc, NULL};
+  struct t_run r;
+  cr_assert_eq(t_run(argv, NULL, NULL, 60000, &r), 0);
+  /* One expectation fails on purpose: the run is FAIL (exit 1). */
+  cr_assert_eq(r.status, 1, "exit %d: %s%s", r.status, r.out, r.err);
+  t_run_free(&r);
+  char path[500];
+  snprintf(path, sizeof(path), "%s/result.json", out);
+  json_error_t jerr;
+  json_t *doc = json_load_file(path, 0, &jerr);
+  cr_assert_not_null(doc, "%s", jerr.text);
+  json_t *scn = json_array_get(json_object_get(doc, "scenarios"), 0);
+  cr_assert_str_eq(verdict(scn), "FAIL");
+  static const char *const pass[] = {"connect rate(101) >= 99%",
+                                     "rtt p(50) < 1s", "closes(any) == 0",
+                                     "messages >= 5 per connection"};
+  for (size_t i = 0; i < 4; i++) {
+    json_t *x = expectation(scn, "live", pass[i]);
+    cr_expect_str_eq(verdict(x), "PASS", "%s: %s", pass[i],
+                     json_string_value(json_object_get(x, "observed")));
+  }
+  cr_expect_str_eq(verdict(expectation(scn, "drops", "closes(1011) == 0")),
+                   "FAIL");
+  cr_expect_str_eq(verdict(expectation(scn, "drops", "closes(1011) >= 2")),
+                   "PASS");
+  json_t *eps = json_object_get(scn, "endpoints");
+  json_t *live = json_object_get(json_array_get(eps, 0), "websocket");
+  json_t *drops = json_object_get(json_array_get(eps, 1), "websocket");
+  cr_assert(json_is_object(live) && json_is_object(drops));
+  cr_expect_eq(json_integer_value(json_object_get(live, "connections")), 5);
+  cr_expect_eq(json_integer_value(json_object_get(live, "opened")), 5);
+  json_t *msgs = json_object_get(live, "messages");
+  cr_expect_gt(json_integer_value(json_object_get(msgs, "received")), 25);
+  cr_expect(
+      json_is_number(json_object_get(json_object_get(live, "rtt"), "p99")));
+  cr_expect_gt(json_integer_value(json_object_get(drops, "reconnects")), 0);
+  cr_expect_geq(json_integer_value(json_object_get(
+                    json_object_get(drops, "close_codes"), "1011")),
+                2);
+  json_decref(doc);
 }
