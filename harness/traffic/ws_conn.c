@@ -22,8 +22,9 @@ enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DONE };
 /* A peer that reads nothing makes writes queue up: past this many bytes
  * queued, wslay is told to wait (its messages stay in its own queue). */
 #define WRITE_QUEUE_MAX (1 << 20)
-/* Unanswered messages remembered per connection for round-trip times. */
-#define PENDING_MAX 1024
+/* Unanswered messages remembered per connection for round-trip times
+ * (a peer that answers nothing forgets the oldest first). */
+#define PENDING_MAX 256
 
 struct ws_conn {
   struct ws_ep *w;
@@ -46,7 +47,8 @@ struct ws_conn {
   double pending[PENDING_MAX]; /* send times of unanswered messages */
   size_t phead, pcount;
   double backoff;
-  int peer_code; /* the peer's close code, once its close frame came */
+  double next_due; /* when the next message is due (seconds) */
+  int peer_code;   /* the peer's close code, once its close frame came */
 };
 
 struct wreq {
@@ -221,8 +223,9 @@ static void conn_pump(struct ws_conn *c) {
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   struct ws_conn *c = h->data;
   (void)hint;
-  if (c->incap - c->inlen < 16384) {
-    size_t cap = c->incap ? c->incap * 2 : 65536;
+  /* Small to begin with: thousands of idle connections each hold one. */
+  if (c->incap - c->inlen < 2048) {
+    size_t cap = c->incap ? c->incap * 2 : 4096;
     uint8_t *in = realloc(c->in, cap);
     if (in == NULL) {
       *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
@@ -270,6 +273,7 @@ static void conn_opened(struct ws_conn *c, size_t hlen, int status,
   c->inlen = c->hslen - hlen;
   c->inoff = 0;
   uv_timer_stop(&c->tick);
+  c->next_due = fl_ws_now(w);
   if (w->spec.message != NULL)
     uv_timer_start(&c->tick, on_tick, 0, 0);
   if (c->slow) {
@@ -351,7 +355,11 @@ static void send_message(struct ws_conn *c) {
     }
     free(text);
   }
-  uv_timer_start(&c->tick, on_tick, (uint64_t)(1000 / w->spec.message_rate), 0);
+  /* Open loop: message k is due k / rate after the handshake, whatever
+   * the timer's lateness; a late loop catches up at once. */
+  c->next_due += 1 / w->spec.message_rate;
+  double wait = c->next_due - fl_ws_now(w);
+  uv_timer_start(&c->tick, on_tick, wait > 0 ? (uint64_t)(wait * 1000) : 0, 0);
   conn_pump(c);
 }
 
