@@ -12,9 +12,10 @@
  *   RSS / conn        resident memory once all are open, less before,
  *                     per connection open (kB);
  *   CPU / 1000 msg    user + system time per 1000 replies, in the window.
- * faultline's side is harness/traffic (the runner's own code) in this
- * process; Node's is a child process with the same schedule. The server
- * is one Node process (one core); the client under test has the other.
+ * faultline's side is harness/traffic (the runner's own code) in a
+ * fork of this process (a fresh heap per level); Node's is a child process with
+ * the same schedule. The server is one Node process (one core); the client
+ * under test has the other.
  *
  * Usage: fl-bench-ws-traffic [--rounds N] [--duration S] [--levels
  *                            N:R,...] [--out FILE] [--quick]
@@ -234,6 +235,36 @@ static int run_faultline(const struct level *l, double d, struct run *out) {
   return out->opened == l->conns ? 0 : -EIO;
 }
 
+/* run_faultline in a child process of its own, so that its RSS is not
+ * what an earlier level left in this one's heap. */
+static int run_faultline_fresh(const struct level *l, double d,
+                               struct run *out) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return -errno;
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -errno;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    struct run r = {0};
+    int rc = run_faultline(l, d, &r);
+    ssize_t n = write(fds[1], &r, sizeof(r));
+    _exit(rc == 0 && n == (ssize_t)sizeof(r) ? 0 : 1);
+  }
+  close(fds[1]);
+  bench_child = pid;
+  ssize_t n = read(fds[0], out, sizeof(*out));
+  close(fds[0]);
+  int status = 0;
+  bench_wait(pid, &status, NULL);
+  bench_child = 0;
+  return n == (ssize_t)sizeof(*out) && status == 0 ? 0 : -EIO;
+}
+
 /* Node's ws client at level l. */
 static int run_node(const struct level *l, double d, struct run *out) {
   char path[512], a[5][32];
@@ -295,7 +326,8 @@ static void report(FILE *f, const void *arg) {
           ".\n\nOne Node `ws` echo server on 127.0.0.1 (one process). Per "
           "level, N connections opened at %.0f/s, each sending a 13-byte "
           "text message R times a second; measured for %.0f s once all are "
-          "open. faultline: harness/traffic in this process; baseline: "
+          "open. faultline: harness/traffic in a fresh fork of this process; "
+          "baseline: "
           "Node's `ws` client, same schedule, in the same run. Median (min "
           "– max) over %d round%s.\n\n",
           CONNECT_RATE, res->duration, res->rounds, res->rounds > 1 ? "s" : "");
@@ -427,7 +459,8 @@ int main(int argc, char **argv) {
       const struct level *l = &levels[i];
       fprintf(stderr, "round %d/%d: %d × %g msg/s, faultline then node\n",
               r + 1, rounds, l->conns, l->rate);
-      if ((rc = run_faultline(l, duration, &ours[i][r])) != 0 && !bench_stop)
+      if ((rc = run_faultline_fresh(l, duration, &ours[i][r])) != 0 &&
+          !bench_stop)
         die(EXIT_ENV, "faultline at %d × %g: %d of %d opened", l->conns,
             l->rate, ours[i][r].opened, l->conns);
       if ((rc = run_node(l, duration, &node[i][r])) != 0 && !bench_stop)
