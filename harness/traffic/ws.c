@@ -229,7 +229,7 @@ int fl_ws_ep_new(struct glue *g, const char *base_url,
   if (rc == 0 && s->message != NULL &&
       (rc = template_parse(s->message, &w->lits, &w->holes, &w->nparts, NULL,
                            NULL, 0)) == 0)
-    w->spec.message = s->message; /* only tested against NULL from here */
+    w->spec.message = w->lits[0]; /* only tested against NULL from here */
   if (rc != 0) {
     fl_ws_ep_release(w);
     return rc;

@@ -391,7 +391,9 @@ static void conn_end(struct ws_conn *c, int code, int error) {
     return;
   if (r != NULL) {
     double now = fl_ws_now(c->w);
-    if (r->handshake < 0)
+    /* One still connecting at the stop has no outcome: it stays "under
+     * way" rather than count as a failed handshake. */
+    if (r->handshake < 0 && !c->stopped)
       r->handshake = now - r->start;
     r->closed = now;
     r->close_code = c->stopped ? 0 : code;
@@ -434,6 +436,7 @@ static void conn_attempt(struct ws_conn *c) {
   if (uv_tcp_init(w->g->loop, &c->tcp) != 0) {
     w->conns[c->rec].error = FL_XFER_OTHER;
     w->conns[c->rec].closed = w->conns[c->rec].start;
+    w->conns[c->rec].handshake = 0;
     return;
   }
   c->tcp.data = c;
