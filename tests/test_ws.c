@@ -1,6 +1,7 @@
 /* WebSocket traffic against real WebSocket peers: a Python `websockets`
- * server (Debian's python3-websockets) with an echo, a path that closes
- * with 1011, one that never answers and one that refuses the upgrade. */
+ * server (Debian's python3-websockets) with an echo, a broadcast to every
+ * client, a path that closes with 1011, one that never answers and one
+ * that refuses the upgrade. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -22,9 +23,18 @@ static const char server_py[] =
     "    if path == '/reject':\n"
     "        return http.HTTPStatus.SERVICE_UNAVAILABLE, [], b'no\\n'\n"
     "\n"
+    "clients = set()\n"
+    "\n"
     "async def handler(ws):\n"
     "    p = ws.path\n"
-    "    if p.startswith('/echo'):\n"
+    "    if p == '/broadcast':\n"
+    "        clients.add(ws)\n"
+    "        try:\n"
+    "            async for m in ws:\n"
+    "                websockets.broadcast(clients, m)\n"
+    "        finally:\n"
+    "            clients.discard(ws)\n"
+    "    elif p.startswith('/echo'):\n"
     "        async for m in ws:\n"
     "            await ws.send(m)\n"
     "    elif p == '/close1011':\n"
@@ -181,6 +191,36 @@ Test(ws, echo_handshake_and_rtt) {
     cr_assert_lt(r.msgs[i].conn, r.nconns);
   }
   cr_assert_eq(fl_traffic_records(S.t, 0, &(const struct fl_request *){0}), 0);
+  finish();
+}
+
+static int broadcast_60(const struct fl_ws_records *r) {
+  for (size_t i = 0; i < r->nconns; i++)
+    if (r->conns[i].received < 60)
+      return 0;
+  return r->nconns == 3;
+}
+
+Test(ws, broadcast_reaches_every_connection) {
+  struct fl_ws_spec ws = {.connections = 3,
+                          .connect_rate = 100,
+                          .message = "news {{a,b,c}}",
+                          .message_rate = 10};
+  ws_traffic("/broadcast", &ws);
+  run_while(broadcast_60, 15);
+  struct fl_ws_records r = recs();
+  cr_assert_eq(r.nconns, 3);
+  uint64_t sent = 0;
+  for (size_t i = 0; i < r.nconns; i++)
+    sent += r.conns[i].sent;
+  /* Each connection hears every connection's messages: about three
+   * times what it sent itself. */
+  for (size_t i = 0; i < r.nconns; i++)
+    cr_assert_gt(r.conns[i].received, 2 * r.conns[i].sent,
+                 "connection %zu sent %llu, received %llu", i,
+                 (unsigned long long)r.conns[i].sent,
+                 (unsigned long long)r.conns[i].received);
+  cr_assert_leq(r.conns[0].received, sent);
   finish();
 }
 
