@@ -44,11 +44,29 @@ static const char server_py[] =
     "        async for m in ws:\n"
     "            pass\n"
     "\n"
+    "# A raw peer for broken handshakes, by path.\n"
+    "ANSWERS = {\n"
+    "    '/garbage': b'SSH-2.0-OpenSSH\\r\\n\\r\\n',\n"
+    "    '/badaccept': b'HTTP/1.1 101 Switching Protocols\\r\\n'\n"
+    "                  b'Upgrade: websocket\\r\\nConnection: Upgrade\\r\\n'\n"
+    "                  b'Sec-WebSocket-Accept: AAAA\\r\\n\\r\\n',\n"
+    "    '/endless': b'HTTP/1.1 101 Switching Protocols\\r\\nX: ' +\n"
+    "                b'a' * 20000,\n"
+    "}\n"
+    "\n"
+    "async def raw(reader, writer):\n"
+    "    line = await reader.readline()\n"
+    "    path = line.split()[1].decode() if len(line.split()) > 1 else ''\n"
+    "    writer.write(ANSWERS.get(path, b'HTTP/1.1 404 No\\r\\n\\r\\n'))\n"
+    "    await writer.drain()\n"
+    "    await asyncio.sleep(30)\n"
+    "\n"
     "async def main():\n"
+    "    r = await asyncio.start_server(raw, '127.0.0.1', 0)\n"
     "    async with websockets.serve(handler, '127.0.0.1', 0,\n"
     "                                process_request=reject) as s:\n"
     "        port = s.sockets[0].getsockname()[1]\n"
-    "        print('PORT', port, flush=True)\n"
+    "        print('PORT', port, r.sockets[0].getsockname()[1], flush=True)\n"
     "        await asyncio.Future()\n"
     "\n"
     "asyncio.run(main())\n";
@@ -56,7 +74,7 @@ static const char server_py[] =
 static struct {
   char dir[256];
   struct t_proc server;
-  int port;
+  int port, raw_port; /* the websockets server; the raw peer */
   char base[64];
   uv_loop_t loop;
   fl_traffic_t *t;
@@ -78,7 +96,7 @@ static void setup(void) {
   char line[256];
   cr_assert_eq(t_expect(&S.server, "PORT", line, sizeof(line), 15000), 0,
                "the WebSocket server did not start");
-  cr_assert_eq(sscanf(line, "PORT %d", &S.port), 1);
+  cr_assert_eq(sscanf(line, "PORT %d %d", &S.port, &S.raw_port), 2);
   snprintf(S.base, sizeof(S.base), "http://127.0.0.1:%d", S.port);
 }
 
@@ -303,6 +321,39 @@ Test(ws, refused_upgrade_and_closed_port) {
                  r.conns[i].error);
   }
   finish();
+}
+
+static int one_ended(const struct fl_ws_records *r) {
+  return r->nconns >= 1 && r->conns[0].closed >= 0;
+}
+
+/* Answers that are no WebSocket handshake end the attempt, unopened. */
+Test(ws, broken_handshakes) {
+  static const struct {
+    const char *path;
+    int status;
+  } cases[] = {{"/garbage", 0}, {"/badaccept", 101}, {"/endless", 101}};
+  snprintf(S.base, sizeof(S.base), "http://127.0.0.1:%d", S.raw_port);
+  for (size_t k = 0; k < 3; k++) {
+    if (k > 0) {
+      cr_assert_eq(uv_loop_init(&S.loop), 0);
+      S.closed = S.freed = S.stopped = 0;
+    }
+    struct fl_ws_spec ws = {.connections = 1, .connect_rate = 10};
+    ws_traffic(cases[k].path, &ws);
+    run_while(one_ended, 10);
+    struct fl_ws_records r = recs();
+    cr_assert_geq(r.nconns, 1);
+    cr_assert_eq(r.conns[0].opened, 0, "%s opened", cases[k].path);
+    cr_assert_eq(r.conns[0].error, FL_XFER_OTHER, "%s: error %d", cases[k].path,
+                 r.conns[0].error);
+    cr_assert_geq(r.conns[0].closed, 0, "%s: not ended", cases[k].path);
+    /* The endless header is refused before it ends: no status read. */
+    if (k < 2)
+      cr_assert_eq(r.conns[0].status, cases[k].status, "%s: status %d",
+                   cases[k].path, r.conns[0].status);
+    finish();
+  }
 }
 
 Test(ws, silent_peer_has_no_rtt) {
