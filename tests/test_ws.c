@@ -14,6 +14,15 @@
 #include "support.h"
 #include "traffic/traffic.h"
 
+/* Criterion's workers end with _exit(): LeakSanitizer's check at exit
+ * never runs in them, so the ASan build checks each test's end itself. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define LEAK_CHECK() __lsan_do_recoverable_leak_check()
+#else
+#define LEAK_CHECK() 0
+#endif
+
 #define PYTHON "/usr/bin/python3"
 
 static const char server_py[] =
@@ -141,6 +150,7 @@ static void finish(void) {
   cr_assert_eq(uv_run(&S.loop, UV_RUN_NOWAIT), 0, "a libuv handle is active");
   cr_assert_eq(uv_loop_close(&S.loop), 0, "a libuv handle was left open");
   S.closed = 1;
+  cr_assert_eq(LEAK_CHECK(), 0, "memory leaked (LeakSanitizer's report above)");
 }
 
 static void on_stopped(void *arg) {
