@@ -347,8 +347,10 @@ static void list_expectations(void) {
       {"recovers(connect rate(CLASS) OP N%) within DURATION",
        "the connect rate holds every second from then on"},
   };
+  /* Two spaces at least between a form and its meaning, as everywhere. */
   for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
-    printf("    %-45s %s\n", ws[i][0], ws[i][1]);
+    printf("    %-45s %s%s\n", ws[i][0], strlen(ws[i][0]) >= 45 ? " " : "",
+           ws[i][1]);
   puts("  for the target:");
   static const char *const target[][2] = {
       {"alive", "running to the end"},
