@@ -4,6 +4,7 @@
  * that refuses the upgrade. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@ static const char server_py[] =
     "def reject(path, headers):\n"
     "    if path == '/reject':\n"
     "        return http.HTTPStatus.SERVICE_UNAVAILABLE, [], b'no\\n'\n"
+    "    if path == '/needtoken' and headers.get('X-Token') != 'abc':\n"
+    "        return http.HTTPStatus.UNAUTHORIZED, [], b'who?\\n'\n"
     "\n"
     "clients = set()\n"
     "\n"
@@ -333,6 +336,10 @@ Test(ws, refused_upgrade_and_closed_port) {
   finish();
 }
 
+static int one_opened(const struct fl_ws_records *r) {
+  return r->nconns >= 1 && r->conns[0].handshake >= 0;
+}
+
 static int one_ended(const struct fl_ws_records *r) {
   return r->nconns >= 1 && r->conns[0].closed >= 0;
 }
@@ -364,6 +371,44 @@ Test(ws, broken_handshakes) {
                    cases[k].path, r.conns[0].status);
     finish();
   }
+}
+
+/* The endpoint's headers go with the Upgrade request. */
+Test(ws, headers_on_the_upgrade) {
+  static const char *const token[] = {"X-Token: abc", NULL};
+  static const char *const wrong[] = {"X-Token: xyz", NULL};
+  for (int k = 0; k < 2; k++) {
+    if (k > 0) {
+      cr_assert_eq(uv_loop_init(&S.loop), 0);
+      S.closed = S.freed = S.stopped = 0;
+    }
+    struct fl_ws_spec ws = {.connections = 1, .connect_rate = 10};
+    struct fl_endpoint_spec e = {.name = "live",
+                                 .path = "/needtoken",
+                                 .timeout = 2,
+                                 .headers = k == 0 ? token : wrong,
+                                 .ws = &ws};
+    cr_assert_eq(fl_traffic_new(&S.loop, S.base, &S.t), 0);
+    cr_assert_eq(fl_traffic_add(S.t, &e), 0);
+    cr_assert_eq(fl_traffic_start(S.t), 0);
+    run_while(k == 0 ? one_opened : one_ended, 10);
+    struct fl_ws_records r = recs();
+    cr_assert_geq(r.nconns, 1);
+    cr_assert_eq(r.conns[0].status, k == 0 ? 101 : 401, "status %d",
+                 r.conns[0].status);
+    cr_assert_eq(r.conns[0].opened, k == 0);
+    finish();
+  }
+  /* A header with a line break would smuggle another: refused. */
+  static const char *const smuggle[] = {"X-A: 1\r\nX-B: 2", NULL};
+  cr_assert_eq(uv_loop_init(&S.loop), 0);
+  S.closed = S.freed = 0;
+  struct fl_ws_spec ws = {.connections = 1, .connect_rate = 10};
+  struct fl_endpoint_spec e = {
+      .path = "/echo", .timeout = 2, .headers = smuggle, .ws = &ws};
+  cr_assert_eq(fl_traffic_new(&S.loop, S.base, &S.t), 0);
+  cr_assert_eq(fl_traffic_add(S.t, &e), -EINVAL);
+  finish();
 }
 
 Test(ws, silent_peer_has_no_rtt) {

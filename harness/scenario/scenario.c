@@ -123,8 +123,12 @@ static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
   if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "an endpoint")) != 0)
     return rc;
   yaml_node_t *req = fl_yaml_get(d, v, "request");
-  if (req != NULL && fl_sc_is_ws_request(req))
-    return fl_sc_load_ws(d, v, req, e);
+  if (req != NULL && fl_sc_is_ws_request(req)) {
+    if ((rc = fl_sc_load_ws(d, v, req, e)) != 0)
+      return rc;
+    yaml_node_t *h = fl_yaml_get(d, v, "headers");
+    return h != NULL ? load_headers(d, h, e) : 0;
+  }
   if ((rc = fl_yaml_check_keys(d, v, "an endpoint",
                                "request rate timeout body headers "
                                "concurrency")) != 0)

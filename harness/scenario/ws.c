@@ -1,8 +1,9 @@
 /*
  * WebSocket endpoints of a scenario's traffic (`request: WS /path`):
  * connections, connect_rate, message, message_rate, reconnect,
- * slow_reader and slow_for, read into the endpoint's fl_ws_spec. The
- * HTTP keys (rate, body, headers, concurrency) are not theirs.
+ * slow_reader and slow_for, read into the endpoint's fl_ws_spec (headers
+ * and timeout as HTTP endpoints have them, for the Upgrade request). The
+ * HTTP keys rate, body and concurrency are not theirs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,7 +16,7 @@
 #include "traffic/traffic.h"
 
 #define WS_KEYS                                                                \
-  "request timeout connections connect_rate message message_rate "             \
+  "request timeout headers connections connect_rate message message_rate "     \
   "reconnect slow_reader slow_for"
 
 int fl_sc_is_ws_request(const yaml_node_t *n) {
@@ -124,7 +125,7 @@ static int load_slow(struct doc *d, yaml_node_t *n, struct fl_ws_spec *w) {
 
 /* The keys a WebSocket endpoint does not take, said as such. */
 static int http_only(struct doc *d, yaml_node_t *v) {
-  static const char *const keys[] = {"rate", "body", "headers", "concurrency"};
+  static const char *const keys[] = {"rate", "body", "concurrency"};
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
     yaml_node_t *n = fl_yaml_get(d, v, keys[i]);
     if (n != NULL)
@@ -132,7 +133,7 @@ static int http_only(struct doc *d, yaml_node_t *v) {
           d, n,
           "'%s' is for HTTP endpoints; a WebSocket endpoint (request: WS "
           "/path) takes connections, connect_rate, message, message_rate, "
-          "reconnect, slow_reader, slow_for and timeout",
+          "reconnect, slow_reader, slow_for, headers and timeout",
           keys[i]);
   }
   return 0;

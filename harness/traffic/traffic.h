@@ -98,8 +98,8 @@ struct fl_endpoint_spec {
    * Retry-After, or a name twice, changes nothing). */
   const char *const *capture;
   /* Not NULL: a WebSocket endpoint (see below) at path; method, body,
-   * headers, rates, concurrency and capture are not used, timeout is the
-   * handshake's. */
+   * rates, concurrency and capture are not used; headers go with the
+   * Upgrade request, timeout is the handshake's. */
   const struct fl_ws_spec *ws;
 };
 

@@ -199,6 +199,25 @@ static int parse_base(struct ws_ep *w, const char *base) {
   return -EINVAL;
 }
 
+/* The endpoint's headers as request lines; 0, -EINVAL for one with a
+ * line break (it would make a header of its own), -ENOMEM. */
+static int copy_headers(struct ws_ep *w, const char *const *h) {
+  size_t len = 1;
+  for (size_t i = 0; h != NULL && h[i] != NULL; i++) {
+    if (strpbrk(h[i], "\r\n") != NULL)
+      return -EINVAL;
+    len += strlen(h[i]) + 2;
+  }
+  if ((w->headers = malloc(len)) == NULL)
+    return -ENOMEM;
+  w->headers[0] = '\0';
+  for (size_t i = 0; h != NULL && h[i] != NULL; i++) {
+    strcat(w->headers, h[i]);
+    strcat(w->headers, "\r\n");
+  }
+  return 0;
+}
+
 static int spec_ok(const struct fl_ws_spec *s) {
   return s->connections >= 1 && s->connect_rate > 0 &&
          (s->message == NULL || s->message_rate > 0) && s->reconnect >= 0 &&
@@ -221,6 +240,8 @@ int fl_ws_ep_new(struct glue *g, const char *base_url,
     w->spec.reconnect_max = w->spec.reconnect;
   w->timeout = e->timeout;
   int rc = parse_base(w, base_url);
+  if (rc == 0)
+    rc = copy_headers(w, e->headers);
   if (rc == 0 &&
       ((w->name = strdup(e->name ? e->name : e->path)) == NULL ||
        (w->path = strdup(e->path)) == NULL ||
@@ -291,6 +312,7 @@ void fl_ws_ep_release(struct ws_ep *w) {
   free(w->name);
   free(w->path);
   free(w->host);
+  free(w->headers);
   free(w->slots);
   free(w->conns);
   free(w->msgs);

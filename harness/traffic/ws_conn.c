@@ -325,10 +325,10 @@ static void on_connect(uv_connect_t *req, int status) {
     conn_end(c, 0, xfer_class(status));
     return;
   }
-  char buf[4096];
+  char buf[16384];
   fl_ws_new_key(c->key);
   int n = fl_ws_request(buf, sizeof(buf), c->w->host, c->w->port, c->w->path,
-                        c->key);
+                        c->key, c->w->headers);
   c->state = C_HANDSHAKE;
   if (n < 0 || conn_write(c, buf, (size_t)n) != 0 ||
       uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)

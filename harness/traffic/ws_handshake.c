@@ -42,7 +42,7 @@ void fl_ws_new_key(char key[25]) {
 }
 
 int fl_ws_request(char *buf, size_t size, const char *host, int port,
-                  const char *path, const char *key) {
+                  const char *path, const char *key, const char *extra) {
   int n = snprintf(buf, size,
                    "GET %s HTTP/1.1\r\n"
                    "Host: %s:%d\r\n"
@@ -51,8 +51,9 @@ int fl_ws_request(char *buf, size_t size, const char *host, int port,
                    "Sec-WebSocket-Key: %s\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
                    "User-Agent: faultline/" FL_VERSION "\r\n"
+                   "%s"
                    "\r\n",
-                   path, host, port, key);
+                   path, host, port, key, extra);
   return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : n;
 }
 

@@ -21,10 +21,11 @@
 void fl_ws_accept_of(const char *key, char out[29]);
 /* A fresh Sec-WebSocket-Key (16 random bytes, base64) into key[25]. */
 void fl_ws_new_key(char key[25]);
-/* The Upgrade request for host:port and path with key, into buf: its
+/* The Upgrade request for host:port and path with key and the extra
+ * header lines ("Name: value\r\n"..., may be ""), into buf: its
  * length, or -ENAMETOOLONG when it does not fit. */
 int fl_ws_request(char *buf, size_t size, const char *host, int port,
-                  const char *path, const char *key);
+                  const char *path, const char *key, const char *extra);
 /* Reads the answer in buf[0..len): 0 while its header is incomplete;
  * once whole, its length (what follows is frames), *status its HTTP
  * status and *accepted 1 when it is a 101 with the right
@@ -41,6 +42,7 @@ struct fl_path_tmpl;
 struct ws_ep {
   struct glue *g;
   char *name, *path, *host;
+  char *headers; /* the endpoint's own, "Name: value\r\n"... ("" none) */
   int port;
   struct sockaddr_storage addr;
   struct fl_ws_spec spec;
