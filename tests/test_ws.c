@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "expect/expect.h"
+#include "scenario/scenario.h"
 #include "support.h"
 #include "traffic/traffic.h"
 
@@ -690,4 +691,30 @@ Test(ws, runner_judges_and_writes_websocket) {
                     json_object_get(drops, "close_codes"), "1011")),
                 2);
   json_decref(doc);
+}
+
+/* message: a YAML mapping is sent as its JSON text. */
+Test(ws, json_message_from_yaml) {
+  put_file("json.yaml",
+           "scenario: j\n"
+           "traffic:\n"
+           "  live:\n"
+           "    request: WS /ws\n"
+           "    connections: 1\n"
+           "    message: { op: ping, id: \"{{1..9}}\", n: 3, ok: true,\n"
+           "               tags: [a, \"b\\\"c\"], more: { x: 1.5, y: null } }\n"
+           "timeline:\n"
+           "  - phase: p\n"
+           "    duration: 1s\n");
+  char path[400], err[FL_ERRLEN];
+  snprintf(path, sizeof(path), "%s/json.yaml", S.dir);
+  struct fl_scenario *sc = NULL;
+  cr_assert_eq(fl_scenario_load(path, &sc, err, sizeof(err)), 0, "%s", err);
+  cr_assert(sc->endpoints[0].ws);
+  cr_assert_str_eq(
+      sc->endpoints[0].message,
+      "{\"op\":\"ping\",\"id\":\"{{1..9}}\",\"n\":3,\"ok\":true,"
+      "\"tags\":[\"a\",\"b\\\"c\"],\"more\":{\"x\":1.5,\"y\":null}}");
+  cr_assert_eq(sc->endpoints[0].wspec.connections, 1);
+  fl_scenario_free(sc);
 }

@@ -44,15 +44,85 @@ static int load_whole(struct doc *d, yaml_node_t *n, const char *what,
 }
 
 /* message: TEXT, with {{A..B}} and {{x,y}} placeholders. */
+/* A plain scalar that JSON takes as it is: a number, true, false, null. */
+static int json_bare(const yaml_node_t *n, const char *s) {
+  if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    return 0;
+  if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0 ||
+      strcmp(s, "null") == 0)
+    return 1;
+  char *end;
+  errno = 0;
+  strtod(s, &end);
+  return *s != '\0' && *end == '\0' && errno == 0 && strchr(s, 'x') == NULL &&
+         strpbrk(s, "nN") == NULL; /* not 0x10, nan, inf */
+}
+
+/* The JSON text of YAML node n into f: mappings and lists as objects and
+ * arrays, scalars as strings unless json_bare. */
+static void to_json(struct doc *d, const yaml_node_t *n, FILE *f) {
+  if (n->type == YAML_SCALAR_NODE) {
+    const char *s = fl_yaml_scalar(n);
+    if (json_bare(n, s)) {
+      fputs(s, f);
+      return;
+    }
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+      if (*c == '"' || *c == '\\')
+        fprintf(f, "\\%c", *c);
+      else if (*c < 0x20)
+        fprintf(f, "\\u%04x", *c);
+      else
+        fputc(*c, f);
+    fputc('"', f);
+  } else if (n->type == YAML_SEQUENCE_NODE) {
+    fputc('[', f);
+    for (yaml_node_item_t *it = n->data.sequence.items.start;
+         it < n->data.sequence.items.top; it++) {
+      if (it > n->data.sequence.items.start)
+        fputc(',', f);
+      to_json(d, fl_yaml_node(d, *it), f);
+    }
+    fputc(']', f);
+  } else if (n->type == YAML_MAPPING_NODE) {
+    fputc('{', f);
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+         p < n->data.mapping.pairs.top; p++) {
+      if (p > n->data.mapping.pairs.start)
+        fputc(',', f);
+      yaml_node_t *k = fl_yaml_node(d, p->key);
+      yaml_node_t key = *k;
+      key.data.scalar.style = YAML_DOUBLE_QUOTED_SCALAR_STYLE; /* a string */
+      to_json(d, k->type == YAML_SCALAR_NODE ? &key : k, f);
+      fputc(':', f);
+      to_json(d, fl_yaml_node(d, p->value), f);
+    }
+    fputc('}', f);
+  }
+}
+
+/* message: TEXT, or a mapping or list sent as its JSON text. */
 static int load_message(struct doc *d, yaml_node_t *n,
                         struct fl_endpoint_decl *e) {
-  const char *s;
-  int rc = fl_yaml_want_scalar(d, n, "message", &s);
+  if (n->type != YAML_SCALAR_NODE) {
+    size_t len = 0;
+    FILE *f = open_memstream(&e->message, &len);
+    if (f == NULL)
+      return fl_yaml_fail(d, n, "out of memory");
+    to_json(d, n, f);
+    if (fclose(f) != 0)
+      return fl_yaml_fail(d, n, "out of memory");
+  }
+  const char *s = e->message;
+  int rc = s != NULL ? 0 : fl_yaml_want_scalar(d, n, "message", &s);
   if (rc != 0)
     return rc;
   char why[512];
   int col = 1;
   if (fl_ws_message_check(s, &col, why, sizeof(why)) != 0) {
+    if (n->type != YAML_SCALAR_NODE)
+      return fl_yaml_fail(d, n, "%s", why);
     yaml_node_t where = *n;
     where.start_mark.column +=
         (size_t)(col - 1 +
@@ -60,7 +130,7 @@ static int load_message(struct doc *d, yaml_node_t *n,
                   n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE));
     return fl_yaml_fail(d, &where, "%s", why);
   }
-  return fl_yaml_dup(d, n, s, &e->message);
+  return e->message != NULL ? 0 : fl_yaml_dup(d, n, s, &e->message);
 }
 
 /* reconnect: no | DURATION (the first backoff, doubling up to 5 s) |
