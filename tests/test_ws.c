@@ -687,6 +687,15 @@ Test(ws, runner_judges_and_writes_websocket) {
   cr_expect(
       json_is_number(json_object_get(json_object_get(live, "rtt"), "p99")));
   cr_expect_gt(json_integer_value(json_object_get(drops, "reconnects")), 0);
+  /* A second each: by the end of the first, all five are open. */
+  json_t *series = json_object_get(live, "series");
+  cr_assert_eq(json_array_size(series), 2);
+  cr_expect_eq(
+      json_integer_value(json_object_get(json_array_get(series, 0), "open")),
+      5);
+  cr_expect_gt(
+      json_integer_value(json_object_get(json_array_get(series, 1), "replies")),
+      25);
   cr_expect_geq(json_integer_value(json_object_get(
                     json_object_get(drops, "close_codes"), "1011")),
                 2);

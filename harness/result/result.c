@@ -35,6 +35,8 @@ void fl_result_free(struct fl_result_scenario *s) {
     return;
   for (size_t i = 0; i < s->nendpoints; i++) {
     free(s->endpoints[i].series);
+    if (s->endpoints[i].ws != NULL)
+      free(s->endpoints[i].ws->series);
     free(s->endpoints[i].ws);
   }
   free(s->phases);

@@ -48,7 +48,18 @@ struct fl_result_second {
  * (docs/result.md's "websocket"). */
 #define FL_RESULT_WS_CODES 8
 #define FL_RESULT_WS_ERRORS 8
+/* One second of a WebSocket endpoint. */
+struct fl_result_ws_second {
+  long attempts, opened, closes; /* attempts started, of them opened;
+                                    unexpected closes in the second */
+  long open;                     /* connections open at its end */
+  long received, replies;        /* messages received, of them replies */
+  double rtt_p50, rtt_p99;       /* NAN without replies */
+};
+
 struct fl_result_ws {
+  struct fl_result_ws_second *series; /* owned, one per second */
+  size_t nseries;
   int connections, slow_readers;
   double connect_rate, message_rate;
   size_t attempts, opened, reconnects;

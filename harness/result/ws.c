@@ -50,5 +50,21 @@ json_t *fl_result_ws_json(const struct fl_result_ws *w) {
   for (size_t i = 0; i < w->nerrors; i++)
     set(errs, w->error_names[i], count(w->error_counts[i]));
   set(o, "errors", errs);
+  json_t *series = json_array();
+  for (size_t i = 0; i < w->nseries; i++) {
+    const struct fl_result_ws_second *x = &w->series[i];
+    json_t *s = json_object();
+    set(s, "t", json_integer((json_int_t)i));
+    set(s, "attempts", json_integer(x->attempts));
+    set(s, "opened", json_integer(x->opened));
+    set(s, "closes", json_integer(x->closes));
+    set(s, "open", json_integer(x->open));
+    set(s, "received", json_integer(x->received));
+    set(s, "replies", json_integer(x->replies));
+    set(s, "rtt_p50", secs(x->rtt_p50));
+    set(s, "rtt_p99", secs(x->rtt_p99));
+    json_array_append_new(series, s);
+  }
+  set(o, "series", series);
   return o;
 }

@@ -100,6 +100,51 @@ static int figures(const struct fl_ws_records *q, struct fl_result_ws *w) {
   return 0;
 }
 
+/* Second by second over `total` seconds: attempts by start, closes by
+ * end, messages by arrival, connections open at each second's end. 0 or
+ * -ENOMEM. */
+static int seconds(const struct fl_ws_records *q, double total,
+                   struct fl_result_ws *w) {
+  size_t n = (size_t)ceil(total);
+  w->series = calloc(n > 0 ? n : 1, sizeof(*w->series));
+  double *v = malloc((q->nmsgs > 0 ? q->nmsgs : 1) * sizeof(double));
+  if (w->series == NULL || v == NULL) {
+    free(v);
+    return -ENOMEM;
+  }
+  w->nseries = n;
+  for (size_t i = 0; i < q->nconns; i++) {
+    const struct fl_ws_conn *c = &q->conns[i];
+    size_t b = (size_t)c->start;
+    if (b < n) {
+      w->series[b].attempts++;
+      w->series[b].opened += c->opened != 0;
+    }
+    if (c->close_code != 0 && c->closed >= 0 && (size_t)c->closed < n)
+      w->series[(size_t)c->closed].closes++;
+    for (size_t s = 0; c->opened && s < n; s++) {
+      double end = (double)(s + 1), up = c->start + c->handshake;
+      w->series[s].open += up < end && (c->closed < 0 || c->closed >= end);
+    }
+  }
+  size_t m = 0;
+  for (size_t s = 0; s < n; s++) {
+    size_t k = 0;
+    for (; m < q->nmsgs && q->msgs[m].t < (double)(s + 1); m++) {
+      w->series[s].received++;
+      if (q->msgs[m].rtt >= 0)
+        v[k++] = q->msgs[m].rtt;
+    }
+    w->series[s].replies = (long)k;
+    double qs[3];
+    quantiles(v, k, qs);
+    w->series[s].rtt_p50 = qs[0];
+    w->series[s].rtt_p99 = qs[1];
+  }
+  free(v);
+  return 0;
+}
+
 long fl_judge_ws_endpoint(const struct srun *r, int ep,
                           struct fl_result_endpoint *e) {
   const struct fl_endpoint_decl *d = &r->sc->endpoints[ep];
@@ -117,7 +162,7 @@ long fl_judge_ws_endpoint(const struct srun *r, int ep,
   struct fl_ws_records q = {0};
   if (r->traffic != NULL)
     fl_traffic_ws_records(r->traffic, ep, &q);
-  if (figures(&q, w) != 0)
+  if (figures(&q, w) != 0 || seconds(&q, r->total, w) != 0)
     return -ENOMEM;
   return (long)w->attempts;
 }
