@@ -77,4 +77,8 @@ void fl_rep_plain(FILE *out, const char *s);
 /* Display width of UTF-8 text in columns, counting one per code point. */
 size_t fl_rep_width(const char *s);
 
+/* ws.c: a WebSocket endpoint's figures in one sentence into buf; 1, or
+ * 0 (nothing written) when ep is no WebSocket endpoint. */
+int fl_rep_ws_line(const json_t *ep, char *buf, size_t size);
+
 #endif

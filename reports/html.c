@@ -365,6 +365,44 @@ static void data_table(FILE *o, const json_t *ep) {
   fputs("</tbody>\n</table>\n</details>\n", o);
 }
 
+/* A WebSocket endpoint's seconds, folded away. */
+static void ws_table(FILE *o, const json_t *ep) {
+  static const char *const keys[] = {"attempts", "opened",   "closes",
+                                     "open",     "received", "replies"};
+  static const char *const rtt[] = {"rtt_p50", "rtt_p99"};
+  const json_t *series =
+      json_object_get(json_object_get(ep, "websocket"), "series");
+  if (json_array_size(series) == 0)
+    return;
+  fputs("<details><summary>Per-second data for ", o);
+  text(o, fl_rep_str(ep, "name", ""));
+  fputs("</summary>\n<table>\n<caption>Connections, messages and round "
+        "trips (ms) per second</caption>\n<thead><tr><th scope=\"col\">t "
+        "(s)</th>",
+        o);
+  for (size_t k = 0; k < 6; k++)
+    fprintf(o, "<th scope=\"col\">%s</th>", keys[k]);
+  for (size_t k = 0; k < 2; k++)
+    fprintf(o, "<th scope=\"col\">%s</th>", rtt[k]);
+  fputs("</tr></thead>\n<tbody>\n", o);
+  size_t i;
+  json_t *x;
+  json_array_foreach(series, i, x) {
+    fprintf(o, "<tr><th scope=\"row\" class=\"num\">%g</th>",
+            fl_rep_num(x, "t", 0));
+    for (size_t k = 0; k < 6; k++)
+      num_cell(o, fl_rep_num(x, keys[k], 0), "%.0f");
+    for (size_t k = 0; k < 2; k++) {
+      if (fl_rep_has_num(x, rtt[k]))
+        num_cell(o, fl_rep_num(x, rtt[k], 0) * 1000, "%.1f");
+      else
+        fputs("<td class=\"num\">\xe2\x80\x94</td>", o);
+    }
+    fputs("</tr>\n", o);
+  }
+  fputs("</tbody>\n</table>\n</details>\n", o);
+}
+
 static void traffic(FILE *o, const json_t *s, size_t si) {
   json_t *eps = json_object_get(s, "endpoints");
   fputs("<h3>Traffic</h3>\n", o);
@@ -375,6 +413,20 @@ static void traffic(FILE *o, const json_t *s, size_t si) {
   size_t i;
   json_t *ep;
   json_array_foreach(eps, i, ep) {
+    char line[1024];
+    if (fl_rep_ws_line(ep, line, sizeof(line))) {
+      /* A WebSocket endpoint: its connections in a sentence, no charts
+       * of requests it did not make. */
+      fputs("<h4>WS ", o);
+      text(o, fl_rep_str(ep, "path", "?"));
+      fputs(" (", o);
+      text(o, fl_rep_str(ep, "name", ""));
+      fputs(")</h4>\n<p class=\"note\">", o);
+      text(o, line);
+      fputs("</p>\n", o);
+      ws_table(o, ep);
+      continue;
+    }
     fputs("<h4>", o);
     text(o, fl_rep_str(ep, "method", "GET"));
     fputc(' ', o);

@@ -95,6 +95,25 @@ static void failed_table(FILE *out, const json_t *s) {
   fputc('\n', out);
 }
 
+/* What each WebSocket endpoint's connections did, a line each. */
+static void ws_lines(FILE *out, const json_t *s) {
+  size_t i, n = 0;
+  json_t *ep;
+  char line[1024];
+  json_array_foreach(json_object_get(s, "endpoints"), i, ep) {
+    if (!fl_rep_ws_line(ep, line, sizeof(line)))
+      continue;
+    fputs("- WebSocket **", out);
+    fl_rep_md(out, fl_rep_str(ep, "name", ""));
+    fputs("**: ", out);
+    fl_rep_md(out, line);
+    fputc('\n', out);
+    n++;
+  }
+  if (n > 0)
+    fputc('\n', out);
+}
+
 /* Expectations the run had nothing to judge on, named on one line. */
 static void unjudged(FILE *out, const json_t *s) {
   int n = fl_rep_unjudged(s), k = 0;
@@ -196,6 +215,7 @@ static void details(FILE *out, const json_t *scns) {
     fl_rep_md(out, fl_rep_str(s, "reason", ""));
     fputs("\n\n", out);
     failed_table(out, s);
+    ws_lines(out, s);
     unjudged(out, s);
     if (v == FL_REP_INCONCLUSIVE) {
       undelivered(out, s);

@@ -22,6 +22,7 @@
 #define SWITCH FL_TEST_BUILD_DIR "/fl-bench-switch-latency"
 #define SCENARIO FL_TEST_BUILD_DIR "/fl-bench-scenario"
 #define MEMORY FL_TEST_BUILD_DIR "/fl-bench-runner-memory"
+#define WS FL_TEST_BUILD_DIR "/fl-bench-ws-traffic"
 
 /* Entries of dir, . and .. aside. */
 static int entries(const char *dir) {
@@ -233,4 +234,12 @@ Test(bench, bad_usage, .timeout = 30) {
     cr_expect(strstr(r.err, cases[i].says) != NULL, "%s", r.err);
     t_run_free(&r);
   }
+}
+
+Test(bench, ws_traffic_quick, .timeout = 120) {
+  static const char *const rows[] = {
+      "| N × R (msg/s asked) | client | achieved ÷ asked |",
+      "| 200 × 2 (400) | faultline | ", "| 200 × 2 (400) | node ws | ",
+      "- 20 × 50: achieved ", NULL};
+  quick(WS, rows, 100000);
 }

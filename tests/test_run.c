@@ -173,13 +173,15 @@ Test(run, list_forms_validate) {
               r.out);
   }
   /* Endpoint forms, then target forms: "    FORM   what it means". */
-  char endpoint[2048] = "", target[2048] = "";
+  char endpoint[2048] = "", target[2048] = "", ws[2048] = "";
   char *section = NULL;
   int forms = 0;
   for (char *line = strtok(r.out, "\n"); line != NULL;
        line = strtok(NULL, "\n")) {
     if (strstr(line, "per endpoint:") != NULL)
       section = endpoint;
+    else if (strstr(line, "per WebSocket endpoint") != NULL)
+      section = ws;
     else if (strstr(line, "for the target:") != NULL)
       section = target;
     if (section == NULL || strncmp(line, "    ", 4) != 0)
@@ -194,6 +196,7 @@ Test(run, list_forms_validate) {
         {"header(NAME)", "header(Retry-After)"},
         {"fault(NAME)", "fault(refuse)"},
         {"conns(NAME)", "conns(other)"},
+        {"CODE", "1011"},
         {"CLASS", "503"},
         {"OP", ">="},
         {"DURATION", "2s"},
@@ -216,19 +219,20 @@ Test(run, list_forms_validate) {
       }
     }
     snprintf(section + strlen(section), 2048 - strlen(section),
-             section == endpoint ? "      - '%s'\n" : "    - '%s'\n", filled);
+             section != target ? "      - '%s'\n" : "    - '%s'\n", filled);
     forms++;
   }
   t_run_free(&r);
-  cr_assert_eq(forms, 20, "found %d forms", forms);
+  cr_assert_eq(forms, 26, "found %d forms", forms);
   char scenario[6000];
   snprintf(scenario, sizeof(scenario),
            "scenario: forms\nservice: web.yaml\ntraffic:\n"
            "  root: { request: GET /, rate: 5 }\n"
+           "  live: { request: WS /ws, connections: 1 }\n"
            "timeline:\n  - phase: a\n    duration: 1s\n"
            "    faults: [ { refuse: \"127.0.0.1:9\" } ]\n"
-           "expect:\n  a:\n    root:\n%s  always:\n%s",
-           endpoint, target);
+           "expect:\n  a:\n    root:\n%s    live:\n%s  always:\n%s",
+           endpoint, ws, target);
   write_file("web.yaml", web_service);
   write_file("forms.yaml", scenario);
   char path[400];

@@ -386,6 +386,19 @@ static void list_expectations(void) {
   };
   for (size_t i = 0; i < sizeof(endpoint) / sizeof(endpoint[0]); i++)
     printf("    %-45s %s\n", endpoint[i][0], endpoint[i][1]);
+  puts("  per WebSocket endpoint (request: WS /path):");
+  static const char *const ws[][2] = {
+      {"connect rate(CLASS) OP N%", "handshakes in CLASS (101: opened)"},
+      {"rtt p(N) OP DURATION", "round trip of the replies"},
+      {"closes(CODE) OP N", "unexpected closes with CODE (or any)"},
+      {"messages OP N per connection", "the fewest a connection received"},
+      {"recovers(connect rate(CLASS) OP N%) within DURATION",
+       "the connect rate holds every second from then on"},
+  };
+  /* Two spaces at least between a form and its meaning, as everywhere. */
+  for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+    printf("    %-45s %s%s\n", ws[i][0], strlen(ws[i][0]) >= 45 ? " " : "",
+           ws[i][1]);
   puts("  for the target:");
   static const char *const target[][2] = {
       {"alive", "running to the end"},

@@ -29,6 +29,23 @@
  *                                rate condition holds for every full second
  *                                from some time T <= start + DURATION to
  *                                the window's end
+ * WebSocket endpoint expectations (see fl_expect_eval_ws):
+ *   connect rate(CLASS) OP N%    share of connection attempts started in
+ *                                the window whose handshake ended in
+ *                                CLASS (101 when it opened; a transport
+ *                                failure class when there was no answer)
+ *   rtt p(N) OP DURATION         round-trip times of the replies
+ *                                received in the window
+ *   closes(CODE) OP N            unexpected closes in the window with
+ *   closes(any) OP N             close code CODE (1000-4999; 1006: the
+ *                                connection dropped without a close
+ *                                frame), or with any code
+ *   messages OP N per connection the fewest messages received in the
+ *                                window by a connection that was open in
+ *                                it
+ *   recovers(connect rate(CLASS) OP N%) within DURATION
+ *                                as recovers(rate(...)), over connection
+ *                                attempts by their start
  * Target expectations:
  *   no restart | no crash | alive
  *   starts                       the target started and became ready with
@@ -82,6 +99,12 @@ enum fl_expect_kind {
   FL_EXP_WITHIN_TIMEOUT,
   FL_EXP_REQUESTS,
   FL_EXP_RECOVERS,
+  /* WebSocket endpoints' (ws.c) */
+  FL_EXP_WS_CONNECT,
+  FL_EXP_WS_RTT,
+  FL_EXP_WS_CLOSES,
+  FL_EXP_WS_MESSAGES,
+  FL_EXP_WS_RECOVERS,
   /* target expectations from here on */
   FL_EXP_NO_RESTART,
   FL_EXP_NO_CRASH,
@@ -172,6 +195,18 @@ int fl_expect_eval_endpoint(const struct fl_expect *e,
 struct fl_count_sample {
   double t, v;
 };
+
+/* 1 for the kinds of WebSocket endpoints (a subset of the endpoint
+ * kinds). */
+int fl_expect_is_ws(const struct fl_expect *e);
+
+/* Evaluates a WebSocket endpoint expectation over the records, in the
+ * window [from, to); same conventions as fl_expect_eval_endpoint. No
+ * connection attempt in the window fails `connect rate` and recovers
+ * with "no connections"; no reply fails rtt with "no replies". */
+int fl_expect_eval_ws(const struct fl_expect *e, const struct fl_ws_records *r,
+                      double from, double to, char *expected, size_t elen,
+                      char *observed, size_t olen);
 
 /* What the runner knows about the target and the faults. */
 struct fl_target_facts {

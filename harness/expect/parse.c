@@ -21,7 +21,8 @@ const char *const fl_expect_op_text[FL_CMP_NE + 1] = {
 
 #define KINDS_ALLOWED                                                          \
   "rate, header, p, max, within, requests, recovers, no restart, no crash, "   \
-  "alive, starts, fds, conns, inbound, files, rss, settles, fault"
+  "alive, starts, fds, conns, inbound, files, rss, settles, fault, "           \
+  "connect, rtt, closes, messages"
 #define COUNTS_ALLOWED "fds, conns(NAME), inbound, files or rss"
 #define OPS_ALLOWED "a comparison (<, <=, >, >=, ==, !=)"
 
@@ -433,9 +434,15 @@ static int parse_header(struct parser *p, struct fl_expect *e) {
 static int parse_recovers(struct parser *p, struct fl_expect *e) {
   int rc;
   e->kind = FL_EXP_RECOVERS;
-  if ((rc = expect_punct(p, '(')) != 0 || (rc = expect_word(p, "rate")) != 0 ||
-      (rc = parse_rate_tail(p, e)) != 0 || (rc = expect_punct(p, ')')) != 0 ||
-      (rc = expect_word(p, "within")) != 0)
+  if ((rc = expect_punct(p, '(')) != 0)
+    return rc;
+  /* recovers(connect rate(101) >= 99%): a WebSocket endpoint's. */
+  if (is_word(p, "connect")) {
+    advance(p);
+    e->kind = FL_EXP_WS_RECOVERS;
+  }
+  if ((rc = expect_word(p, "rate")) != 0 || (rc = parse_rate_tail(p, e)) != 0 ||
+      (rc = expect_punct(p, ')')) != 0 || (rc = expect_word(p, "within")) != 0)
     return rc;
   return parse_duration(p, &e->within);
 }
@@ -552,6 +559,63 @@ static int parse_rss(struct parser *p, struct fl_expect *e) {
   return parse_baseline_tail(p, e, 1);
 }
 
+/* connect rate(CLASS) OP N%: handshakes of a WebSocket endpoint. */
+static int parse_connect(struct parser *p, struct fl_expect *e) {
+  int rc;
+  if ((rc = expect_word(p, "rate")) != 0 || (rc = parse_rate_tail(p, e)) != 0)
+    return rc;
+  e->kind = FL_EXP_WS_CONNECT;
+  return 0;
+}
+
+/* rtt p(N) OP DURATION: a WebSocket endpoint's round trips. */
+static int parse_rtt(struct parser *p, struct fl_expect *e) {
+  int rc;
+  if ((rc = expect_word(p, "p")) != 0 || (rc = parse_p(p, e)) != 0)
+    return rc;
+  e->kind = FL_EXP_WS_RTT;
+  return 0;
+}
+
+/* closes(CODE|any) OP N: a WebSocket endpoint's unexpected closes. */
+static int parse_closes(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_WS_CLOSES;
+  if ((rc = expect_punct(p, '(')) != 0)
+    return rc;
+  double code = 0;
+  if (is_word(p, "any")) {
+    e->cls.lo = e->cls.hi = 0;
+  } else if (p->tok == T_WORD &&
+             fl_scan_number(p->at, p->len, &code) == p->len && code >= 1000 &&
+             code <= 4999 && code == (int)code) {
+    e->cls.lo = e->cls.hi = (int)code;
+  } else if (p->tok == T_WORD) {
+    return fail(p,
+                "bad close code '%.*s' (allowed: a code 1000-4999, e.g. "
+                "1011, or any)",
+                (int)p->len, p->at);
+  } else {
+    return fail_expected(p, "a close code (1000-4999) or any");
+  }
+  snprintf(e->cls.text, sizeof(e->cls.text), "%.*s", (int)p->len, p->at);
+  advance(p);
+  if ((rc = expect_punct(p, ')')) != 0 || (rc = parse_op(p, &e->op)) != 0)
+    return rc;
+  return parse_count(p, &e->value);
+}
+
+/* messages OP N per connection: what each WebSocket connection read. */
+static int parse_messages(struct parser *p, struct fl_expect *e) {
+  int rc;
+  e->kind = FL_EXP_WS_MESSAGES;
+  if ((rc = parse_op(p, &e->op)) != 0 ||
+      (rc = parse_count(p, &e->value)) != 0 ||
+      (rc = expect_word(p, "per")) != 0)
+    return rc;
+  return expect_word(p, "connection");
+}
+
 /* What settles(...) may hold. */
 static const struct {
   const char *word;
@@ -603,6 +667,10 @@ static const struct {
     {"rss", parse_rss},
     {"settles", parse_settles},
     {"fault", parse_fault},
+    {"connect", parse_connect},
+    {"rtt", parse_rtt},
+    {"closes", parse_closes},
+    {"messages", parse_messages},
 };
 
 static int parse_body(struct parser *p, struct fl_expect *e) {

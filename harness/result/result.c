@@ -33,8 +33,12 @@ struct fl_result_scenario *fl_result_new(void) {
 void fl_result_free(struct fl_result_scenario *s) {
   if (s == NULL)
     return;
-  for (size_t i = 0; i < s->nendpoints; i++)
+  for (size_t i = 0; i < s->nendpoints; i++) {
     free(s->endpoints[i].series);
+    if (s->endpoints[i].ws != NULL)
+      free(s->endpoints[i].ws->series);
+    free(s->endpoints[i].ws);
+  }
   free(s->phases);
   free(s->faults);
   free(s->endpoints);

@@ -44,12 +44,45 @@ struct fl_result_second {
   double p50, p95, p99, max; /* seconds; NAN without requests */
 };
 
+/* A WebSocket endpoint's connections and messages over the whole run
+ * (docs/result.md's "websocket"). */
+#define FL_RESULT_WS_CODES 8
+#define FL_RESULT_WS_ERRORS 8
+/* One second of a WebSocket endpoint. */
+struct fl_result_ws_second {
+  long attempts, opened, closes; /* attempts started, of them opened;
+                                    unexpected closes in the second */
+  long open;                     /* connections open at its end */
+  long received, replies;        /* messages received, of them replies */
+  double rtt_p50, rtt_p99;       /* NAN without replies */
+};
+
+struct fl_result_ws {
+  struct fl_result_ws_second *series; /* owned, one per second */
+  size_t nseries;
+  int connections, slow_readers;
+  double connect_rate, message_rate;
+  size_t attempts, opened, reconnects;
+  double handshake_p50, handshake_p99, handshake_max; /* NAN: none */
+  uint64_t sent, received;
+  size_t replies;
+  double rtt_p50, rtt_p99, rtt_max; /* NAN: no reply */
+  size_t closes;                    /* unexpected, all codes */
+  int codes[FL_RESULT_WS_CODES];    /* the first codes seen, with... */
+  size_t code_counts[FL_RESULT_WS_CODES];
+  size_t ncodes;
+  const char *error_names[FL_RESULT_WS_ERRORS]; /* transport failures */
+  size_t error_counts[FL_RESULT_WS_ERRORS];
+  size_t nerrors;
+};
+
 struct fl_result_endpoint {
   const char *name, *method, *path;
   double rate, timeout;
   size_t requests;
   struct fl_result_second *series; /* owned */
   size_t nseries;
+  struct fl_result_ws *ws; /* owned; NULL for an HTTP endpoint */
 };
 
 struct fl_result_expectation {
@@ -145,5 +178,7 @@ const char *fl_result_verdict(const struct fl_result_scenario *s);
  * of memory. */
 json_t *fl_result_scenario_json(const struct fl_result_scenario *s);
 json_t *fl_result_suite_json(const struct fl_result_suite *s);
+/* The "websocket" object of an endpoint (ws.c). */
+json_t *fl_result_ws_json(const struct fl_result_ws *w);
 
 #endif

@@ -77,6 +77,8 @@ static json_t *endpoint_json(const struct fl_result_endpoint *e) {
   for (size_t s = 0; s < e->nseries; s++)
     json_array_append_new(series, second_json(&e->series[s], s));
   set(o, "series", series);
+  if (e->ws != NULL)
+    set(o, "websocket", fl_result_ws_json(e->ws));
   return o;
 }
 

@@ -135,6 +135,11 @@ static int judge_endpoints(const struct srun *r, struct fl_result_scenario *res,
                                      .requests = n};
     res->nendpoints = i + 1;
     t->requests += (long)n;
+    /* A WebSocket endpoint's attempts are its traffic. */
+    long ws = d->ws ? fl_judge_ws_endpoint(r, (int)i, e) : 0;
+    if (ws < 0)
+      return -ENOMEM;
+    t->requests += ws;
     if (judge_series(q, n, r->total, e) != 0)
       return -ENOMEM;
   }
@@ -312,6 +317,8 @@ static int judge_one(const struct srun *r, const struct fl_expect_decl *x,
   if (x->endpoint == NULL)
     return judge_target_expectation(r, x, from, to, o);
   int ep = endpoint_index(r, x->endpoint);
+  if (ep >= 0 && r->sc->endpoints[ep].ws)
+    return fl_judge_ws_expectation(r, ep, &x->e, from, to, o);
   const struct fl_request *q = NULL;
   size_t n = ep >= 0 ? fl_traffic_records(r->traffic, ep, &q) : 0;
   /* A header check reads the slot the traffic captured its header in. */

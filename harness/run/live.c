@@ -68,6 +68,21 @@ static void last_second(const struct srun *r, double now, long *n, long *ok,
   }
 }
 
+/* WebSocket connections open now over all WebSocket endpoints; -1 when
+ * there is none. */
+static long ws_open(const struct srun *r) {
+  long open = -1;
+  for (size_t e = 0; e < r->sc->nendpoints; e++) {
+    struct fl_ws_records w;
+    if (fl_traffic_ws_records(r->traffic, (int)e, &w) != 0)
+      continue;
+    open = open < 0 ? 0 : open;
+    for (size_t i = 0; i < w.nconns; i++)
+      open += w.conns[i].opened && w.conns[i].closed < 0;
+  }
+  return open;
+}
+
 static void line(const struct srun *r) {
   char faults[256] = "";
   for (size_t i = 0; i < r->nfaults; i++)
@@ -83,11 +98,15 @@ static void line(const struct srun *r) {
   double now = fl_traffic_now(r->traffic);
   long n, ok, e5, xf;
   last_second(r, now, &n, &ok, &e5, &xf);
+  char ws[32] = "";
+  long open = ws_open(r);
+  if (open >= 0)
+    snprintf(ws, sizeof(ws), "ws %ld open  ", open);
   fprintf(stderr,
           "\033[K  %-18s %-10s %5.1f/%.0fs %4ld req/s  ok %3ld%%  5xx %3ld%%  "
-          "err %3ld%%  %s%s%s\n",
+          "err %3ld%%  %s%s%s%s\n",
           r->sc->name, phase_at(r, now), now, r->total, n, n ? ok * 100 / n : 0,
-          n ? e5 * 100 / n : 0, n ? xf * 100 / n : 0, faults[0] ? on : "",
+          n ? e5 * 100 / n : 0, n ? xf * 100 / n : 0, ws, faults[0] ? on : "",
           faults[0] ? faults : "", faults[0] ? off : "");
 }
 

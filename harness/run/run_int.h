@@ -223,6 +223,15 @@ void fl_spool_result(struct srun *r);
 json_t *fl_judge_suite(const struct srun *runs, size_t n, const char *started,
                        double duration);
 
+/* judge_ws.c: WebSocket endpoints. The expectation e of endpoint ep
+ * over [from, to) (1 pass, 0 fail); the endpoint's "websocket" figures
+ * into e->ws: the attempts it made, or -ENOMEM. */
+int fl_judge_ws_expectation(const struct srun *r, int ep,
+                            const struct fl_expect *e, double from, double to,
+                            struct fl_result_expectation *o);
+long fl_judge_ws_endpoint(const struct srun *r, int ep,
+                          struct fl_result_endpoint *e);
+
 /* tlog.c: the target's stdout and stderr, read from a pipe into `path`,
  * rotated past 8 MB (PATH.1). fl_tlog_open gives the pipe's write end for
  * the child in *child_fd (the caller closes it after spawning). drain

@@ -308,6 +308,9 @@ void fl_timeline_begin_traffic(struct srun *r) {
         .seed = r->suite->o->have_seed ? r->suite->o->seed : r->sc->seed,
         .timeout = d->timeout,
         .capture = capture};
+    struct fl_ws_spec ws = d->wspec;
+    ws.message = d->message;
+    e.ws = d->ws ? &ws : NULL;
     if (d->phase_rates != NULL)
       e.nrates = phase_pieces(r->sc, d, rates, starts);
     if ((rc = fl_traffic_add(r->traffic, &e)) < 0) {

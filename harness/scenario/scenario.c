@@ -120,8 +120,16 @@ static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
   if ((rc = fl_yaml_string(d, k, "an endpoint name", &e->name)) != 0)
     return rc;
   e->pos = fl_yaml_pos(k);
-  if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "an endpoint")) != 0 ||
-      (rc = fl_yaml_check_keys(d, v, "an endpoint",
+  if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "an endpoint")) != 0)
+    return rc;
+  yaml_node_t *req = fl_yaml_get(d, v, "request");
+  if (req != NULL && fl_sc_is_ws_request(req)) {
+    if ((rc = fl_sc_load_ws(d, v, req, e)) != 0)
+      return rc;
+    yaml_node_t *h = fl_yaml_get(d, v, "headers");
+    return h != NULL ? load_headers(d, h, e) : 0;
+  }
+  if ((rc = fl_yaml_check_keys(d, v, "an endpoint",
                                "request rate timeout body headers "
                                "concurrency")) != 0)
     return rc;
@@ -153,6 +161,8 @@ static int load_endpoint(struct doc *d, yaml_node_t *k, yaml_node_t *v,
   return 0;
 }
 
+static int find_endpoint(const struct fl_scenario *sc, const char *name);
+
 static int add_expect(struct doc *d, struct fl_scenario *sc, yaml_node_t *n,
                       const char *phase, const char *endpoint) {
   const char *text;
@@ -180,6 +190,17 @@ static int add_expect(struct doc *d, struct fl_scenario *sc, yaml_node_t *n,
                         "'%s' needs an endpoint: put it under "
                         "PHASE: { ENDPOINT: [...] }",
                         text);
+  int ep = endpoint != NULL ? find_endpoint(sc, endpoint) : -1;
+  if (ep >= 0 && sc->endpoints[ep].ws != fl_expect_is_ws(&x->e))
+    return fl_yaml_fail(
+        d, n,
+        sc->endpoints[ep].ws
+            ? "'%s' is about HTTP requests; endpoint '%s' is a WebSocket one "
+              "(allowed: connect rate(CLASS), rtt p(N), closes(CODE), "
+              "messages OP N per connection, recovers(connect rate(...)))"
+            : "'%s' is about WebSocket connections; endpoint '%s' is an HTTP "
+              "one",
+        text, endpoint);
   x->pos = fl_yaml_pos(n);
   if ((rc = fl_yaml_dup(d, n, phase, &x->phase)) != 0 ||
       (endpoint && (rc = fl_yaml_dup(d, n, endpoint, &x->endpoint)) != 0))
@@ -513,6 +534,7 @@ void fl_scenario_free(struct fl_scenario *sc) {
     free(e->method);
     free(e->path);
     free(e->body);
+    free(e->message);
     free(e->phase_rates);
     for (size_t k = 0; e->headers && e->headers[k]; k++)
       free(e->headers[k]);

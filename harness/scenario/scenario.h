@@ -85,6 +85,11 @@ struct fl_endpoint_decl {
   double *phase_rates;        /* NULL, or the rate of each phase, in order */
   int concurrency;            /* at most this many in flight; 0: no cap */
   struct fl_pos pos;
+  /* A WebSocket endpoint (request: WS /path; method "WS"): its spec, whose
+   * message is NULL here (the runner points it at `message`). */
+  int ws;
+  struct fl_ws_spec wspec;
+  char *message;
 };
 
 struct fl_expect_decl {

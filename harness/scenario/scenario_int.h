@@ -92,4 +92,10 @@ char *fl_yaml_relative_to(const char *file, const char *rel);
 int fl_sc_load_phase(struct doc *d, yaml_node_t *n, struct fl_phase *ph,
                      const struct fl_phase *sc_first_phase);
 
+/* ws.c: WebSocket endpoints. is_ws_request: is the request node
+ * "WS ..."? load_ws: the endpoint v (mapping) whose request is req. */
+int fl_sc_is_ws_request(const yaml_node_t *n);
+int fl_sc_load_ws(struct doc *d, yaml_node_t *v, yaml_node_t *req,
+                  struct fl_endpoint_decl *e);
+
 #endif

@@ -29,6 +29,8 @@ static void handle_closed(struct glue *g) {
 
 void fl_glue_on_handle_closed(uv_handle_t *h) { handle_closed(h->data); }
 
+void fl_glue_count_off(struct glue *g) { handle_closed(g); }
+
 static void on_sock_closed(uv_handle_t *h) {
   struct sock *s = h->data;
   struct glue *g = s->g;

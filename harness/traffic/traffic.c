@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "traffic_int.h"
+#include "ws_int.h"
 
 struct endpoint;
 
@@ -50,6 +51,7 @@ struct endpoint {
   struct fl_request *recs;
   size_t nrecs, cap;
   struct xfer *all, *idle;
+  struct ws_ep *ws; /* a WebSocket endpoint (ws.c); NULL for HTTP */
 };
 
 struct fl_traffic {
@@ -343,7 +345,8 @@ static struct endpoint *next_due(const struct fl_traffic *t, uint64_t *due) {
   *due = UINT64_MAX;
   for (int i = 0; i < t->neps; i++) {
     const struct endpoint *ep = t->eps[i];
-    if (ep->concurrency > 0 && ep->in_flight >= ep->concurrency)
+    if (ep->ws != NULL ||
+        (ep->concurrency > 0 && ep->in_flight >= ep->concurrency))
       continue;
     uint64_t d = due_ns(t, ep);
     if (d < *due) {
@@ -401,6 +404,7 @@ static void on_sched(uv_timer_t *h) {
 }
 
 static void endpoint_free(struct endpoint *ep) {
+  fl_ws_ep_release(ep->ws);
   for (size_t k = 0; k < ep->nrecs; k++) {
     headers_clear(&ep->recs[k]);
     free(ep->recs[k].headers);
@@ -552,9 +556,18 @@ static int endpoint_schedule(struct endpoint *ep,
   return rc;
 }
 
+/* A WebSocket endpoint: its connections are ws.c's. */
+static int endpoint_ws(struct fl_traffic *t, struct endpoint *ep,
+                       const struct fl_endpoint_spec *e) {
+  if ((ep->name = strdup(e->name != NULL ? e->name : e->path)) == NULL)
+    return -ENOMEM;
+  return fl_ws_ep_new(&t->g, t->base, e, &ep->ws);
+}
+
 int fl_traffic_add(fl_traffic_t *t, const struct fl_endpoint_spec *e) {
-  if (t == NULL || e == NULL || e->path == NULL || !schedule_ok(e) ||
-      !(e->timeout > 0) || e->concurrency < 0)
+  if (t == NULL || e == NULL || e->path == NULL ||
+      (e->ws == NULL && !schedule_ok(e)) || !(e->timeout > 0) ||
+      e->concurrency < 0)
     return -EINVAL;
   if (t->started || t->stopping)
     return -EBUSY;
@@ -567,8 +580,9 @@ int fl_traffic_add(fl_traffic_t *t, const struct fl_endpoint_spec *e) {
     return -ENOMEM;
   ep->t = t;
   ep->timeout = e->timeout;
-  int rc = endpoint_copy(ep, t->base, e);
-  if (rc == 0)
+  int rc =
+      e->ws != NULL ? endpoint_ws(t, ep, e) : endpoint_copy(ep, t->base, e);
+  if (rc == 0 && e->ws == NULL)
     rc = endpoint_schedule(ep, e);
   if (rc != 0) {
     endpoint_free(ep);
@@ -583,6 +597,9 @@ int fl_traffic_start(fl_traffic_t *t) {
     return -EBUSY;
   t->started = 1;
   t->t0 = uv_hrtime();
+  for (int i = 0; i < t->neps; i++)
+    if (t->eps[i]->ws != NULL)
+      fl_ws_ep_start(t->eps[i]->ws, t->t0);
   sched_arm(t); /* request 0 of every endpoint is due now */
   return 0;
 }
@@ -596,6 +613,9 @@ void fl_traffic_stop(fl_traffic_t *t, void (*done)(void *arg), void *arg) {
   }
   t->stopping = 1;
   uv_timer_stop(&t->sched);
+  for (int i = 0; i < t->neps; i++)
+    if (t->eps[i]->ws != NULL)
+      fl_ws_ep_stop(t->eps[i]->ws);
   t->stop_cb = done;
   t->stop_arg = arg;
   if (t->in_flight == 0)
@@ -627,6 +647,14 @@ int fl_traffic_header_slot(const fl_traffic_t *t, int endpoint,
   return -ENOENT;
 }
 
+int fl_traffic_ws_records(const fl_traffic_t *t, int endpoint,
+                          struct fl_ws_records *out) {
+  if (endpoint < 0 || endpoint >= t->neps || t->eps[endpoint]->ws == NULL)
+    return -ENOENT;
+  fl_ws_ep_records(t->eps[endpoint]->ws, out);
+  return 0;
+}
+
 int fl_traffic_in_flight(const fl_traffic_t *t) { return t->in_flight; }
 
 void fl_traffic_free(fl_traffic_t *t, void (*done)(void *arg), void *arg) {
@@ -640,6 +668,8 @@ void fl_traffic_free(fl_traffic_t *t, void (*done)(void *arg), void *arg) {
   /* Transfers in flight are removed (their connections closed), then
    * every easy handle goes before the multi handle, as curl asks. */
   for (int i = 0; i < t->neps; i++) {
+    if (t->eps[i]->ws != NULL)
+      fl_ws_ep_close(t->eps[i]->ws);
     struct xfer *x = t->eps[i]->all;
     while (x != NULL) {
       struct xfer *next = x->next;

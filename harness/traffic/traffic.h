@@ -69,6 +69,8 @@ static inline const char *fl_request_header(const struct fl_request *r,
   return slot >= 0 && slot < r->nheaders ? r->headers[slot] : NULL;
 }
 
+struct fl_ws_spec;
+
 struct fl_endpoint_spec {
   const char *name;
   const char *method; /* GET, POST, ...; NULL: GET */
@@ -95,6 +97,10 @@ struct fl_endpoint_spec {
    * 0; the others take slots 1, 2, ... in the order given (naming
    * Retry-After, or a name twice, changes nothing). */
   const char *const *capture;
+  /* Not NULL: a WebSocket endpoint (see below) at path; method, body,
+   * rates, concurrency and capture are not used; headers go with the
+   * Upgrade request, timeout is the handshake's. */
+  const struct fl_ws_spec *ws;
 };
 
 typedef struct fl_traffic fl_traffic_t;
@@ -152,5 +158,78 @@ int fl_path_check(const char *path, int *col, char *err, size_t errlen);
  * code and cb is never called. */
 int fl_http_probe(uv_loop_t *loop, const char *url, double timeout,
                   void (*cb)(int status, void *arg), void *arg);
+
+/* ---- WebSocket endpoints (ws.c, ws_conn.c, ws_handshake.c) ----------
+ *
+ * A WebSocket endpoint opens `connections` connections to base_url's host
+ * and the endpoint's path (HTTP Upgrade, RFC 6455), connection k at
+ * k / connect_rate seconds after the start. Each one, once open, sends
+ * `message` as a text frame every 1 / message_rate seconds and reads what
+ * comes back: a reply is matched to the oldest message of its connection
+ * still unanswered (its round-trip time). A connection that ends before
+ * the traffic stops (the peer's close frame, a reset, a failed handshake)
+ * is recorded and, with `reconnect`, opened again after a backoff that
+ * doubles on each failure in a row up to reconnect_max (and starts again
+ * from `reconnect` after a handshake succeeds). A slow reader reads
+ * nothing for slow_for seconds after its handshake (it still sends): the
+ * one stuck client whose peer must not let it block the others. At the
+ * stop every open connection is closed with 1000 (not counted as a
+ * close). */
+struct fl_ws_spec {
+  int connections;      /* >= 1 */
+  double connect_rate;  /* connections opened per second, > 0 */
+  const char *message;  /* NULL: none sent; {{A..B}} and {{x,y}} drawn per
+                           message as path placeholders are */
+  double message_rate;  /* per connection per second; > 0 with a message */
+  double reconnect;     /* first backoff in seconds; 0: never reconnect */
+  double reconnect_max; /* the backoff's cap (>= reconnect) */
+  double slow_share;    /* this share (0..1) of the connections are slow
+                           readers, rounded up... */
+  int slow_count;       /* ...or this many (used when > 0) */
+  double slow_for;      /* seconds a slow reader reads nothing */
+};
+
+/* One connection (an attempt: a reconnect is a new record). Times are
+ * seconds since fl_traffic_start(). */
+struct fl_ws_conn {
+  int slot;         /* which of the endpoint's connections, 0.. */
+  int attempt;      /* 0 the first, then one per reconnect */
+  int slow;         /* a slow reader */
+  double start;     /* the TCP connect began */
+  double handshake; /* seconds from start to the handshake's answer (or its
+                       failure); negative while under way */
+  int status;       /* the handshake answer's HTTP status (101 when open);
+                       0 without one */
+  int opened;       /* 1 when the handshake succeeded (101, right accept) */
+  int error;        /* enum fl_xfer_error of a transport failure, or 0 */
+  int close_code;   /* an unexpected end: the peer's close code (1005 when
+                       it gave none), 1006 when the connection dropped
+                       without a close frame; 0 when open or closed by
+                       us at the stop */
+  double closed;    /* when it ended; negative while open */
+  uint64_t sent, received; /* data messages */
+};
+
+/* One data message received. */
+struct fl_ws_msg {
+  double t;      /* when */
+  float rtt;     /* seconds since the oldest unanswered message of its
+                    connection was sent; negative when none was */
+  uint32_t conn; /* its connection's index in the records' conns */
+};
+
+struct fl_ws_records {
+  const struct fl_ws_conn *conns; /* by start */
+  size_t nconns;
+  const struct fl_ws_msg *msgs; /* by t */
+  size_t nmsgs;
+};
+
+/* The records of WebSocket endpoint i so far (valid until the next turn
+ * of the loop): 0, or -ENOENT when i is not a WebSocket endpoint. */
+int fl_traffic_ws_records(const fl_traffic_t *t, int endpoint,
+                          struct fl_ws_records *out);
+/* Checks a message template ({{A..B}}, {{x,y}}): as fl_path_check. */
+int fl_ws_message_check(const char *msg, int *col, char *err, size_t errlen);
 
 #endif

@@ -49,6 +49,9 @@ struct glue {
  * libcurl's global state let go after). fl_glue_on_handle_closed() is the close
  * callback for an owner's handle whose data is the glue: it counts it off. */
 void fl_glue_on_handle_closed(uv_handle_t *h);
+/* Counts off one of the owner's handles that closed (for handles whose
+ * data is not the glue). */
+void fl_glue_count_off(struct glue *g);
 int fl_glue_init(struct glue *g, uv_loop_t *loop);
 void fl_glue_kick(struct glue *g);
 void fl_glue_close(struct glue *g);
