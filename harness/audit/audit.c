@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "audit.h"
+#include "audit_int.h"
 #include "base/base.h"
 #include "run/run.h"
 
@@ -133,6 +133,23 @@ static double now_s(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* Discovery lists the probes among the endpoints it exercised; the
+ * battery holds them to their own roles, as "live" and "ready", once. */
+static void drop_probes(struct fl_discovery *d) {
+  size_t kept = 0;
+  for (size_t i = 0; i < d->nendpoints; i++) {
+    struct fl_audit_endpoint *e = &d->endpoints[i];
+    int probe = strcmp(e->method, "GET") == 0 &&
+                ((d->live != NULL && strcmp(e->path, d->live) == 0) ||
+                 (d->ready != NULL && strcmp(e->path, d->ready) == 0));
+    if (probe)
+      fl_audit_endpoint_free(e);
+    else
+      d->endpoints[kept++] = *e;
+  }
+  d->nendpoints = kept;
+}
+
 int fl_audit_run(const struct fl_audit_opts *o, json_t **matrix,
                  json_t **result, char *err, size_t errlen) {
   double t0 = now_s();
@@ -155,6 +172,7 @@ int fl_audit_run(const struct fl_audit_opts *o, json_t **matrix,
   }
   if (!o->quiet)
     fl_discovery_print(&d, stderr);
+  drop_probes(&d);
   struct fl_battery_opts bo;
   fl_battery_defaults(&bo);
   struct fl_battery b;

@@ -181,15 +181,22 @@ static int dep_cases(struct builder *bd, const struct failed *f, int managed,
   const char *n = f->name;
   char fx[512], what[256];
   int rc;
-  snprintf(fx, sizeof(fx), "{ refuse: \"%s\" }, { reset: \"%s\" }", n, n);
+  /* Which of the two a service meets depends on its pool (open
+   * connections reset, or new ones refused): either proves the case. */
+  snprintf(fx, sizeof(fx),
+           "{ refuse: \"%s\", optional: true }, "
+           "{ reset: \"%s\", optional: true }",
+           n, n);
   snprintf(what, sizeof(what),
            "%s refuses new connections and resets open "
            "ones",
            n);
   if ((rc = add_case(bd, f, n, "down", bd->o->fault, 1, what, fx)) != 0)
     return rc;
-  snprintf(fx, sizeof(fx), "{ hang: \"%s\" }, { reset: \"%s\", until: 1s }", n,
-           n);
+  snprintf(fx, sizeof(fx),
+           "{ hang: \"%s\", optional: true }, "
+           "{ reset: \"%s\", until: 1s, optional: true }",
+           n, n);
   snprintf(what, sizeof(what),
            "%s is blackholed: connects hang, open "
            "connections are dropped",
@@ -214,13 +221,16 @@ static int dep_cases(struct builder *bd, const struct failed *f, int managed,
       return rc;
   }
   snprintf(fx, sizeof(fx),
-           "{ refuse: \"%s\", every: 2s }, { reset: \"%s\", every: 2s }", n, n);
+           "{ refuse: \"%s\", every: 2s, optional: true }, "
+           "{ reset: \"%s\", every: 2s, optional: true }",
+           n, n);
   snprintf(what, sizeof(what), "%s comes and goes every 2 s", n);
   if ((rc = add_case(bd, f, n, "flapping", bd->o->fault + 3, 0, what, fx)))
     return rc;
   if (!postgres)
     return 0;
-  snprintf(fx, sizeof(fx), "{ saturate: \"%s\" }, { reset: \"%s\", at: 2s }", n,
+  snprintf(fx, sizeof(fx),
+           "{ saturate: \"%s\" }, { reset: \"%s\", at: 2s, optional: true }", n,
            n);
   snprintf(what, sizeof(what),
            "every connection slot of %s is held from "
@@ -231,11 +241,12 @@ static int dep_cases(struct builder *bd, const struct failed *f, int managed,
   return add_case(bd, f, n, "slots", bd->o->fault + 3, 0, what, fx);
 }
 
-/* ", { reset: "D", until: 1s }" for each dependency in also. */
+/* ", { reset: "D", until: 1s, optional: true }" for each dependency in
+ * also: a service with no connection open to one has nothing to reset. */
 static void resets(const struct failed *f, char *buf, size_t len) {
   for (size_t i = 0; i < f->nalso; i++)
     snprintf(buf + strlen(buf), len - strlen(buf),
-             ", { reset: \"%s\", until: 1s }", f->also[i]);
+             ", { reset: \"%s\", until: 1s, optional: true }", f->also[i]);
 }
 
 static int dns_case(struct builder *bd, struct failed *f) {

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "audit.h"
 
@@ -43,15 +44,21 @@ static void traffic(FILE *f, const struct fl_audit_case *c,
       fputs(", body: ", f);
       q(f, e->body);
     }
+    int open = 0, typed = 0;
     for (size_t h = 0; e->headers && e->headers[h]; h++) {
       const char *colon = strchr(e->headers[h], ':');
       if (colon == NULL)
         continue;
-      fprintf(f, "%s%.*s: ", h ? ", " : ", headers: { ",
+      typed |= strncasecmp(e->headers[h], "Content-Type:", 13) == 0;
+      fprintf(f, "%s%.*s: ", open++ ? ", " : ", headers: { ",
               (int)(colon - e->headers[h]), e->headers[h]);
       q(f, colon[1] == ' ' ? colon + 2 : colon + 1);
     }
-    fputs(e->headers && e->headers[0] ? " } }\n" : " }\n", f);
+    /* Discovery sent an untyped body as JSON (audit/http.c): so do we. */
+    if (e->body != NULL && !typed)
+      fprintf(f, "%sContent-Type: \"application/json\"",
+              open++ ? ", " : ", headers: { ");
+    fputs(open ? " } }\n" : " }\n", f);
   }
   if (d->live != NULL) {
     traffic_line(f, "live", "GET", d->live, 5, o->timeout);

@@ -35,6 +35,7 @@ struct fl_result_fault {
   const char *dependency; /* NULL: aimed at no dependency */
   double on, off;         /* < 0: never switched on / never off */
   uint64_t matched, delivered;
+  int optional; /* its delivery was not required */
 };
 
 /* One second of an endpoint's traffic. */

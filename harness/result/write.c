@@ -47,6 +47,8 @@ static json_t *fault_json(const struct fl_result_fault *f) {
   set(j, "off", f->off >= 0 ? json_real(f->off) : json_null());
   set(j, "matched", json_integer((json_int_t)f->matched));
   set(j, "delivered", json_integer((json_int_t)f->delivered));
+  if (f->optional)
+    set(j, "optional", json_true());
   return j;
 }
 

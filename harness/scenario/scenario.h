@@ -66,6 +66,7 @@ struct fl_fault_decl {
   double at;           /* seconds after the phase's start */
   double until;        /* seconds after the phase's start; < 0: its end */
   double every;        /* > 0: on and off in turns of this length */
+  int optional;        /* not delivered: proves nothing, disproves nothing */
   struct fl_pos pos;
 };
 

@@ -30,7 +30,7 @@ static yaml_node_pair_t *action_pair(struct doc *d, yaml_node_t *n,
 
 static int is_timing(const char *key) {
   return strcmp(key, "at") == 0 || strcmp(key, "until") == 0 ||
-         strcmp(key, "every") == 0;
+         strcmp(key, "every") == 0 || strcmp(key, "optional") == 0;
 }
 
 /* No key names a fault: the first that is neither timing nor an option is
@@ -75,6 +75,13 @@ static int load_action(struct doc *d, yaml_node_t *n, struct fl_fault_decl *f,
 static int load_timing(struct doc *d, yaml_node_t *v, const char *key,
                        const char *val, struct fl_fault_decl *f) {
   int rc;
+  if (strcmp(key, "optional") == 0) {
+    if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
+      return fl_yaml_fail(d, v, "bad optional '%s' (allowed: true, false)",
+                          val);
+    f->optional = val[0] == 't';
+    return 0;
+  }
   if (strcmp(key, "at") == 0 && strcmp(val, "start") == 0) {
     f->at = -1; /* before the target starts (first phase only) */
     return 0;
