@@ -22,8 +22,8 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "base/base.h"
 #include "audit/discover.h"
+#include "base/base.h"
 #include "known_discovery.h"
 
 struct known {

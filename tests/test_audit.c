@@ -11,8 +11,8 @@
 
 #include "audit/audit.h"
 #include "expect/expect.h"
-#include "report.h"
 #include "known_discovery.h"
+#include "report.h"
 #include "support.h"
 
 #define SERVICE FL_TEST_SOURCE_DIR "/scenarios/services/resilient.yaml"
@@ -30,8 +30,7 @@ static void load(struct fixture *f, const char *only) {
   char err[FL_ERRLEN];
   cr_assert_eq(fl_service_load(SERVICE, &f->sv, err, sizeof(err)), 0, "%s",
                err);
-  cr_assert_eq(t_known_discovery(KNOWN, &f->d, err, sizeof(err)), 0, "%s",
-               err);
+  cr_assert_eq(t_known_discovery(KNOWN, &f->d, err, sizeof(err)), 0, "%s", err);
   struct fl_battery_opts bo;
   fl_battery_defaults(&bo);
   cr_assert_eq(

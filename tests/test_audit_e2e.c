@@ -40,9 +40,8 @@ static json_t *audit(const char *service, int *status) {
   snprintf(svc, sizeof(svc), "%s/%s.yaml", SERVICES, service);
   /* No input but the service file: the endpoints come from the OpenAPI
    * document the service serves, what each uses is measured. */
-  char *argv[] = {T_FAULTLINE, "audit", "--quiet", "--jobs", "2",
-                  "--only",    ONLY,    "--out",   out,      svc,
-                  NULL};
+  char *argv[] = {T_FAULTLINE, "audit", "--quiet", "--jobs", "2", "--only",
+                  ONLY,        "--out", out,       svc,      NULL};
   char *env[] = {"NO_COLOR=1", NULL};
   struct t_run r;
   cr_assert_eq(t_run(argv, env, NULL, 200000, &r), 0);

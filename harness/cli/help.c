@@ -86,7 +86,7 @@ static const char audit_usage[] =
     "\n"
     "  --endpoints FILE  the endpoints (method, path, body, headers)\n"
     "  --openapi PATH    read them from the service's OpenAPI document\n"
-    "                    (default: /openapi.json when --endpoints is not given)\n"
+    "                    (default /openapi.json, without --endpoints)\n"
     "  --out DIR         where the matrix and the cases go (default: audit)\n"
     "  --jobs N          cases run at once (default 1)\n"
     "  --only GLOBS      only the cases named so, comma-separated\n"
