@@ -91,8 +91,13 @@ int fl_ws_answer(const char *buf, size_t len, const char *key, int *status,
     return -EPROTO;
   if (end == NULL)
     return len > 16384 ? -EPROTO : 0; /* a header that never ends */
+  /* The status line alone, terminated: buf is not, and sscanf's %d would
+   * skip the blank line's CR LFs and read on past it. */
+  char line[64];
+  const char *eol = memmem(buf, (size_t)(end - buf) + 2, "\r\n", 2);
+  snprintf(line, sizeof(line), "%.*s", (int)(eol - buf), buf);
   int code = 0;
-  if (sscanf(buf, "HTTP/%*d.%*d %3d", &code) != 1 || code < 100 || code > 599)
+  if (sscanf(line, "HTTP/%*d.%*d %3d", &code) != 1 || code < 100 || code > 599)
     return -EPROTO;
   *status = code;
   size_t hlen = (size_t)(end - buf) + 4;
