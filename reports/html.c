@@ -307,7 +307,8 @@ static void faults(FILE *o, const json_t *s) {
   json_t *f;
   json_array_foreach(fs, i, f) {
     int never = fl_rep_num(f, "delivered", 0) <= 0;
-    fputs(never ? "<tr class=\"failed\">" : "<tr>", o);
+    int optional = json_is_true(json_object_get(f, "optional"));
+    fputs(never && !optional ? "<tr class=\"failed\">" : "<tr>", o);
     cell(o, "th", "scope=\"row\"", fl_rep_str(f, "name", ""));
     cell(o, "td", NULL, fl_rep_str(f, "kind", "\xe2\x80\x94"));
     cell(o, "td", "class=\"wrap\"", fl_rep_str(f, "spec", "\xe2\x80\x94"));
@@ -325,9 +326,11 @@ static void faults(FILE *o, const json_t *s) {
     num_cell(o, fl_rep_num(f, "matched", 0), "%.0f");
     fprintf(o, "<td class=\"num\">%.0f%s</td></tr>\n",
             fl_rep_num(f, "delivered", 0),
-            never ? " <span class=\"v v-inconclusive\"><span "
-                    "aria-hidden=\"true\">? </span>never delivered</span>"
-                  : "");
+            !never ? ""
+            : optional
+                ? " (optional: never met)"
+                : " <span class=\"v v-inconclusive\"><span "
+                  "aria-hidden=\"true\">? </span>never delivered</span>");
   }
   fputs("</tbody>\n</table>\n", o);
 }

@@ -148,8 +148,11 @@ static void undelivered(FILE *out, const json_t *s) {
     fl_rep_md(out, fl_rep_str(f, "name", ""));
     fputs("** (", out);
     fl_rep_md(out, fl_rep_str(f, "spec", "?"));
-    fprintf(out, ") was never delivered (%.0f calls matched)\n",
-            fl_rep_num(f, "matched", 0));
+    fprintf(out, ") was never delivered (%.0f calls matched)%s\n",
+            fl_rep_num(f, "matched", 0),
+            json_is_true(json_object_get(f, "optional"))
+                ? ": optional, it proves nothing either way"
+                : "");
   }
 }
 

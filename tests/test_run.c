@@ -102,6 +102,47 @@ Test(run, undelivered_fault_is_inconclusive, .timeout = 60) {
   t_run_free(&r);
 }
 
+/* An optional fault never met proves nothing either way: beside a
+ * delivered one the scenario passes; alone it leaves it INCONCLUSIVE. */
+Test(run, optional_fault_never_met, .timeout = 90) {
+  write_file("web.yaml", web_service);
+  char text[2048];
+  snprintf(text, sizeof(text), "%s", web_scenario);
+  char *at = strstr(text, "      - { refuse: \"127.0.0.1:9\" }\n");
+  cr_assert_not_null(at);
+  snprintf(at, sizeof(text) - (size_t)(at - text),
+           "      - { exhaust: sockets }\n"
+           "      - { refuse: \"127.0.0.1:9\", optional: true }\n%s",
+           strstr(web_scenario, "expect:\n"));
+  write_file("s.yaml", text);
+  struct t_run r;
+  run(&r, "s.yaml", 60000);
+  cr_expect_eq(r.status, 0, "exit %d\n%s%s", r.status, r.out, r.err);
+  char res[400];
+  snprintf(res, sizeof(res), "%s/result.json", out);
+  json_t *j = json_load_file(res, 0, NULL);
+  cr_assert_not_null(j, "no %s", res);
+  json_t *faults = json_object_get(
+      json_array_get(json_object_get(j, "scenarios"), 0), "faults");
+  cr_expect(
+      json_is_true(json_object_get(json_array_get(faults, 1), "optional")));
+  cr_expect_eq(json_integer_value(
+                   json_object_get(json_array_get(faults, 1), "delivered")),
+               0);
+  json_decref(j);
+  t_run_free(&r);
+
+  at = strstr(text, "      - { exhaust: sockets }\n");
+  memmove(at, at + strlen("      - { exhaust: sockets }\n"),
+          strlen(at + strlen("      - { exhaust: sockets }\n")) + 1);
+  write_file("s.yaml", text);
+  run(&r, "s.yaml", 60000);
+  cr_expect_eq(r.status, 1, "exit %d\n%s%s", r.status, r.out, r.err);
+  cr_expect(strstr(r.out, "INCONCLUSIVE") != NULL, "%s", r.out);
+  cr_expect(strstr(r.out, "any of its 1 optional faults") != NULL, "%s", r.out);
+  t_run_free(&r);
+}
+
 /* --json and --junit: copies where CI wants them, beside the usual ones;
  * a path that cannot be written is refused before anything runs. */
 Test(run, json_and_junit_copies, .timeout = 60) {
