@@ -24,8 +24,8 @@ int fl_expect_is_endpoint(const struct fl_expect *e) {
 
 /* ---- Evaluation helpers ---------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void put(char *buf, size_t len,
-                                                      const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) void fl_expect_put(char *buf, size_t len,
+                                                         const char *fmt, ...) {
   if (buf == NULL || len == 0)
     return;
   va_list ap;
@@ -34,7 +34,8 @@ __attribute__((format(printf, 3, 4))) static void put(char *buf, size_t len,
   va_end(ap);
 }
 
-static int cmp(double a, int op, double b) {
+/* Equality within 1e-9: shares and seconds are computed, not counted. */
+int fl_expect_cmp(double a, int op, double b) {
   switch (op) {
   case FL_CMP_LT:
     return a < b;
@@ -45,14 +46,14 @@ static int cmp(double a, int op, double b) {
   case FL_CMP_GE:
     return a >= b;
   case FL_CMP_EQ:
-    return a == b;
+    return fabs(a - b) < 1e-9;
   case FL_CMP_NE:
-    return a != b;
+    return fabs(a - b) >= 1e-9;
   }
   return 0;
 }
 
-static const char *op_str(int op) {
+const char *fl_expect_op_str(int op) {
   return op >= 0 && op < (int)COUNT(fl_expect_op_text) ? fl_expect_op_text[op]
                                                        : "?";
 }
@@ -61,10 +62,10 @@ static const char *op_str(int op) {
  * the limit as it really is: an observed "95.0%" never fails ">= 95%". */
 static void fmt_fixed(char *buf, size_t len, double v, int min, int op,
                       double limit) {
-  int want = cmp(v, op, limit);
+  int want = fl_expect_cmp(v, op, limit);
   for (int d = min; d <= 6; d++) {
     snprintf(buf, len, "%.*f", d, v);
-    if (cmp(strtod(buf, NULL), op, limit) == want)
+    if (fl_expect_cmp(strtod(buf, NULL), op, limit) == want)
       return;
   }
 }
@@ -229,13 +230,14 @@ static int eval_rate(const struct fl_expect *e, const struct fl_request *w,
   for (size_t i = 0; i < n; i++)
     k += class_match(&e->cls, &w[i]);
   double pct = 100.0 * (double)k / (double)n;
-  int pass = cmp(pct, e->op, e->value);
+  int pass = fl_expect_cmp(pct, e->op, e->value);
   char num[48], held[256] = "";
   fmt_fixed(num, sizeof(num), pct, 1, e->op, e->value);
   if (!pass)
     breakdown(w, n, &e->cls, side_of(pct, e->value), held, sizeof(held));
-  put(o->exp, o->elen, "%s %g%%", op_str(e->op), e->value);
-  put(o->obs, o->olen, "%s%% %s (%zu of %zu)%s", num, e->cls.text, k, n, held);
+  fl_expect_put(o->exp, o->elen, "%s %g%%", fl_expect_op_str(e->op), e->value);
+  fl_expect_put(o->obs, o->olen, "%s%% %s (%zu of %zu)%s", num, e->cls.text, k,
+                n, held);
   return pass;
 }
 
@@ -309,7 +311,7 @@ static enum header_verdict header_judge(const struct fl_expect *e,
     return HDR_OK;
   if (rc != 0)
     return HDR_INVALID;
-  return cmp(x, e->op, e->value) ? HDR_OK : HDR_WRONG;
+  return fl_expect_cmp(x, e->op, e->value) ? HDR_OK : HDR_WRONG;
 }
 
 /* "'miss'", "missing", or for a date "'Wed, ...' = 45s after the
@@ -372,21 +374,24 @@ static void header_failure(const struct fl_expect *e,
     fmt_header_of(e, h->example, v, sizeof(v));
     snprintf(eg, sizeof(eg), "; e.g. %s at t=%.2fs", v, h->example->sched);
   }
-  put(o->obs, o->olen, "%s of %zu %s %s (first at t=%.2fs%s%s%s)", parts,
-      h->total, e->cls.text, plural(h->total, "response", "responses"),
-      h->first->sched, first[0] ? ": " : "", first, eg);
+  fl_expect_put(o->obs, o->olen, "%s of %zu %s %s (first at t=%.2fs%s%s%s)",
+                parts, h->total, e->cls.text,
+                plural(h->total, "response", "responses"), h->first->sched,
+                first[0] ? ": " : "", first, eg);
 }
 
 static void header_expected(const struct fl_expect *e, struct out *o) {
   if (e->check == FL_HDR_STRING)
-    put(o->exp, o->elen, "%s %s \"%s\" on every %s response", e->name,
-        op_str(e->op), e->str, e->cls.text);
+    fl_expect_put(o->exp, o->elen, "%s %s \"%s\" on every %s response", e->name,
+                  fl_expect_op_str(e->op), e->str, e->cls.text);
   else if (e->check == FL_HDR_NUMBER)
-    put(o->exp, o->elen, "%s %s %g on every %s response%s", e->name,
-        op_str(e->op), e->value, e->cls.text,
+    fl_expect_put(
+        o->exp, o->elen, "%s %s %g on every %s response%s", e->name,
+        fl_expect_op_str(e->op), e->value, e->cls.text,
         is_retry_after(e) ? " (seconds; an HTTP-date from the response)" : "");
   else
-    put(o->exp, o->elen, "%s on every %s response (%s)", e->name, e->cls.text,
+    fl_expect_put(
+        o->exp, o->elen, "%s on every %s response (%s)", e->name, e->cls.text,
         is_retry_after(e) ? "delta-seconds or HTTP-date" : "not empty");
 }
 
@@ -402,7 +407,7 @@ static int eval_header(const struct fl_expect *e, const struct fl_request *w,
                        size_t n, double to, struct out *o) {
   header_expected(e, o);
   if (e->header < 0) {
-    put(o->obs, o->olen, "header %s was not recorded", e->name);
+    fl_expect_put(o->obs, o->olen, "header %s was not recorded", e->name);
     return 0;
   }
   struct header_tally h = {0};
@@ -420,13 +425,14 @@ static int eval_header(const struct fl_expect *e, const struct fl_request *w,
       h.example = &w[i];
   }
   if (h.total == 0) {
-    put(o->obs, o->olen, "no %s responses", e->cls.text);
+    fl_expect_put(o->obs, o->olen, "no %s responses", e->cls.text);
     return e->if_any;
   }
   if (h.first == NULL) {
-    put(o->obs, o->olen, "%s on %zu of %zu %s %s",
-        e->check == FL_HDR_PRESENT ? "valid" : "held", h.total, h.total,
-        e->cls.text, plural(h.total, "response", "responses"));
+    fl_expect_put(o->obs, o->olen, "%s on %zu of %zu %s %s",
+                  e->check == FL_HDR_PRESENT ? "valid" : "held", h.total,
+                  h.total, e->cls.text,
+                  plural(h.total, "response", "responses"));
     return 1;
   }
   header_failure(e, &h, o);
@@ -447,10 +453,10 @@ static int eval_percentile(const struct fl_expect *e,
                            struct out *o) {
   char lim[32], got[48], slow[48], what[32], worst[128] = "";
   fmt_duration(lim, sizeof(lim), e->value);
-  put(o->exp, o->elen, "%s %s", op_str(e->op), lim);
+  fl_expect_put(o->exp, o->elen, "%s %s", fl_expect_op_str(e->op), lim);
   double *lat = malloc(n * sizeof(*lat));
   if (lat == NULL) {
-    put(o->obs, o->olen, "out of memory");
+    fl_expect_put(o->obs, o->olen, "out of memory");
     return 0;
   }
   for (size_t i = 0; i < n; i++)
@@ -460,7 +466,7 @@ static int eval_percentile(const struct fl_expect *e,
   fl_sort_values(lat, n);
   double v = fl_percentile(lat, n, e->percentile);
   free(lat);
-  int pass = cmp(v, e->op, e->value);
+  int pass = fl_expect_cmp(v, e->op, e->value);
   fmt_latency(got, sizeof(got), v, e->op, e->value);
   if (!pass) {
     const struct fl_request *s = slowest(w, n);
@@ -468,8 +474,8 @@ static int eval_percentile(const struct fl_expect *e,
     snprintf(worst, sizeof(worst), "; slowest %s at t=%.2fs: %s", slow,
              s->sched, outcome_text(s, what, sizeof(what)));
   }
-  put(o->obs, o->olen, "p(%g) = %s (%zu %s%s)", e->percentile, got, n,
-      plural(n, "request", "requests"), worst);
+  fl_expect_put(o->obs, o->olen, "p(%g) = %s (%zu %s%s)", e->percentile, got, n,
+                plural(n, "request", "requests"), worst);
   return pass;
 }
 
@@ -477,26 +483,29 @@ static int eval_max(const struct fl_expect *e, const struct fl_request *w,
                     size_t n, struct out *o) {
   char lim[32], got[48], what[32];
   fmt_duration(lim, sizeof(lim), e->value);
-  put(o->exp, o->elen, "%s %s", op_str(e->op), lim);
+  fl_expect_put(o->exp, o->elen, "%s %s", fl_expect_op_str(e->op), lim);
   const struct fl_request *s = slowest(w, n);
   fmt_latency(got, sizeof(got), s->latency, e->op, e->value);
-  put(o->obs, o->olen, "max = %s at t=%.2fs: %s (%zu %s)", got, s->sched,
-      outcome_text(s, what, sizeof(what)), n, plural(n, "request", "requests"));
-  return cmp(s->latency, e->op, e->value);
+  fl_expect_put(o->obs, o->olen, "max = %s at t=%.2fs: %s (%zu %s)", got,
+                s->sched, outcome_text(s, what, sizeof(what)), n,
+                plural(n, "request", "requests"));
+  return fl_expect_cmp(s->latency, e->op, e->value);
 }
 
 static int eval_within(const struct fl_request *w, size_t n, double timeout,
                        struct out *o) {
   if (!(timeout > 0)) {
-    put(o->exp, o->elen, "every request within the endpoint's timeout");
-    put(o->obs, o->olen, "the endpoint has no timeout");
+    fl_expect_put(o->exp, o->elen,
+                  "every request within the endpoint's timeout");
+    fl_expect_put(o->obs, o->olen, "the endpoint has no timeout");
     return 0;
   }
   double limit = timeout + 0.5;
   char lim[32], to[32], got[48];
   fmt_duration(lim, sizeof(lim), limit);
   fmt_duration(to, sizeof(to), timeout);
-  put(o->exp, o->elen, "every latency <= %s (timeout %s + 0.5s)", lim, to);
+  fl_expect_put(o->exp, o->elen, "every latency <= %s (timeout %s + 0.5s)", lim,
+                to);
   size_t over = 0, worst = 0;
   const struct fl_request *first = NULL;
   for (size_t i = 0; i < n; i++) {
@@ -510,19 +519,20 @@ static int eval_within(const struct fl_request *w, size_t n, double timeout,
   }
   if (first == NULL) {
     fmt_latency(got, sizeof(got), w[worst].latency, FL_CMP_LE, limit);
-    put(o->obs, o->olen, "all %zu within %s (slowest %s)", n, lim, got);
+    fl_expect_put(o->obs, o->olen, "all %zu within %s (slowest %s)", n, lim,
+                  got);
     return 1;
   }
   fmt_latency(got, sizeof(got), first->latency, FL_CMP_LE, limit);
-  put(o->obs, o->olen, "%zu of %zu over %s (first at t=%.2fs: %s)", over, n,
-      lim, first->sched, got);
+  fl_expect_put(o->obs, o->olen, "%zu of %zu over %s (first at t=%.2fs: %s)",
+                over, n, lim, first->sched, got);
   return 0;
 }
 
 static int eval_requests(const struct fl_expect *e, size_t n, struct out *o) {
-  put(o->exp, o->elen, "%s %g", op_str(e->op), e->value);
-  put(o->obs, o->olen, "%zu", n);
-  return cmp((double)n, e->op, e->value);
+  fl_expect_put(o->exp, o->elen, "%s %g", fl_expect_op_str(e->op), e->value);
+  fl_expect_put(o->obs, o->olen, "%zu", n);
+  return fl_expect_cmp((double)n, e->op, e->value);
 }
 
 /* Per-second buckets from the window's start. Recovery is at the start of
@@ -568,7 +578,8 @@ static size_t last_failure(const struct fl_expect *e, const struct seconds *s,
   for (size_t b = 0; b < s->used; b++) {
     if (s->tot[b] == 0)
       continue;
-    if (!cmp(100.0 * (double)s->hit[b] / (double)s->tot[b], e->op, e->value)) {
+    if (!fl_expect_cmp(100.0 * (double)s->hit[b] / (double)s->tot[b], e->op,
+                       e->value)) {
       k = b + 1;
       *held = 0;
     } else {
@@ -599,12 +610,13 @@ static int eval_recovers(const struct fl_expect *e, const struct fl_request *w,
                          size_t n, double from, double to, struct out *o) {
   char lim[32];
   fmt_duration(lim, sizeof(lim), e->within);
-  put(o->exp, o->elen,
+  fl_expect_put(
+      o->exp, o->elen,
       "rate(%s) %s %g%% in every second from at most %s after t=%.2fs",
-      e->cls.text, op_str(e->op), e->value, lim, from);
+      e->cls.text, fl_expect_op_str(e->op), e->value, lim, from);
   struct seconds s;
   if (count_seconds(e, w, n, from, to, &s) != 0) {
-    put(o->obs, o->olen, "out of memory");
+    fl_expect_put(o->obs, o->olen, "out of memory");
     return 0;
   }
   size_t held;
@@ -614,15 +626,15 @@ static int eval_recovers(const struct fl_expect *e, const struct fl_request *w,
     fmt_last_second(e, w, n, from, &s, k - 1, last, sizeof(last));
   free(s.tot);
   if (held == 0 && k == 0) {
-    put(o->obs, o->olen, "no full second of requests");
+    fl_expect_put(o->obs, o->olen, "no full second of requests");
     return 0;
   }
   if (held == 0) {
-    put(o->obs, o->olen, "not recovered by the end (%s)", last);
+    fl_expect_put(o->obs, o->olen, "not recovered by the end (%s)", last);
     return 0;
   }
-  put(o->obs, o->olen, "recovered after %.1fs (%s)", (double)k,
-      k ? last : "every second held");
+  fl_expect_put(o->obs, o->olen, "recovered after %.1fs (%s)", (double)k,
+                k ? last : "every second held");
   return (double)k <= e->within + 1e-9;
 }
 
@@ -653,10 +665,10 @@ int fl_expect_eval_endpoint(const struct fl_expect *e,
                             char *expected, size_t elen, char *observed,
                             size_t olen) {
   struct out o = {expected, elen, observed, olen};
-  put(expected, elen, "%s", e->text);
-  put(observed, olen, "%s", "");
+  fl_expect_put(expected, elen, "%s", e->text);
+  fl_expect_put(observed, olen, "%s", "");
   if (!fl_expect_is_endpoint(e)) {
-    put(observed, olen, "not an endpoint expectation");
+    fl_expect_put(observed, olen, "not an endpoint expectation");
     return 0;
   }
   size_t lo = lower_bound(reqs, n, from), hi = lower_bound(reqs, n, to);
@@ -672,7 +684,7 @@ int fl_expect_eval_endpoint(const struct fl_expect *e,
   struct fl_request *copy = NULL;
   if (done > 0 && done < m) {
     if ((copy = malloc(done * sizeof(*copy))) == NULL) {
-      put(observed, olen, "out of memory");
+      fl_expect_put(observed, olen, "out of memory");
       return 0;
     }
     for (size_t i = 0, j = 0; i < m; i++)
@@ -681,7 +693,8 @@ int fl_expect_eval_endpoint(const struct fl_expect *e,
     w = copy;
   }
   if (done == 0) {
-    put(observed, olen, m > 0 ? "no completed requests" : "no requests");
+    fl_expect_put(observed, olen,
+                  m > 0 ? "no completed requests" : "no requests");
     return 0;
   }
   int pass = eval_window(e, w, done, from, to, timeout, &o);
@@ -696,7 +709,8 @@ static int unknown_dep(const struct fl_expect *e,
                        const struct fl_target_facts *f, struct out *o) {
   if (e->count != FL_COUNT_CONNS || !f->no_such_dep)
     return 0;
-  put(o->obs, o->olen,
+  fl_expect_put(
+      o->obs, o->olen,
       "no dependency named '%s' (conns(other): connections to anything "
       "else)",
       e->name);
@@ -707,19 +721,21 @@ static int eval_fds(const struct fl_expect *e, const struct fl_target_facts *f,
                     struct out *o) {
   double limit = f->fds_baseline + e->value;
   if (unknown_dep(e, f, o)) {
-    put(o->exp, o->elen, "%s baseline + %g", op_str(e->op), e->value);
+    fl_expect_put(o->exp, o->elen, "%s baseline + %g", fl_expect_op_str(e->op),
+                  e->value);
     return 0;
   }
   if (f->fds_baseline < 0 || f->fds_max < 0) {
-    put(o->exp, o->elen, "%s baseline + %g", op_str(e->op), e->value);
-    put(o->obs, o->olen, "no fd samples");
+    fl_expect_put(o->exp, o->elen, "%s baseline + %g", fl_expect_op_str(e->op),
+                  e->value);
+    fl_expect_put(o->obs, o->olen, "no fd samples");
     return 0;
   }
-  put(o->exp, o->elen, "%s baseline + %g (%.1f)", op_str(e->op), e->value,
-      limit);
-  put(o->obs, o->olen, "max %.0f (baseline %.1f, %+.1f)", f->fds_max,
-      f->fds_baseline, f->fds_max - f->fds_baseline);
-  return cmp(f->fds_max, e->op, limit);
+  fl_expect_put(o->exp, o->elen, "%s baseline + %g (%.1f)",
+                fl_expect_op_str(e->op), e->value, limit);
+  fl_expect_put(o->obs, o->olen, "max %.0f (baseline %.1f, %+.1f)", f->fds_max,
+                f->fds_baseline, f->fds_max - f->fds_baseline);
+  return fl_expect_cmp(f->fds_max, e->op, limit);
 }
 
 static int eval_rss(const struct fl_expect *e, const struct fl_target_facts *f,
@@ -727,8 +743,9 @@ static int eval_rss(const struct fl_expect *e, const struct fl_target_facts *f,
   char add[32], lim[32], max[32], base[32], grew[32];
   fmt_size(add, sizeof(add), e->value, 0);
   if (f->rss_baseline_kb < 0 || f->rss_max_kb < 0) {
-    put(o->exp, o->elen, "%s baseline + %s", op_str(e->op), add);
-    put(o->obs, o->olen, "no memory samples");
+    fl_expect_put(o->exp, o->elen, "%s baseline + %s", fl_expect_op_str(e->op),
+                  add);
+    fl_expect_put(o->obs, o->olen, "no memory samples");
     return 0;
   }
   double b = f->rss_baseline_kb * 1024, m = f->rss_max_kb * 1024;
@@ -736,9 +753,10 @@ static int eval_rss(const struct fl_expect *e, const struct fl_target_facts *f,
   fmt_size(max, sizeof(max), m, 0);
   fmt_size(base, sizeof(base), b, 0);
   fmt_size(grew, sizeof(grew), m - b, 1);
-  put(o->exp, o->elen, "%s baseline + %s (%s)", op_str(e->op), add, lim);
-  put(o->obs, o->olen, "max %s (baseline %s, %s)", max, base, grew);
-  return cmp(m, e->op, b + e->value);
+  fl_expect_put(o->exp, o->elen, "%s baseline + %s (%s)",
+                fl_expect_op_str(e->op), add, lim);
+  fl_expect_put(o->obs, o->olen, "max %s (baseline %s, %s)", max, base, grew);
+  return fl_expect_cmp(m, e->op, b + e->value);
 }
 
 /* A count as one would read it: "42", or for rss (kB) "61.2MB". */
@@ -756,7 +774,7 @@ static long last_over(const struct fl_expect *e,
                       const struct fl_target_facts *f, double limit) {
   long k = -1;
   for (size_t i = 0; i < f->nseries; i++)
-    if (!cmp(f->series[i].v, e->op, limit))
+    if (!fl_expect_cmp(f->series[i].v, e->op, limit))
       k = (long)i;
   return k;
 }
@@ -776,85 +794,90 @@ static int eval_settles(const struct fl_expect *e,
     snprintf(add, sizeof(add), "%g", e->value);
   fmt_count(lim, sizeof(lim), e, limit);
   fmt_duration(dur, sizeof(dur), e->within);
-  put(o->exp, o->elen, "%s baseline + %s (%s) from at most %s after t=%.2fs",
-      op_str(e->op), add, lim, dur, f->from);
+  fl_expect_put(o->exp, o->elen,
+                "%s baseline + %s (%s) from at most %s after t=%.2fs",
+                fl_expect_op_str(e->op), add, lim, dur, f->from);
   if (unknown_dep(e, f, o))
     return 0;
   if (base < 0 || f->nseries == 0) {
-    put(o->obs, o->olen, "no %s samples", rss ? "memory" : "fd");
+    fl_expect_put(o->obs, o->olen, "no %s samples", rss ? "memory" : "fd");
     return 0;
   }
   fmt_count(b, sizeof(b), e, base);
   long k = last_over(e, f, limit);
   if (k < 0) {
-    put(o->obs, o->olen, "held at all %zu samples (baseline %s)", f->nseries,
-        b);
+    fl_expect_put(o->obs, o->olen, "held at all %zu samples (baseline %s)",
+                  f->nseries, b);
     return 1;
   }
   const struct fl_count_sample *x = &f->series[k];
   fmt_count(v, sizeof(v), e, x->v);
   if ((size_t)k + 1 == f->nseries) {
-    put(o->obs, o->olen, "not settled by the end: %s at t=%.2fs (baseline %s)",
-        v, x->t, b);
+    fl_expect_put(o->obs, o->olen,
+                  "not settled by the end: %s at t=%.2fs (baseline %s)", v,
+                  x->t, b);
     return 0;
   }
-  put(o->obs, o->olen,
-      "settled by t=%.2fs (last over: %s at t=%.2fs, "
-      "baseline %s)",
-      f->series[k + 1].t, v, x->t, b);
+  fl_expect_put(o->obs, o->olen,
+                "settled by t=%.2fs (last over: %s at t=%.2fs, "
+                "baseline %s)",
+                f->series[k + 1].t, v, x->t, b);
   return x->t < f->from + e->within;
 }
 
 static int eval_fault(const struct fl_expect *e,
                       const struct fl_target_facts *f, struct out *o) {
-  put(o->exp, o->elen, "hit %s %g", op_str(e->op), e->value);
+  fl_expect_put(o->exp, o->elen, "hit %s %g", fl_expect_op_str(e->op),
+                e->value);
   if (f->fault_delivered == NULL) {
-    put(o->obs, o->olen, "deliveries of faults were not counted");
+    fl_expect_put(o->obs, o->olen, "deliveries of faults were not counted");
     return 0;
   }
   long c = f->fault_delivered(e->name, f->arg);
   if (c < 0) {
-    put(o->obs, o->olen, "no fault named '%s' in the scenario", e->name);
+    fl_expect_put(o->obs, o->olen, "no fault named '%s' in the scenario",
+                  e->name);
     return 0;
   }
-  put(o->obs, o->olen, "delivered %ld %s", c,
-      plural((size_t)c, "time", "times"));
-  return cmp((double)c, e->op, e->value);
+  fl_expect_put(o->obs, o->olen, "delivered %ld %s", c,
+                plural((size_t)c, "time", "times"));
+  return fl_expect_cmp((double)c, e->op, e->value);
 }
 
 int fl_expect_eval_target(const struct fl_expect *e,
                           const struct fl_target_facts *f, char *expected,
                           size_t elen, char *observed, size_t olen) {
   struct out o = {expected, elen, observed, olen};
-  put(expected, elen, "%s", e->text);
-  put(observed, olen, "%s", "");
+  fl_expect_put(expected, elen, "%s", e->text);
+  fl_expect_put(observed, olen, "%s", "");
   switch ((enum fl_expect_kind)e->kind) {
   case FL_EXP_NO_RESTART:
-    put(expected, elen, "no restart");
+    fl_expect_put(expected, elen, "no restart");
     if (f->restarts == 0)
-      put(observed, olen, "no restart");
+      fl_expect_put(observed, olen, "no restart");
     else
-      put(observed, olen, "restarted %d %s", f->restarts,
-          plural((size_t)f->restarts, "time", "times"));
+      fl_expect_put(observed, olen, "restarted %d %s", f->restarts,
+                    plural((size_t)f->restarts, "time", "times"));
     return f->restarts == 0;
   case FL_EXP_NO_CRASH:
-    put(expected, elen, "no crash");
-    put(observed, olen, "%s",
-        !f->crashed ? "no crash"
-        : f->ending ? f->ending
-                    : "crashed (ended by a signal)");
+    fl_expect_put(expected, elen, "no crash");
+    fl_expect_put(observed, olen, "%s",
+                  !f->crashed ? "no crash"
+                  : f->ending ? f->ending
+                              : "crashed (ended by a signal)");
     return !f->crashed;
   case FL_EXP_ALIVE:
-    put(expected, elen, "alive to the end");
-    put(observed, olen, "%s",
-        !f->crashed && !f->exited ? "alive"
-        : f->ending               ? f->ending
-        : f->crashed              ? "crashed (ended by a signal)"
-                                  : "exited before the end");
+    fl_expect_put(expected, elen, "alive to the end");
+    fl_expect_put(observed, olen, "%s",
+                  !f->crashed && !f->exited ? "alive"
+                  : f->ending               ? f->ending
+                  : f->crashed              ? "crashed (ended by a signal)"
+                                            : "exited before the end");
     return !f->crashed && !f->exited;
   case FL_EXP_STARTS:
-    put(expected, elen, "starts under the start faults");
-    put(observed, olen, "%s", f->start_failure ? f->start_failure : "started");
+    fl_expect_put(expected, elen, "starts under the start faults");
+    fl_expect_put(observed, olen, "%s",
+                  f->start_failure ? f->start_failure : "started");
     return f->start_failure == NULL;
   case FL_EXP_FDS:
     return eval_fds(e, f, &o);
@@ -865,7 +888,7 @@ int fl_expect_eval_target(const struct fl_expect *e,
   case FL_EXP_SETTLES:
     return eval_settles(e, f, &o);
   default:
-    put(observed, olen, "not a target expectation");
+    fl_expect_put(observed, olen, "not a target expectation");
     return 0;
   }
 }

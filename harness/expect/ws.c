@@ -19,36 +19,6 @@ int fl_expect_is_ws(const struct fl_expect *e) {
   return e->kind >= FL_EXP_WS_CONNECT && e->kind <= FL_EXP_WS_RECOVERS;
 }
 
-__attribute__((format(printf, 3, 4))) static void put(char *buf, size_t len,
-                                                      const char *fmt, ...) {
-  if (buf == NULL || len == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, len, fmt, ap);
-  va_end(ap);
-}
-
-static int cmp(double a, int op, double b) {
-  switch (op) {
-  case FL_CMP_LT:
-    return a < b;
-  case FL_CMP_LE:
-    return a <= b;
-  case FL_CMP_GT:
-    return a > b;
-  case FL_CMP_GE:
-    return a >= b;
-  case FL_CMP_EQ:
-    return fabs(a - b) < 1e-9;
-  case FL_CMP_NE:
-    return fabs(a - b) >= 1e-9;
-  }
-  return 0;
-}
-
-static const char *op_str(int op) { return fl_expect_op_text[op]; }
-
 static void fmt_duration(char *buf, size_t len, double s) {
   if (s >= 0 && s < 1)
     snprintf(buf, len, "%.3gms", s * 1000);
@@ -83,8 +53,8 @@ static int attempt_done(const struct fl_ws_conn *c) {
 static int eval_connect(const struct fl_expect *e,
                         const struct fl_ws_records *r, double from, double to,
                         struct out *o) {
-  put(o->exp, o->elen, "connect rate(%s) %s %g%%", e->cls.text, op_str(e->op),
-      e->value);
+  fl_expect_put(o->exp, o->elen, "connect rate(%s) %s %g%%", e->cls.text,
+                fl_expect_op_str(e->op), e->value);
   size_t n = 0, hit = 0, opened = 0, refused = 0, status = 0;
   for (size_t i = 0; i < r->nconns; i++) {
     const struct fl_ws_conn *c = &r->conns[i];
@@ -97,15 +67,15 @@ static int eval_connect(const struct fl_expect *e,
     status += !c->opened && c->status != 0;
   }
   if (n == 0) {
-    put(o->obs, o->olen, "no connections");
+    fl_expect_put(o->obs, o->olen, "no connections");
     return 0;
   }
   double pct = 100.0 * (double)hit / (double)n;
-  put(o->obs, o->olen,
-      "%.1f%% (%zu of %zu attempts; %zu opened, %zu answered without "
-      "opening, %zu with no answer)",
-      pct, hit, n, opened, status, refused);
-  return cmp(pct, e->op, e->value);
+  fl_expect_put(o->obs, o->olen,
+                "%.1f%% (%zu of %zu attempts; %zu opened, %zu answered without "
+                "opening, %zu with no answer)",
+                pct, hit, n, opened, status, refused);
+  return fl_expect_cmp(pct, e->op, e->value);
 }
 
 static size_t first_msg(const struct fl_ws_records *r, double t) {
@@ -124,11 +94,12 @@ static int eval_rtt(const struct fl_expect *e, const struct fl_ws_records *r,
                     double from, double to, struct out *o) {
   char lim[32], got[32];
   fmt_duration(lim, sizeof(lim), e->value);
-  put(o->exp, o->elen, "rtt p(%g) %s %s", e->percentile, op_str(e->op), lim);
+  fl_expect_put(o->exp, o->elen, "rtt p(%g) %s %s", e->percentile,
+                fl_expect_op_str(e->op), lim);
   size_t lo = first_msg(r, from), hi = first_msg(r, to), n = 0;
   double *v = malloc((hi > lo ? hi - lo : 1) * sizeof(double));
   if (v == NULL) {
-    put(o->obs, o->olen, "out of memory");
+    fl_expect_put(o->obs, o->olen, "out of memory");
     return 0;
   }
   for (size_t i = lo; i < hi; i++)
@@ -136,7 +107,8 @@ static int eval_rtt(const struct fl_expect *e, const struct fl_ws_records *r,
       v[n++] = r->msgs[i].rtt;
   if (n == 0) {
     free(v);
-    put(o->obs, o->olen, "no replies (%zu messages received)", hi - lo);
+    fl_expect_put(o->obs, o->olen, "no replies (%zu messages received)",
+                  hi - lo);
     return 0;
   }
   fl_sort_values(v, n);
@@ -145,15 +117,15 @@ static int eval_rtt(const struct fl_expect *e, const struct fl_ws_records *r,
   char worst[32];
   fmt_duration(got, sizeof(got), p);
   fmt_duration(worst, sizeof(worst), max);
-  put(o->obs, o->olen, "p(%g) = %s (%zu replies, slowest %s)", e->percentile,
-      got, n, worst);
-  return cmp(p, e->op, e->value);
+  fl_expect_put(o->obs, o->olen, "p(%g) = %s (%zu replies, slowest %s)",
+                e->percentile, got, n, worst);
+  return fl_expect_cmp(p, e->op, e->value);
 }
 
 static int eval_closes(const struct fl_expect *e, const struct fl_ws_records *r,
                        double from, double to, struct out *o) {
-  put(o->exp, o->elen, "closes(%s) %s %g", e->cls.text, op_str(e->op),
-      e->value);
+  fl_expect_put(o->exp, o->elen, "closes(%s) %s %g", e->cls.text,
+                fl_expect_op_str(e->op), e->value);
   size_t n = 0, all = 0;
   int first_code = 0;
   double first_t = -1;
@@ -170,22 +142,24 @@ static int eval_closes(const struct fl_expect *e, const struct fl_ws_records *r,
     }
   }
   if (n == 0)
-    put(o->obs, o->olen, "0 (%zu unexpected closes in all)", all);
+    fl_expect_put(o->obs, o->olen, "0 (%zu unexpected closes in all)", all);
   else
-    put(o->obs, o->olen,
+    fl_expect_put(
+        o->obs, o->olen,
         "%zu (first at t=%.2fs, code %d; %zu unexpected closes in all)", n,
         first_t, first_code, all);
-  return cmp((double)n, e->op, e->value);
+  return fl_expect_cmp((double)n, e->op, e->value);
 }
 
 /* The fewest messages a connection open in the window received in it. */
 static int eval_messages(const struct fl_expect *e,
                          const struct fl_ws_records *r, double from, double to,
                          struct out *o) {
-  put(o->exp, o->elen, "%s %g per connection", op_str(e->op), e->value);
+  fl_expect_put(o->exp, o->elen, "%s %g per connection",
+                fl_expect_op_str(e->op), e->value);
   size_t *count = calloc(r->nconns ? r->nconns : 1, sizeof(size_t));
   if (count == NULL) {
-    put(o->obs, o->olen, "out of memory");
+    fl_expect_put(o->obs, o->olen, "out of memory");
     return 0;
   }
   for (size_t i = first_msg(r, from), hi = first_msg(r, to); i < hi; i++)
@@ -205,16 +179,17 @@ static int eval_messages(const struct fl_expect *e,
   }
   free(count);
   if (conns == 0) {
-    put(o->obs, o->olen, "no connection was open");
+    fl_expect_put(o->obs, o->olen, "no connection was open");
     return 0;
   }
-  put(o->obs, o->olen,
+  fl_expect_put(
+      o->obs, o->olen,
       "fewest %zu (connection %d%s, attempt %d); %zu connections, %.1f on "
       "average",
       least, r->conns[worst].slot,
       r->conns[worst].slow ? ", a slow reader" : "", r->conns[worst].attempt,
       conns, (double)total / (double)conns);
-  return cmp((double)least, e->op, e->value);
+  return fl_expect_cmp((double)least, e->op, e->value);
 }
 
 /* As the HTTP recovers: per-second buckets of attempts by start; empty
@@ -225,16 +200,17 @@ static int eval_recovers(const struct fl_expect *e,
                          struct out *o) {
   char lim[32];
   fmt_duration(lim, sizeof(lim), e->within);
-  put(o->exp, o->elen,
+  fl_expect_put(
+      o->exp, o->elen,
       "connect rate(%s) %s %g%% in every second from at most %s after "
       "t=%.2fs",
-      e->cls.text, op_str(e->op), e->value, lim, from);
+      e->cls.text, fl_expect_op_str(e->op), e->value, lim, from);
   size_t nb = (size_t)ceil(to - from - 1e-9);
   if (nb == 0)
     nb = 1;
   size_t *tot = calloc(2 * nb, sizeof(size_t));
   if (tot == NULL) {
-    put(o->obs, o->olen, "out of memory");
+    fl_expect_put(o->obs, o->olen, "out of memory");
     return 0;
   }
   size_t *hit = tot + nb;
@@ -254,7 +230,8 @@ static int eval_recovers(const struct fl_expect *e,
   for (size_t b = 0; b < used; b++) {
     if (tot[b] == 0)
       continue;
-    if (!cmp(100.0 * (double)hit[b] / (double)tot[b], e->op, e->value)) {
+    if (!fl_expect_cmp(100.0 * (double)hit[b] / (double)tot[b], e->op,
+                       e->value)) {
       k = b + 1;
       held = 0;
       last_hit = hit[b];
@@ -265,20 +242,22 @@ static int eval_recovers(const struct fl_expect *e,
   }
   free(tot);
   if (held == 0 && k == 0) {
-    put(o->obs, o->olen, "no connections");
+    fl_expect_put(o->obs, o->olen, "no connections");
     return 0;
   }
   if (held == 0) {
-    put(o->obs, o->olen,
+    fl_expect_put(
+        o->obs, o->olen,
         "not recovered by the end (last failing second at t=%.2fs: %zu of "
         "%zu)",
         from + (double)(k - 1), last_hit, last_tot);
     return 0;
   }
   if (k == 0)
-    put(o->obs, o->olen, "recovered after 0.0s (every second held)");
+    fl_expect_put(o->obs, o->olen, "recovered after 0.0s (every second held)");
   else
-    put(o->obs, o->olen,
+    fl_expect_put(
+        o->obs, o->olen,
         "recovered after %.1fs (last failing second at t=%.2fs: %zu of %zu)",
         (double)k, from + (double)(k - 1), last_hit, last_tot);
   return (double)k <= e->within + 1e-9;
@@ -288,8 +267,8 @@ int fl_expect_eval_ws(const struct fl_expect *e, const struct fl_ws_records *r,
                       double from, double to, char *expected, size_t elen,
                       char *observed, size_t olen) {
   struct out o = {expected, elen, observed, olen};
-  put(expected, elen, "%s", e->text);
-  put(observed, olen, "%s", "");
+  fl_expect_put(expected, elen, "%s", e->text);
+  fl_expect_put(observed, olen, "%s", "");
   switch (e->kind) {
   case FL_EXP_WS_CONNECT:
     return eval_connect(e, r, from, to, &o);
@@ -302,7 +281,8 @@ int fl_expect_eval_ws(const struct fl_expect *e, const struct fl_ws_records *r,
   case FL_EXP_WS_RECOVERS:
     return eval_recovers(e, r, from, to, &o);
   default:
-    put(observed, olen,
+    fl_expect_put(
+        observed, olen,
         "not a WebSocket expectation (allowed: connect rate, rtt p, closes, "
         "messages, recovers(connect rate ...))");
     return 0;
