@@ -605,8 +605,10 @@ Test(proxy, redis_cli_bandwidth) {
   cr_expect_eq(r.status, 0, "%s", r.err);
   cr_expect_eq(strlen(r.out), 65537);
   double want = (65536 + 11) / (32.0 * 1024) * 1000;
-  cr_expect(took >= want * 0.9 && took <= want * 1.1 + 150,
-            "65547 bytes at 32k/s took %lld ms, want %.0f ms +- 10%%", took,
+  /* The floor proves the shaping; the ceiling leaves room for starting
+   * two processes on a loaded machine (an ASan build). */
+  cr_expect(took >= want * 0.9 && took <= want * 1.25 + 300,
+            "65547 bytes at 32k/s took %lld ms, want %.0f ms -10%% +25%%", took,
             want);
   t_run_free(&r);
 }

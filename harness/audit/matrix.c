@@ -130,7 +130,12 @@ static struct cell judge(const json_t *sc, const struct fl_case_endpoint *e) {
       return (struct cell){"readiness stays up", x};
     if ((x = failed(sc, e->name, "recovery", "recovers")) != NULL)
       return (struct cell){"no recovery", x};
-    return (struct cell){e->ready_down ? "graceful 503" : "unaffected", NULL};
+    /* Not required to go down (some data endpoint does without what
+     * failed), but it may: say what it did. */
+    return (struct cell){e->ready_down || mostly_errors(sc, e->name)
+                             ? "graceful 503"
+                             : "unaffected",
+                         NULL};
   default:
     if ((x = failed(sc, e->name, "fault", "")) != NULL)
       return (struct cell){"cascade", x};
