@@ -264,3 +264,41 @@ Test(proto_ws, plain_http_on_the_port_is_left_alone) {
   cr_assert_str_eq(r.out, "426\n");
   t_run_free(&r);
 }
+
+Test(proto_ws, the_stub_kind_echoes_and_broadcasts) {
+  char dir[256], conf[300], ps[16];
+  cr_assert_eq(t_mkdtemp(dir), 0);
+  snprintf(conf, sizeof(conf), "%s/ws.json", dir);
+  FILE *f = fopen(conf, "w");
+  cr_assert_not_null(f);
+  fputs("{\"broadcast_ms\":100,\"message\":\"tick\"}", f);
+  fclose(f);
+  int port = t_free_port();
+  snprintf(ps, sizeof(ps), "%d", port);
+  char run[300];
+  snprintf(run, sizeof(run), "%s-run", T_FAULTLINE);
+  char *argv[] = {run, "wsstub", "--port", ps, conf, NULL};
+  struct t_proc stub;
+  cr_assert_eq(t_spawn(&stub, argv, NULL, 1), 0);
+  cr_assert_eq(t_wait_port(port, 10000), 0, "the stub did not start");
+  char url[64];
+  snprintf(url, sizeof(url), "ws://127.0.0.1:%d/any", port);
+  char *cmd[] = {PY, "-c",
+                 "import asyncio, sys, json, websockets\n"
+                 "async def main():\n"
+                 "    async with websockets.connect(sys.argv[1]) as ws:\n"
+                 "        await ws.send('echo me')\n"
+                 "        got = [await ws.recv() for _ in range(3)]\n"
+                 "        print('echo me' in got,"
+                 " sum('\"broadcast\":\"tick\"' in g for g in got) >= 2)\n"
+                 "asyncio.run(main())\n",
+                 url, NULL};
+  struct t_run r;
+  cr_assert_eq(t_run(cmd, NULL, NULL, 20000, &r), 0);
+  kill(stub.pid, SIGTERM);
+  cr_assert_eq(t_finish(&stub, 5000), 0, "the stub did not stop on SIGTERM");
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  cr_assert_str_eq(r.out, "True True\n");
+  t_run_free(&r);
+  t_rmtree(dir);
+}
