@@ -17,6 +17,8 @@ int fl_cmd_report(int argc, char **argv);
 int fl_cmd_serve(int argc, char **argv);
 /* The stub upstream of an http dependency (hidden: deps/http.c runs it). */
 int fl_cmd_stub(int argc, char **argv);
+/* The stub upstream of a ws dependency (hidden: deps/http.c runs it). */
+int fl_cmd_wsstub(int argc, char **argv);
 int fl_cmd_audit(int argc, char **argv);
 
 /* Prints a subcommand's usage to stdout (the general one for NULL or an

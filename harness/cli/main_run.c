@@ -12,7 +12,8 @@ static const struct {
 } commands[] = {
     {"run", fl_cmd_run},       {"validate", fl_cmd_validate},
     {"report", fl_cmd_report}, {"serve", fl_cmd_serve},
-    {"stub", fl_cmd_stub},     {"audit", fl_cmd_audit},
+    {"stub", fl_cmd_stub},     {"wsstub", fl_cmd_wsstub},
+    {"audit", fl_cmd_audit},
 };
 
 int main(int argc, char **argv) {

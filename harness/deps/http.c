@@ -4,6 +4,10 @@
  * it itself (`faultline-run stub FILE`, libmicrohttpd), as a child process
  * like any server, so kill and pause apply; its proxy follows HTTP, so the
  * http_* faults apply too. Ready when it accepts a connection.
+ *
+ * A ws dependency is its WebSocket sibling (`faultline-run wsstub FILE`):
+ * an echo, with a broadcast every broadcast_ms if the file says so; its
+ * proxy follows WebSocket frames, so the ws_* faults apply.
  */
 #define _GNU_SOURCE
 #include "deps_int.h"
@@ -44,8 +48,8 @@ static int find_stub(struct fl_dep *d) {
 static int write_config(struct fl_dep *d) {
   struct probe *p = probe_of(d);
   const char *json = d->config != NULL ? d->config : "{\"routes\":[]}";
-  if ((size_t)snprintf(p->config, sizeof(p->config), "%s/routes.json",
-                       d->dir) >= sizeof(p->config)) {
+  if ((size_t)snprintf(p->config, sizeof(p->config), "%s/%s.json", d->dir,
+                       d->kind->name) >= sizeof(p->config)) {
     fl_dep_seterr(d, "%s: path too long", d->dir);
     return -ENAMETOOLONG;
   }
@@ -67,10 +71,15 @@ static void url(const struct fl_dep *d, char *out, size_t size) {
   snprintf(out, size, "http://127.0.0.1:%d", d->port);
 }
 
+static void ws_url(const struct fl_dep *d, char *out, size_t size) {
+  snprintf(out, size, "ws://127.0.0.1:%d/", d->port);
+}
+
 static int spawn_server(struct fl_dep *d) {
   char port[16];
   snprintf(port, sizeof(port), "%d", d->port);
-  char *argv[] = {d->server_bin,       "stub", "--port", port,
+  char *cmd = strcmp(d->kind->name, "ws") == 0 ? "wsstub" : "stub";
+  char *argv[] = {d->server_bin,       cmd, "--port", port,
                   probe_of(d)->config, NULL};
   return fl_dep_spawn(d, argv, 1);
 }
@@ -129,6 +138,22 @@ const struct fl_dep_kind fl_dep_http_kind = {
     .prepare = write_config,
     .spawn_server = spawn_server,
     .url = url,
+    .poll_ready = poll_ready,
+    .halt = probe_close,
+};
+
+const struct fl_dep_kind fl_dep_ws_kind = {
+    .name = "ws",
+    .faults = ALL_FAULTS &
+              ~(FAULT_BIT(FL_DEP_SATURATE) | FAULT_BIT(FL_DEP_UNSATURATE)),
+    .start_ms = STUB_START_MS,
+    .stop_signal = SIGTERM,
+    .ready_what = "accept a connection",
+    .priv_size = sizeof(struct probe),
+    .find_programs = find_stub,
+    .prepare = write_config,
+    .spawn_server = spawn_server,
+    .url = ws_url,
     .poll_ready = poll_ready,
     .halt = probe_close,
 };

@@ -11,16 +11,14 @@
 #include <string.h>
 
 extern const struct fl_dep_kind fl_dep_postgres_kind, fl_dep_redis_kind,
-    fl_dep_http_kind;
+    fl_dep_http_kind, fl_dep_ws_kind;
 
 /* An address only: nothing to run, no fault applies. */
 const struct fl_dep_kind fl_dep_external_kind = {.name = "external"};
 
 static const struct fl_dep_kind *const kinds[] = {
-    &fl_dep_postgres_kind,
-    &fl_dep_redis_kind,
-    &fl_dep_http_kind,
-    &fl_dep_external_kind,
+    &fl_dep_postgres_kind, &fl_dep_redis_kind,    &fl_dep_http_kind,
+    &fl_dep_ws_kind,       &fl_dep_external_kind,
 };
 
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))

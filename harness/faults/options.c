@@ -255,10 +255,25 @@ static int read_stage(const struct option *o, const char *v,
   return -1;
 }
 
+/* ws_close's code=: a close code an endpoint may send (RFC 6455 7.4). */
+static int read_close_code(const char *v, struct fl_rule_draft *d, char *err,
+                           size_t errlen) {
+  uint64_t n;
+  if (fl_faults_u64(v, 4999, &n) != 0 || n < 1000 || n == 1004 || n == 1005 ||
+      n == 1006 || n == 1015)
+    return fl_faults_fail(err, errlen,
+                          "bad code '%s' (allowed: a WebSocket close code, "
+                          "1000-4999 but 1004-1006 and 1015, e.g. 1011)",
+                          v);
+  d->rule.proto.status = (uint32_t)n;
+  return 0;
+}
+
 /* code=SQLSTATE: five digits or upper-case letters, as PostgreSQL's. */
 static int read_sqlstate(const struct option *o, const char *v,
                          struct fl_rule_draft *d, char *err, size_t errlen) {
-  (void)err, (void)errlen;
+  if (d->rule.action == FL_ACT_WS_CLOSE)
+    return read_close_code(v, d, err, errlen);
   if (strlen(v) != 5 || strspn(v, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 5)
     return -1;
   memcpy((char *)&d->rule + o->off, v, 6);

@@ -189,6 +189,32 @@ static const struct fl_fault_type table[] = {
      .detail = "close the connection after N bytes of a"
                "\n"
                "response's body"},
+    {"ws_close", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_WS_CLOSE,
+     .dir = FL_DIR_DOWN, .protocol = "ws",
+     .options = "code, reply, dir, " PROTO_OPTS, .example = "feed,code=1011",
+     .usage = "@T[,code=N]",
+     .help = "proxy: close WebSocket connections with a Close frame",
+     .detail = "send a Close frame with code=N (default 1011;"
+               "\n"
+               "1001, 1012, 1013...) and reply= as its reason to"
+               "\n"
+               "the client (dir=down) or the server (dir=up),"
+               "\n"
+               "then close; p=, after=, times= count connections"},
+    {"ws_nopong", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_WS_NOPONG,
+     .dir = FL_DIR_DOWN, .protocol = "ws", .options = "dir, " PROTO_OPTS,
+     .usage = "@T", .help = "proxy: drop WebSocket Pongs (pings unanswered)",
+     .detail = "drop the Pong frames going dir= (down: the"
+               "\n"
+               "server's answers to the client's Pings); the"
+               "\n"
+               "connection stays open"},
+    {"ws_drop", FL_FAULT_PROXY, FL_AIM_CONN, FL_ACT_WS_DROP, .dir = FL_DIR_BOTH,
+     .protocol = "ws", .options = "dir, " PROTO_OPTS, .usage = "@T[,p=S]",
+     .help = "proxy: drop WebSocket data messages",
+     .detail = "drop a share p= of the data messages going dir="
+               "\n"
+               "(default both), whole: continuation frames too"},
     {"kill", FL_FAULT_PROCESS, FL_AIM_DEP, .proc = FL_PROC_KILL,
      .usage = ": DEP",
      .help = "SIGKILL the server; started again when the "

@@ -2,7 +2,7 @@
  * The protocols the proxy follows, one row each (struct fl_codec in
  * proxy_int.h); each protocol's framing and faults live in a file of
  * their own. A dependency whose protocol is here can take protocol
- * faults (redis_error, pg_error, http_*).
+ * faults (redis_error, pg_error, http_*, ws_*).
  */
 #define _GNU_SOURCE
 #include "pgwire.h"
@@ -13,9 +13,14 @@
 
 extern const struct fl_codec fl_codec_redis; /* redis.c */
 extern const struct fl_codec fl_codec_http;  /* http.c */
+extern const struct fl_codec fl_codec_ws;    /* ws.c */
 
 static const struct fl_codec *const codecs[] = {
-    &fl_codec_redis, &fl_codec_postgres, &fl_codec_http, NULL, /* the end */
+    &fl_codec_redis,
+    &fl_codec_postgres,
+    &fl_codec_http,
+    &fl_codec_ws,
+    NULL, /* the end */
 };
 
 const struct fl_codec *fl_codec_find(const char *name) {

@@ -53,6 +53,9 @@ struct fl_codec {
   int (*feed)(struct conn *c, void *state, int d, const char *data, size_t n);
   /* Frees what the state holds (may be NULL). */
   void (*fini)(void *state);
+  /* The rules on the connection changed (may be NULL): for faults that
+   * act on an idle connection, not on the bytes it reads. */
+  void (*apply)(struct conn *c, void *state);
 };
 
 /* A rule acting on a connection, since when and from which byte counts. */

@@ -263,6 +263,8 @@ void fl_toxics_apply(struct conn *c, uint64_t now) {
   }
   for (int d = 0; d < 2 && !c->closing; d++)
     fl_conn_pump(&c->pipes[d]);
+  if (!c->closing && p->codec != NULL && p->codec->apply != NULL)
+    p->codec->apply(c, c->codec_state);
 }
 
 /* ---- protocol faults, per message ----------------------------- */

@@ -156,3 +156,40 @@ int fl_service_load_routes(struct doc *d, const yaml_node_t *v,
   dep->config = buf;
   return 0;
 }
+
+/* A ws dependency's broadcast (`faultline-run wsstub` reads it):
+ *   broadcast: { every: 500ms, message: tick }
+ * becomes {"broadcast_ms":500,"message":"tick"}; with none it only echoes. */
+int fl_service_load_broadcast(struct doc *d, const yaml_node_t *v,
+                              struct fl_dep_decl *dep) {
+  yaml_node_t *b = fl_yaml_get(d, v, "broadcast");
+  int rc;
+  if (b == NULL)
+    return 0;
+  if (strcmp(fl_dep_kind_name(dep->kind), "ws") != 0)
+    return fl_yaml_fail(d, b, "'broadcast' is only for type ws");
+  if ((rc = fl_yaml_want_kind(d, b, YAML_MAPPING_NODE, "broadcast")) != 0 ||
+      (rc = fl_yaml_check_keys(d, b, "broadcast", "every message")) != 0)
+    return rc;
+  yaml_node_t *every = fl_yaml_get(d, b, "every");
+  yaml_node_t *msg = fl_yaml_get(d, b, "message");
+  double s = 1.0;
+  const char *text = "tick";
+  if ((every != NULL && (rc = fl_yaml_duration(d, every, "every", &s)) != 0) ||
+      (msg != NULL &&
+       (rc = fl_yaml_want_scalar(d, msg, "message", &text)) != 0))
+    return rc;
+  if (s < 0.01)
+    return fl_yaml_fail(d, every, "bad every (allowed: 10ms or more)");
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (f == NULL)
+    return fl_yaml_fail(d, b, "out of memory");
+  fprintf(f, "{\"broadcast_ms\":%.0f,\"message\":", s * 1000.0);
+  json_string(f, text);
+  fputc('}', f);
+  fclose(f);
+  dep->config = buf;
+  return 0;
+}

@@ -63,6 +63,9 @@ void *fl_yaml_array(struct doc *d, const yaml_node_t *n, yaml_node_type_t t,
 struct fl_dep_decl;
 int fl_service_load_routes(struct doc *d, const yaml_node_t *v,
                            struct fl_dep_decl *dep);
+/* broadcast: of a ws dependency, into dep->config (routes.c). */
+int fl_service_load_broadcast(struct doc *d, const yaml_node_t *v,
+                              struct fl_dep_decl *dep);
 /* The value of `key` in a mapping, or NULL. */
 yaml_node_t *fl_yaml_get(struct doc *d, const yaml_node_t *map,
                          const char *key);

@@ -96,10 +96,12 @@ static int load_dep(struct doc *d, yaml_node_t *k, yaml_node_t *v,
     return rc;
   if ((rc = fl_yaml_want_kind(d, v, YAML_MAPPING_NODE, "a dependency")) != 0 ||
       (rc = fl_yaml_check_keys(d, v, "a dependency",
-                               "type address protocol routes")) != 0 ||
+                               "type address protocol routes broadcast")) !=
+          0 ||
       (rc = load_dep_kind(d, v, name, &dep->kind)) != 0 ||
       (rc = load_dep_protocol(d, v, dep)) != 0 ||
-      (rc = fl_service_load_routes(d, v, dep)) != 0)
+      (rc = fl_service_load_routes(d, v, dep)) != 0 ||
+      (rc = fl_service_load_broadcast(d, v, dep)) != 0)
     return rc;
   return load_dep_address(d, v, dep);
 }

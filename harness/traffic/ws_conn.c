@@ -49,6 +49,7 @@ struct ws_conn {
   double backoff;
   double next_due; /* when the next message is due (seconds) */
   int peer_code;   /* the peer's close code, once its close frame came */
+  uint8_t frame_op, nclose, close_hdr[2]; /* the close code, as it comes */
 };
 
 struct wreq {
@@ -185,13 +186,41 @@ static int on_ws_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
   return 0;
 }
 
+/* Close codes wslay 1.1 takes for protocol errors (1012-1014, registered
+ * after it) would never reach on_ws_msg: read off the frame itself. */
+static void
+on_ws_frame_start(wslay_event_context_ptr ctx,
+                  const struct wslay_event_on_frame_recv_start_arg *a,
+                  void *user) {
+  struct ws_conn *c = user;
+  (void)ctx;
+  c->frame_op = a->opcode;
+  c->nclose = 0;
+}
+
+static void
+on_ws_frame_chunk(wslay_event_context_ptr ctx,
+                  const struct wslay_event_on_frame_recv_chunk_arg *a,
+                  void *user) {
+  struct ws_conn *c = user;
+  (void)ctx;
+  for (size_t i = 0; c->frame_op == WSLAY_CONNECTION_CLOSE && c->nclose < 2 &&
+                     i < a->data_length;
+       i++)
+    c->close_hdr[c->nclose++] = a->data[i];
+  if (c->frame_op == WSLAY_CONNECTION_CLOSE && c->nclose == 2 &&
+      c->peer_code == 0)
+    c->peer_code = c->close_hdr[0] << 8 | c->close_hdr[1];
+}
+
 static void on_ws_msg(wslay_event_context_ptr ctx,
                       const struct wslay_event_on_msg_recv_arg *arg,
                       void *user) {
   struct ws_conn *c = user;
   (void)ctx;
   if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
-    c->peer_code = arg->status_code != 0 ? arg->status_code : 1005;
+    if (c->peer_code == 0)
+      c->peer_code = arg->status_code != 0 ? arg->status_code : 1005;
     return;
   }
   if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
@@ -251,7 +280,8 @@ static void conn_opened(struct ws_conn *c, size_t hlen, int status,
     return;
   }
   static const struct wslay_event_callbacks cbs = {
-      on_ws_recv, on_ws_send, on_ws_genmask, NULL, NULL, NULL, on_ws_msg};
+      on_ws_recv,        on_ws_send, on_ws_genmask, on_ws_frame_start,
+      on_ws_frame_chunk, NULL,       on_ws_msg};
   if (wslay_event_context_client_init(&c->ctx, &cbs, c) != 0) {
     conn_end(c, 0, FL_XFER_OTHER);
     return;

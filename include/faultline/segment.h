@@ -68,7 +68,10 @@
   X(PG_ERROR)                                                                  \
   X(HTTP_ERROR)                                                                \
   X(HTTP_DELAY)                                                                \
-  X(HTTP_CUT)
+  X(HTTP_CUT)                                                                  \
+  X(WS_CLOSE)                                                                  \
+  X(WS_NOPONG)                                                                 \
+  X(WS_DROP)
 
 enum fl_action {
   FL_ACT_NONE = 0,

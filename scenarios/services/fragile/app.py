@@ -183,3 +183,10 @@ async def checkout():
                       json={"amount": 42, "currency": "eur"})
     r.raise_for_status()
     return {"order": "ok", "payment": r.json()}
+
+
+# /ws: relays to the WebSocket feed and broadcasts it (wsrelay.py).
+import wsrelay  # noqa: E402
+
+app.add_api_websocket_route("/ws", wsrelay.endpoint)
+app.add_event_handler("startup", wsrelay.startup)

@@ -499,3 +499,10 @@ async def checkout(request: Request):
         return unavailable("payments failed", pay_breaker.retry_after())
     pay_breaker.success(ticket)
     return JSONResponse({"order": "ok", "payment": answer}, status_code=201)
+
+
+# /ws: relays to the WebSocket feed and broadcasts it (wsrelay.py).
+import wsrelay  # noqa: E402
+
+app.add_api_websocket_route("/ws", wsrelay.endpoint)
+app.add_event_handler("startup", wsrelay.startup)
