@@ -83,6 +83,16 @@ static const struct expected_failure fragile[] = {
     {"upstream-cut",
      {"outage / checkout: rate(503) >= 90%",
       "outage / checkout: header(Retry-After) on 503", NULL}},
+    /* WebSockets: a feed that drops every connection is redialled in a
+     * tight loop and its clients see abnormal closes; a silent feed is
+     * waited on with no deadline; a storm opens a feed connection per
+     * client. */
+    {"ws-upstream-drop",
+     {"outage / ws: closes(1006) == 0", "always / : fault(ws_close) hit <= 200",
+      NULL}},
+    {"ws-upstream-silent",
+     {"silent / ws: rtt p(99) < 2s", "silent / ws: closes(1013) >= 1", NULL}},
+    {"ws-reconnect-storm", {"always / : conns(feed) <= baseline + 20", NULL}},
 };
 
 static char dir[256];
