@@ -38,6 +38,8 @@ int fl_dep_kind_managed(const fl_dep_kind_t *k) {
   return k->spawn_server != NULL;
 }
 
+int fl_dep_kind_resets(const fl_dep_kind_t *k) { return k->reset != NULL; }
+
 int fl_dep_kind_supports(const fl_dep_kind_t *k, enum fl_dep_fault f) {
   return (unsigned)f < 32 && (k->faults & FAULT_BIT(f)) != 0;
 }
