@@ -36,7 +36,7 @@ struct probe {
   int resetting;
   int reset_waits; /* for the probe's handle to close */
   uint64_t started;
-  char buf[128];
+  char buf[512]; /* the reset's replies, an old server's errors too */
   size_t len;
 };
 
@@ -102,20 +102,33 @@ static void reset_end(struct fl_dep *d, int rc, const char *why) {
     fl_dep_fail(d, rc, "redis: a reset failed: %s", why);
 }
 
-/* The reset's replies so far: done at +PONG, failed at an error reply. */
+/* Does the line [l, end) hold needle? */
+static int line_has(const char *l, const char *end, const char *needle) {
+  const char *f = strstr(l, needle);
+  return f != NULL && f < end;
+}
+
+/* The reset's replies so far: done at +PONG, failed at an error reply,
+ * except for a command an older server does not know (FUNCTION before
+ * Redis 7: it has nothing of the kind to flush). */
 static void reset_read(struct fl_dep *d) {
   struct probe *p = probe_of(d);
-  const char *err = p->buf[0] == '-' ? p->buf : strstr(p->buf, "\n-");
-  if (err != NULL) {
-    char why[128];
-    snprintf(why, sizeof(why), "%.*s",
-             (int)strcspn(err + (*err == '\n'), "\r\n"), err + (*err == '\n'));
-    reset_end(d, -EIO, why);
-  } else if (strstr(p->buf, "+PONG\r\n") != NULL) {
-    reset_end(d, 0, NULL);
-  } else if (p->len >= sizeof(p->buf) - 1) {
-    reset_end(d, -EIO, "an unexpected reply");
+  for (const char *l = p->buf, *nl; (nl = strchr(l, '\n')) != NULL;
+       l = nl + 1) {
+    if (l[0] == '-' && !line_has(l, nl, "unknown command") &&
+        !line_has(l, nl, "unknown subcommand")) {
+      char why[128];
+      snprintf(why, sizeof(why), "%.*s", (int)strcspn(l, "\r\n"), l);
+      reset_end(d, -EIO, why);
+      return;
+    }
+    if (strncmp(l, "+PONG", 5) == 0) {
+      reset_end(d, 0, NULL);
+      return;
+    }
   }
+  if (p->len >= sizeof(p->buf) - 1)
+    reset_end(d, -EIO, "an unexpected reply");
 }
 
 static void probe_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
