@@ -1,10 +1,10 @@
 /* The benchmark programs fl-bench-shim, fl-bench-traffic,
- * fl-bench-switch-latency, fl-bench-scenario and fl-bench-runner-memory
- * (fl-bench-proxy: test_proxy_bench.c) in their smoke mode: each runs,
- * exits 0, prints
- * its Markdown table (also to --out), and leaves nothing behind, neither
- * after a full run nor when interrupted with SIGINT. The figures are not
- * judged: a benchmark on a shared machine is not a timed test. */
+ * fl-bench-switch-latency, fl-bench-scenario, fl-bench-runner-memory and
+ * fl-bench-audit (fl-bench-proxy: test_proxy_bench.c) in their smoke mode: each
+ * runs, exits 0, prints its Markdown table (also to --out), and leaves nothing
+ * behind, neither after a full run nor when interrupted with SIGINT. The
+ * figures are not judged: a benchmark on a shared machine is not a timed test.
+ */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -23,6 +23,7 @@
 #define SCENARIO FL_TEST_BUILD_DIR "/fl-bench-scenario"
 #define MEMORY FL_TEST_BUILD_DIR "/fl-bench-runner-memory"
 #define WS FL_TEST_BUILD_DIR "/fl-bench-ws-traffic"
+#define AUDIT FL_TEST_BUILD_DIR "/fl-bench-audit"
 
 /* Entries of dir, . and .. aside. */
 static int entries(const char *dir) {
@@ -223,6 +224,7 @@ Test(bench, bad_usage, .timeout = 30) {
       {SWITCH, "--switches", "0", "--switches wants a number from 1"},
       {SCENARIO, "--runs", "x", "--runs wants a number from 1"},
       {MEMORY, "--conns", "5", "--conns wants a number from 20"},
+      {AUDIT, "--rounds", "0", "--rounds wants a number from 1"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char *argv[] = {(char *)cases[i].program, (char *)cases[i].arg,
@@ -242,4 +244,21 @@ Test(bench, ws_traffic_quick, .timeout = 120) {
       "| 200 × 2 (400) | faultline | ", "| 200 × 2 (400) | node ws | ",
       "- 20 × 50: achieved ", NULL};
   quick(WS, rows, 100000);
+}
+
+/* fl-bench-audit --quick: two cases audited both ways, about 2 min. */
+Test(bench, audit_quick, .timeout = 420) {
+  static const char *const rows[] = {
+      "| figure | what | shared | fresh | shared ÷ fresh |",
+      "| **audit wall time** |",
+      "| **setup per case**, median |",
+      "| servers reused |",
+      "cells that differ: 0 of ",
+      NULL};
+  quick(AUDIT, rows, 400000);
+}
+
+Test(bench, audit_sigint, .timeout = 180) {
+  char *args[] = {"--quick", NULL};
+  interrupted(AUDIT, args, "dependencies shared", 15000);
 }

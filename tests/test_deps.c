@@ -254,6 +254,71 @@ Test(deps, redis_faults, .timeout = 120) {
   finish(&c, d);
 }
 
+static void reset(struct ctx *c, fl_dep_t *d) {
+  c->done = 0;
+  int rc = fl_dep_reset(d, on_done, c);
+  cr_assert_eq(rc, 0, "reset refused: %s", fl_dep_error(d));
+  cr_assert_eq(c->done, 0, "a callback ran inside fl_dep_reset");
+  RUN_UNTIL(c, c->done, 40000, "reset");
+  cr_assert_eq(c->rc, 0, "reset failed: %s", fl_dep_error(d));
+}
+
+/* A reset flushes every db, ends other clients and zeroes the stats; the
+ * same server goes on. */
+Test(deps, redis_reset, .timeout = 60) {
+  struct ctx c;
+  ctx_init(&c);
+  fl_dep_t *d = start(&c, REDIS);
+  int port = fl_dep_port(d);
+  char out[512];
+  cr_assert_eq(redis(port, 5000, out, sizeof(out), "set", "k", "v"), 0);
+  char *argv[] = {"redis-cli", "-p", out, "-n", "3", "set", "k3", "v3", NULL};
+  char p[16];
+  snprintf(p, sizeof(p), "%d", port);
+  argv[2] = p;
+  struct t_run r;
+  cr_assert_eq(t_run(argv, NULL, NULL, 5000, &r), 0);
+  t_run_free(&r);
+  int held = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(0x7f000001)};
+  cr_assert_eq(connect(held, (struct sockaddr *)&a, sizeof(a)), 0);
+  cr_assert_eq(write(held, "PING\r\n", 6), 6);
+  char buf[64];
+  cr_assert_gt(read(held, buf, sizeof(buf)), 0);
+
+  pid_t pid = fl_dep_pid(d);
+  reset(&c, d);
+  cr_assert_eq(fl_dep_pid(d), pid, "a reset restarted the server");
+  struct timeval tv = {5, 0};
+  setsockopt(held, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  cr_assert_leq(read(held, buf, sizeof(buf)), 0, "another client survived");
+  close(held);
+  /* This client is the first one since the reset. */
+  redis(port, 5000, out, sizeof(out), "info", "stats", NULL);
+  const char *n = strstr(out, "total_connections_received:");
+  cr_assert(n != NULL && atoi(n + 27) == 1, "statistics kept: %s", out);
+  redis(port, 5000, out, sizeof(out), "exists", "k", NULL);
+  cr_assert(strstr(out, "0"), "k survived a reset: %s", out);
+  redis(port, 5000, out, sizeof(out), "-n", "3", "dbsize");
+  cr_assert(strstr(out, "0"), "db 3 survived a reset: %s", out);
+  fault(&c, d, FL_DEP_PAUSE);
+  cr_assert_eq(fl_dep_reset(d, on_done, &c), -ESRCH);
+  fault(&c, d, FL_DEP_RESUME);
+  redis_ok(d);
+  finish(&c, d);
+}
+
+Test(deps, reset_refused_for_external, .timeout = 10) {
+  fl_dep_t *d = NULL;
+  cr_assert_eq(fl_dep_external("api", "127.0.0.1:9", &d), 0);
+  cr_assert_eq(fl_dep_reset(d, NULL, NULL), -EINVAL);
+  cr_assert(!fl_dep_kind_resets(fl_dep_kind_of(d)));
+  cr_assert(fl_dep_kind_resets(PG) && fl_dep_kind_resets(REDIS));
+  fl_dep_free(d, NULL, NULL);
+}
+
 /* Stop and restart reach a paused server: it is woken to end. */
 Test(deps, redis_stop_while_paused, .timeout = 60) {
   struct ctx c;
@@ -327,6 +392,44 @@ Test(deps, postgres_faults, .timeout = 180) {
   fault(&c, d, FL_DEP_RESTART);
   cr_assert(fl_dep_pid(d) > 0 && fl_dep_pid(d) != pid);
   psql_ok(d, "select v from t", "kept");
+  finish(&c, d);
+}
+
+/* A reset gives the next user what a first start gives: no table, no
+ * session of the last user (one still running a query is ended), the
+ * role's settings back; the same server. */
+Test(deps, postgres_reset, .timeout = 120) {
+  struct ctx c;
+  ctx_init(&c);
+  fl_dep_t *d = start(&c, PG);
+  psql_ok(d, "create table t (v text); insert into t values ('old')", "INSERT");
+  psql_ok(d, "alter role faultline set statement_timeout = '1234ms'", "ALTER");
+  char *argv[] = {PSQL, (char *)fl_dep_url(d), "-X",
+                  "-c", "select pg_sleep(60)", NULL};
+  struct t_proc held;
+  cr_assert_eq(t_spawn(&held, argv, NULL, 1), 0);
+  char out[1024];
+  long long until = t_now_ms() + 10000;
+  do /* the session is there before the reset */
+    psql(d,
+         "select count(*) from pg_stat_activity where query like "
+         "'select pg_sleep%'",
+         5000, out, sizeof(out));
+  while (strncmp(out, "1", 1) != 0 && t_now_ms() < until);
+  cr_assert(strncmp(out, "1", 1) == 0, "no held session: %s", out);
+
+  pid_t pid = fl_dep_pid(d);
+  reset(&c, d);
+  cr_assert_eq(fl_dep_pid(d), pid, "a reset restarted the server");
+  cr_assert_neq(t_finish(&held, 10000), 0, "the held session survived");
+  psql_ok(d, "select count(*) from pg_tables where tablename = 't'", "0");
+  psql_ok(d, "show statement_timeout", "0");
+  psql_ok(d, "select current_user || '/' || current_database()",
+          "faultline/faultline");
+  reset(&c, d); /* twice in a row */
+  fault(&c, d, FL_DEP_PAUSE);
+  cr_assert_eq(fl_dep_reset(d, on_done, &c), -ESRCH);
+  fault(&c, d, FL_DEP_RESUME);
   finish(&c, d);
 }
 

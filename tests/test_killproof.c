@@ -248,11 +248,11 @@ static int run_tag(char *tag, size_t size) {
 /* The System V segment of the run's PostgreSQL, from its postmaster.pid
  * (line 7: key and id); -1 when it has none yet. */
 static int pg_shmid(void) {
-  char cmd[600], line[128] = "";
+  char cmd[1000], line[128] = "";
   snprintf(cmd, sizeof(cmd),
            "sed -n 7p %s/faultline-run-*/postgres-*/data/postmaster.pid "
-           "2>/dev/null",
-           tmp);
+           "%s/faultline-pool-*/*/postgres-*/data/postmaster.pid 2>/dev/null",
+           tmp, tmp);
   FILE *f = popen(cmd, "r");
   if (f == NULL)
     return -1;
@@ -265,7 +265,9 @@ static int pg_shmid(void) {
 
 /* ---- the moments ---- */
 
-enum moment { M_INITDB, M_TARGET, M_TRAFFIC, M_TEARDOWN };
+/* M_REUSED: mid-traffic of a second scenario that reuses the first's
+ * servers (--reuse-deps). */
+enum moment { M_INITDB, M_TARGET, M_TRAFFIC, M_TEARDOWN, M_REUSED };
 
 /* A child of pid named comm, within timeout_ms; 0 or -1. */
 static int wait_child_named(int pid, const char *comm, int timeout_ms) {
@@ -314,6 +316,10 @@ static int reach(struct t_proc *p, enum moment m) {
     return expect_line(p, "on:  refuse", 120000);
   case M_TEARDOWN:
     return expect_line(p, "traffic done", 150000);
+  case M_REUSED:
+    if (expect_line(p, "reusing the server", 200000) != 0)
+      return -1;
+    return expect_line(p, "on:  refuse", 120000);
   }
   return -1;
 }
@@ -339,7 +345,13 @@ static void kill_at(enum moment m, int kill_guard) {
   fclose(f);
   size_t shm_len = shm_list(shm, sizeof(shm));
 
-  char *argv[] = {T_FAULTLINE, "run", "--service", svc, "--out", out, sc, NULL};
+  char *argv[] = {T_FAULTLINE, "run", "--service", svc,  "--out",
+                  out,         sc,    NULL,        NULL, NULL};
+  if (m == M_REUSED) { /* the same scenario twice, the second on the pool */
+    argv[6] = "--reuse-deps";
+    argv[7] = sc;
+    argv[8] = sc;
+  }
   char *env[] = {tmpenv, NULL};
   struct t_proc p;
   cr_assert_eq(t_spawn(&p, argv, env, 1), 0);
@@ -400,3 +412,4 @@ Test(killproof, while_the_target_starts) { kill_at(M_TARGET, 0); }
 Test(killproof, mid_traffic) { kill_at(M_TRAFFIC, 0); }
 Test(killproof, mid_teardown) { kill_at(M_TEARDOWN, 0); }
 Test(killproof, guard_killed_too_next_start_reaps) { kill_at(M_TRAFFIC, 1); }
+Test(killproof, reused_servers_mid_traffic) { kill_at(M_REUSED, 0); }

@@ -118,7 +118,8 @@ static int run_cases(const struct fl_audit_opts *o, const struct fl_battery *b,
     struct fl_run_opts ro = {.out_dir = run_dir,
                              .service_file = sv->file,
                              .jobs = o->jobs,
-                             .quiet = o->quiet};
+                             .quiet = o->quiet,
+                             .reuse_deps = !o->fresh_deps};
     rc = fl_run_suite(files, (int)b->ncases, &ro, result, err, errlen);
   }
   if (rc == -ENOMEM)

@@ -89,6 +89,7 @@ struct fl_audit_opts {
   const char *out_dir;
   const char *only;
   int jobs, quiet;
+  int fresh_deps; /* new dependencies for every case (else reused) */
 };
 
 /* audit.c: the whole audit. *matrix and *result get the documents (also

@@ -49,6 +49,9 @@ static int take_opt(int c, const char *val, void *arg) {
   case 'd':
     cli->discover_only = 1;
     break;
+  case 'F':
+    a->fresh_deps = 1;
+    break;
   case 'j':
     a->jobs = (int)strtol(val, &end, 10);
     if (*end != '\0' || a->jobs < 1 || a->jobs > 64) {
@@ -72,6 +75,7 @@ static int parse(int argc, char **argv, struct audit_cli *cli) {
       {"only", required_argument, NULL, 'n'},
       {"quiet", no_argument, NULL, 'q'},
       {"discover-only", no_argument, NULL, 'd'},
+      {"fresh-deps", no_argument, NULL, 'F'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   static const struct fl_opts spec = {

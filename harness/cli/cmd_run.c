@@ -127,6 +127,9 @@ static int take_opt(int c, const char *val, void *arg) {
     return check_writable("--junit", val) != 0 ? FL_EXIT_USAGE : 0;
   case 'H':
     return take_shard(val, a);
+  case 'R':
+    a->o.reuse_deps = 1;
+    break;
   }
   return 0;
 }
@@ -169,6 +172,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a) {
       {"json", required_argument, NULL, 'J'},
       {"junit", required_argument, NULL, 'U'},
       {"shard", required_argument, NULL, 'H'},
+      {"reuse-deps", no_argument, NULL, 'R'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   static const struct fl_opts spec = {

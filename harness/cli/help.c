@@ -33,7 +33,7 @@ static const char general[] =
 static const char run_usage[] =
     "usage: faultline run [--service FILE] [--out DIR] [--json FILE]\n"
     "                     [--junit FILE] [--jobs N] [--seed N] [--quiet]\n"
-    "                     [--shard I/N]\n"
+    "                     [--shard I/N] [--reuse-deps]\n"
     "                     SCENARIO.yaml...\n"
     "\n"
     "Starts each scenario's dependencies (a throwaway PostgreSQL, a Redis)\n"
@@ -54,12 +54,16 @@ static const char run_usage[] =
     "  --quiet         no progress lines, only the summary\n"
     "  --shard I/N     run only shard I of N: a deterministic share of the\n"
     "                  files, balanced by timeline length (CI matrices;\n"
-    "                  join the results with 'faultline report merge')\n";
+    "                  join the results with 'faultline report merge')\n"
+    "  --reuse-deps    keep PostgreSQL and Redis servers from one scenario\n"
+    "                  to the next, reset in between (a new database, Redis\n"
+    "                  flushed); a scenario with a process fault on one\n"
+    "                  still gets its own\n";
 
 static const char audit_usage[] =
     "usage: faultline audit [--endpoints FILE | --openapi PATH] [--out DIR]\n"
     "                       [--jobs N] [--only GLOBS] [--discover-only]\n"
-    "                       [--quiet] SERVICE.yaml\n"
+    "                       [--fresh-deps] [--quiet] SERVICE.yaml\n"
     "\n"
     "Finds which endpoint uses which dependency: the service runs under the\n"
     "shim with its dependencies, each endpoint is exercised alone, and what\n"
@@ -93,6 +97,9 @@ static const char audit_usage[] =
     "                    (postgres-*,process-fds)\n"
     "  --discover-only   stop after discovery and print what each endpoint\n"
     "                    uses, with its usual status, p50 and p99\n"
+    "  --fresh-deps      start new dependencies for every case instead of\n"
+    "                    reusing one PostgreSQL and Redis per job, reset\n"
+    "                    between cases (the slower way, for comparison)\n"
     "  --quiet           no progress lines, only the summary\n";
 
 static const char validate_usage[] =

@@ -146,6 +146,10 @@ void fl_dep_server_exited(struct fl_dep *d, int64_t status, int sig) {
   case PH_STOPPING:
   case PH_FREEING:
     break; /* the tick waits for the rest of the group */
+  case PH_RESET:
+    fl_dep_fail(d, -EIO, "%s exited while being reset (%s): %s", d->kind->name,
+                how, line);
+    break;
   case PH_SATURATING:
     fl_dep_halt(d);
     fl_dep_seterr(d,
@@ -280,6 +284,11 @@ static void on_tick(uv_timer_t *t) {
     break;
   case PH_FREEING:
     tick_freeing(d, now);
+    break;
+  case PH_RESET:
+    if (now >= d->deadline)
+      fl_dep_fail(d, -ETIMEDOUT, "%s: a reset did not finish within %d s",
+                  d->kind->name, d->kind->start_ms / 1000);
     break;
   }
 }
@@ -474,6 +483,24 @@ int fl_dep_set_max_connections(fl_dep_t *d, int n) {
   if (d->kind->set_max_connections == NULL)
     return -EINVAL;
   return d->kind->set_max_connections(d, n);
+}
+
+int fl_dep_reset(fl_dep_t *d, fl_dep_cb cb, void *arg) {
+  if (d->kind->reset == NULL) {
+    fl_dep_seterr(d, "%s: a %s cannot be reset", d->name, d->kind->name);
+    return -EINVAL;
+  }
+  if (d->phase != PH_IDLE) {
+    fl_dep_seterr(d, "%s: another operation is in progress", d->name);
+    return -EBUSY;
+  }
+  if (d->server == NULL || d->paused || d->saturated) {
+    fl_dep_seterr(d, "%s: cannot be reset: it is not running freely", d->name);
+    return -ESRCH;
+  }
+  fl_dep_begin_op(d, PH_RESET, (uint64_t)d->kind->start_ms, cb, arg);
+  d->kind->reset(d);
+  return 0;
 }
 
 void fl_dep_free(fl_dep_t *d, void (*done)(void *arg), void *arg) {

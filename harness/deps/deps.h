@@ -131,6 +131,19 @@ int fl_dep_set_max_connections(fl_dep_t *d, int n);
  * fl_dep_error(). */
 int fl_dep_fault(fl_dep_t *d, enum fl_dep_fault f, fl_dep_cb cb, void *arg);
 
+/* Makes a running server as its first start left it, for the next user
+ * of a server kept across scenarios (harness/run/pool.c): postgres drops
+ * database faultline, ending its sessions, and creates it again from
+ * template1 as the first start did (role settings reset too); redis ends
+ * every other client's connection, flushes every database, script and
+ * function, and resets its statistics. cb as for fl_dep_fault; a reset
+ * that fails later ends the server (free it). Returns, without calling
+ * cb: -EINVAL a kind that cannot (fl_dep_kind_resets), -EBUSY another
+ * operation runs, -ESRCH not running, paused or saturated. */
+int fl_dep_reset(fl_dep_t *d, fl_dep_cb cb, void *arg);
+/* 1 when fl_dep_reset applies to its dependencies. */
+int fl_dep_kind_resets(const fl_dep_kind_t *k);
+
 /* Ends everything the dependency started, at any time (while starting, in
  * the middle of a fault, paused, after a crash): SIGKILL to each process
  * group (its data is about to go; SIGKILL also ends stopped processes),

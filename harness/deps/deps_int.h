@@ -33,6 +33,7 @@ enum phase {
   PH_SATURATING,
   PH_RELEASING,
   PH_FREEING,
+  PH_RESET, /* a running server made as its first start left it */
 };
 
 struct fl_dep;
@@ -82,6 +83,9 @@ struct fl_dep_kind {
    * another's: releases what removing the folder would not (may be
    * NULL). */
   void (*reap)(const char *dir);
+  /* fl_dep_reset: steps ending in fl_dep_op_done() or fl_dep_fail(), in
+   * PH_RESET (may be NULL: the kind cannot be reset). */
+  void (*reset)(struct fl_dep *d);
   /* fl_dep_set_max_connections (may be NULL: -EINVAL). */
   int (*set_max_connections)(struct fl_dep *d, int n);
 

@@ -36,6 +36,8 @@ int fl_dep_kind_managed(const fl_dep_kind_t *k) {
   return k->spawn_server != NULL;
 }
 
+int fl_dep_kind_resets(const fl_dep_kind_t *k) { return k->reset != NULL; }
+
 int fl_dep_kind_supports(const fl_dep_kind_t *k, enum fl_dep_fault f) {
   return (unsigned)f < 32 && (k->faults & FAULT_BIT(f)) != 0;
 }
@@ -54,18 +56,25 @@ const char *fl_dep_kind_names(int fault, char *buf, size_t size) {
   return buf;
 }
 
-void fl_dep_reap_folder(const char *workdir) {
-  DIR *dir = opendir(workdir);
-  for (struct dirent *e; dir != NULL && (e = readdir(dir)) != NULL;) {
+/* Each folder in `dir`, and (depth 2) each folder in those: a run keeps
+ * its servers' folders at the top, the pool (harness/run/pool.c) one
+ * level down. */
+static void reap_in(const char *dir, int depth) {
+  DIR *d = opendir(dir);
+  for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
     char path[PATH_MAX];
     if (e->d_name[0] == '.' || e->d_type != DT_DIR ||
-        (size_t)snprintf(path, sizeof(path), "%s/%s", workdir, e->d_name) >=
+        (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >=
             sizeof(path))
       continue;
     for (size_t i = 0; i < NKINDS; i++)
       if (kinds[i]->reap != NULL)
         kinds[i]->reap(path);
+    if (depth > 1)
+      reap_in(path, depth - 1);
   }
-  if (dir != NULL)
-    closedir(dir);
+  if (d != NULL)
+    closedir(d);
 }
+
+void fl_dep_reap_folder(const char *workdir) { reap_in(workdir, 2); }

@@ -198,6 +198,36 @@ static void run_setup(struct fl_dep *d) {
   fl_dep_run_helper(d, PH_SETUP, "creating role and database", argv);
 }
 
+/* Database faultline again as run_setup made it, from the same template;
+ * WITH (FORCE) ends the sessions a previous user left (PostgreSQL 13+). */
+static void run_reset(struct fl_dep *d) {
+  char bin[PATH_MAX + 32], port[16];
+  pg_path(d, "psql", bin, sizeof(bin));
+  snprintf(port, sizeof(port), "%d", d->port);
+  char *argv[] = {bin,
+                  "-X",
+                  "-q",
+                  "-v",
+                  "ON_ERROR_STOP=1",
+                  "-h",
+                  d->dir,
+                  "-p",
+                  port,
+                  "-U",
+                  "postgres",
+                  "-d",
+                  "postgres",
+                  "-c",
+                  "DROP DATABASE IF EXISTS faultline WITH (FORCE)",
+                  "-c",
+                  "CREATE DATABASE faultline OWNER faultline TEMPLATE "
+                  "template1",
+                  "-c",
+                  "ALTER ROLE faultline RESET ALL",
+                  NULL};
+  fl_dep_run_helper(d, PH_RESET, "resetting database faultline", argv);
+}
+
 static void url(const struct fl_dep *d, char *out, size_t size) {
   snprintf(out, size, "postgresql://faultline:faultline@127.0.0.1:%d/faultline",
            d->port);
@@ -279,6 +309,18 @@ static void helper_exited(struct fl_dep *d, int64_t status, int sig) {
           fl_dep_exit_how(status, sig, h, sizeof(h)), line);
     }
     break;
+  case PH_RESET:
+    if (ok) {
+      fl_dep_op_done(d, 0);
+    } else {
+      char line[ERRLEN];
+      fl_dep_log_tail(d, d->helper_mark, line, sizeof(line));
+      fl_dep_fail(d, -EIO,
+                  "postgres: resetting database faultline failed "
+                  "(%s): %s",
+                  fl_dep_exit_how(status, sig, h, sizeof(h)), line);
+    }
+    break;
   default:
     break;
   }
@@ -356,6 +398,7 @@ const struct fl_dep_kind fl_dep_postgres_kind = {
     .url = url,
     .poll_ready = poll_ready,
     .setup = run_setup,
+    .reset = run_reset,
     .helper_exited = helper_exited,
     .halt = halt,
     .server_gone = remove_locks,

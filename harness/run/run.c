@@ -175,6 +175,8 @@ static void start_deps(struct srun *r) {
     if (!fl_dep_kind_managed(d->kind)) {
       rc = fl_dep_external(d->name, d->address, &r->deps[i]);
       external++;
+    } else if (fl_pool_fits(r, i)) {
+      rc = fl_pool_lease(r, i, on_dep_ready);
     } else {
       rc = fl_dep_start_config(&s->loop, d->kind, d->name, r->workdir,
                                d->config, on_dep_ready, r, &r->deps[i]);
@@ -351,10 +353,10 @@ void fl_run_teardown(struct srun *r) {
     for (size_t i = 0; i < n; i++) {
       fl_dep_t *d = r->deps[i];
       r->deps[i] = NULL;
-      if (d != NULL)
-        fl_dep_free(d, on_dep_freed, r);
-      else
+      if (d == NULL)
         on_dep_freed(r);
+      else if (fl_pool_return(r->suite, d, on_dep_freed, r) != 0)
+        fl_dep_free(d, on_dep_freed, r);
     }
     return;
   }
@@ -396,6 +398,8 @@ static void run_next(struct suite *s) {
   }
   if (s->active == 0 && (s->next >= s->nruns || s->interrupted) &&
       s->removing == 0 && !s->closed) {
+    if (fl_pool_close(s, run_next))
+      return; /* its servers are still going */
     s->closed = 1;
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);

@@ -22,6 +22,9 @@ struct fl_run_opts {
   int have_seed;
   uint64_t seed;
   int record; /* usage recording on from the target's start (audit) */
+  /* Keep PostgreSQL and Redis servers from one scenario to the next,
+   * reset in between, where no process fault changes them (pool.c). */
+  int reuse_deps;
 };
 
 /* Runs the scenario files; *result gets the suite's result (also on

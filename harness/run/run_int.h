@@ -129,6 +129,19 @@ int fl_guard_start(struct guard *g);
 /* Tells it the run ended cleanly and waits for it. */
 void fl_guard_stop(struct guard *g);
 
+/* pool.c: servers kept across the suite's scenarios (--reuse-deps). */
+struct pool_dep;
+struct pool {
+  char dir[PATH_MAX]; /* its servers' folder, made at the first lease */
+  struct pool_dep **v;
+  size_t n, cap;
+  size_t freeing; /* servers still being freed */
+  size_t serial;  /* names its servers' folders */
+  int closing, removing;
+  struct suite *suite;
+  void (*again)(struct suite *s); /* called when a close step finished */
+};
+
 struct suite {
   uv_loop_t loop;
   const struct fl_run_opts *o;
@@ -150,7 +163,22 @@ struct suite {
   int drive_state; /* 0 not started, 1 running, 2 joined */
   _Atomic int stopping;
   struct fl_run_session session;
+  struct pool pool;
 };
+
+/* pool.c. fits: run r's dependency i may come from the pool (reuse on,
+ * a kind that resets, no process fault on it in the scenario). lease:
+ * sets r->deps[i] and calls cb(dep, rc, r) once it is ready (a kept
+ * server reset, or a new one started); 0, or a negative code with nothing
+ * leased. return: gives a leased dependency back (kept when it ended its
+ * lease running, else freed) and calls done (maybe at once); -ENOENT when
+ * dep is not the pool's. close: frees every server and the folder; 1
+ * while that goes on (again(s) is called after each step), 0 once done. */
+int fl_pool_fits(const struct srun *r, size_t i);
+int fl_pool_lease(struct srun *r, size_t i, fl_dep_cb cb);
+int fl_pool_return(struct suite *s, fl_dep_t *dep, void (*done)(void *arg),
+                   void *arg);
+int fl_pool_close(struct suite *s, void (*again)(struct suite *s));
 
 /* run.c: the loop over s->runs (0, or FL_ENOSHIM with err); freeing. */
 int fl_run_loop(struct suite *s, char *err, size_t errlen);
