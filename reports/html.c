@@ -532,11 +532,12 @@ static void injections(FILE *o, const json_t *s) {
   }
   fprintf(o,
           "<h4>Recent injections</h4>\n<table>\n<caption>The last %zu "
-          "injections the shim recorded, by call and error</caption>\n"
+          "of %.0f injections the shim recorded, by call and error</caption>\n"
           "<thead><tr><th scope=\"col\">Call</th><th scope=\"col\">Error"
           "</th><th scope=\"col\">Count</th><th scope=\"col\">First</th>"
           "<th scope=\"col\">Last</th></tr></thead>\n<tbody>\n",
-          json_array_size(inj));
+          json_array_size(inj),
+          fl_rep_num(s, "injections_total", (double)json_array_size(inj)));
   const char *key;
   json_t *g;
   json_object_foreach(groups, key, g) {

@@ -155,8 +155,9 @@ struct fl_result_scenario {
   struct fl_result_expectation *expectations;
   size_t nexpectations;
   struct fl_result_target target;
-  struct fl_result_injection *injections;
+  struct fl_result_injection *injections; /* the most recent ones */
   size_t ninjections;
+  uint64_t injections_total; /* the shim's count, kept or not */
 };
 
 struct fl_result_suite {

@@ -217,6 +217,7 @@ json_t *fl_result_scenario_json(const struct fl_result_scenario *s) {
   set(o, "expectations", expectations_json(s));
   set(o, "target", target_json(&s->target));
   set(o, "injections", injections_json(s));
+  set(o, "injections_total", json_integer((json_int_t)s->injections_total));
   set(o, "verdict", json_string(fl_verdict_name(s->verdict)));
   set(o, "reason", json_string(s->reason));
   return o;

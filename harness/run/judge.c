@@ -488,6 +488,7 @@ static void judge_injections(const struct srun *r,
     };
   }
   res->ninjections = r->ninjections;
+  res->injections_total = r->ring_since;
 }
 
 static void decide(const struct srun *r, const struct tally *t,

@@ -17,6 +17,9 @@
 #include "scenario/scenario.h"
 #include "traffic/traffic.h"
 
+/* Injection events a run keeps for its report (the most recent ones). */
+#define FL_INJECTIONS_KEPT 4096
+
 struct fault_state {
   const struct fl_fault_decl *decl;
   const char *phase;
@@ -110,8 +113,8 @@ struct srun {
   struct fl_result_sample *samples;
   size_t nsamples, samples_cap;
   struct fl_event_view *injections;
-  size_t ninjections;
-  uint64_t ring_since;
+  size_t ninjections;     /* the last FL_INJECTIONS_KEPT at most */
+  uint64_t ring_since; /* also: how many injections the shim recorded */
   struct fl_result_scenario *result; /* judged */
   /* Once judged, the result is written to OUT/NAME/scenario.json and
    * leaves memory (fl_spool_result); its verdict stays. */

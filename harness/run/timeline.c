@@ -192,17 +192,29 @@ void fl_timeline_switch(struct srun *r, struct fault_state *f, int on) {
   fl_run_say(r, "t=%.2fs %s %s", now, on ? "on: " : "off:", f->spec);
 }
 
+/* A target that retries a failing call in a tight loop (an accept() that
+ * fails with EMFILE, say) can log millions of injections a second: the run
+ * keeps the last FL_INJECTIONS_KEPT and counts the rest, and one collection
+ * reads at most what the ring holds, so it cannot chase the writer forever. */
 void fl_timeline_collect_injections(struct srun *r) {
   struct fl_event_view buf[256];
-  for (;;) {
+  if (r->injections == NULL) {
+    r->injections = malloc(FL_INJECTIONS_KEPT * sizeof(*buf));
+    if (r->injections == NULL)
+      return;
+  }
+  for (int pass = 0; pass < FL_RING_SIZE / 256 + 1; pass++) {
     int n = fl_control_events(r->ctl, &r->ring_since, buf, 256);
     if (n <= 0)
       break;
-    struct fl_event_view *bigger =
-        realloc(r->injections, (r->ninjections + (size_t)n) * sizeof(*buf));
-    if (bigger == NULL)
-      break;
-    r->injections = bigger;
+    size_t room = FL_INJECTIONS_KEPT - r->ninjections;
+    if ((size_t)n > room) {
+      /* Drop the oldest half, amortising the move over many events. */
+      size_t drop = FL_INJECTIONS_KEPT / 2;
+      memmove(r->injections, r->injections + drop,
+              (r->ninjections - drop) * sizeof(*buf));
+      r->ninjections -= drop;
+    }
     memcpy(r->injections + r->ninjections, buf, (size_t)n * sizeof(*buf));
     r->ninjections += (size_t)n;
   }
