@@ -113,7 +113,7 @@ struct srun {
   struct fl_result_sample *samples;
   size_t nsamples, samples_cap;
   struct fl_event_view *injections;
-  size_t ninjections;     /* the last FL_INJECTIONS_KEPT at most */
+  size_t ninjections;  /* the last FL_INJECTIONS_KEPT at most */
   uint64_t ring_since; /* also: how many injections the shim recorded */
   struct fl_result_scenario *result; /* judged */
   /* Once judged, the result is written to OUT/NAME/scenario.json and
