@@ -249,6 +249,65 @@ Test(proto_ws, a_fault_costs_only_the_connections_it_touches) {
   t_run_free(&r);
 }
 
+/* The stream toxics apply to a WebSocket stream unchanged: latency holds
+ * each message back (a round trip gets at least the injected 300 ms), the
+ * slicer cuts frames into 7-byte pieces (the codec and the client put
+ * them back together), and a close fault still finds the frame boundary
+ * behind them. */
+Test(proto_ws, latency_and_slicer_keep_messages_whole) {
+  struct t_run r;
+  run_client("latency,ms=300", PY,
+             PY_HEAD "    async with websockets.connect(sys.argv[-1]) as ws:\n"
+                     "        loop = asyncio.get_running_loop()\n"
+                     "        t = loop.time()\n"
+                     "        await ws.send('x' * 1000)\n"
+                     "        m = await ws.recv()\n"
+                     "        print(len(m), loop.time() - t >= 0.3)\n" PY_TAIL,
+             &r);
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  cr_assert_str_eq(r.out, "1000 True\n");
+  t_run_free(&r);
+
+  run_client("slicer,size=7", NODE,
+             NODE_HEAD "const ws = new WebSocket(url, {perMessageDeflate: "
+                       "false});\n"
+                       "const big = 'y'.repeat(70000);\n"
+                       "ws.on('open', () => { ws.send('one'); ws.send(big); "
+                       "});\n"
+                       "const got = [];\n"
+                       "ws.on('message', m => {\n"
+                       "  got.push(String(m).length);\n"
+                       "  if (got.length == 2) { console.log(got.join(' '));"
+                       " ws.close(); }\n"
+                       "});\n",
+             &r);
+  cr_assert_eq(r.status, 0, "node: %s", r.err);
+  cr_assert_str_eq(r.out, "3 70000\n");
+  t_run_free(&r);
+}
+
+/* bandwidth (both ways by default): a 96 KiB echo, 192 KiB on the wire,
+ * at 64 KiB/s takes about three seconds and still arrives whole. Random
+ * bytes and no permessage-deflate, or the wire would carry far less. */
+Test(proto_ws, bandwidth_paces_a_large_message) {
+  struct t_run r;
+  run_client("bandwidth,rate=64k", PY,
+             PY_HEAD
+             "    async with websockets.connect(sys.argv[-1], max_size=None, "
+             "compression=None) as ws:\n"
+             "        loop = asyncio.get_running_loop()\n"
+             "        big = __import__('os').urandom(96 * 1024)\n"
+             "        t = loop.time()\n"
+             "        await ws.send(big)\n"
+             "        m = await asyncio.wait_for(ws.recv(), 20)\n"
+             "        took = loop.time() - t\n"
+             "        print(m == big, took >= 2.5, took)\n" PY_TAIL,
+             &r);
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  cr_assert(strncmp(r.out, "True True ", 10) == 0, "%s", r.out);
+  t_run_free(&r);
+}
+
 Test(proto_ws, plain_http_on_the_port_is_left_alone) {
   struct t_run r;
   /* No upgrade: the server's 426 passes and the codec stands aside. */
