@@ -172,60 +172,41 @@ static void run_pg_isready(struct fl_dep *d) {
   fl_dep_run_helper(d, PH_BOOT, NULL, argv);
 }
 
-/* The role and database, over the unix socket as superuser postgres. */
-static void run_setup(struct fl_dep *d) {
+/* psql as superuser postgres over the server's unix socket, stopping at
+ * the first failing statement of `sql` (at most four). */
+static void run_psql(struct fl_dep *d, enum phase phase, const char *what,
+                     const char *const *sql) {
   char bin[PATH_MAX + 32], port[16];
   pg_path(d, "psql", bin, sizeof(bin));
   snprintf(port, sizeof(port), "%d", d->port);
-  char *argv[] = {bin,
-                  "-X",
-                  "-q",
-                  "-v",
-                  "ON_ERROR_STOP=1",
-                  "-h",
-                  d->dir,
-                  "-p",
-                  port,
-                  "-U",
-                  "postgres",
-                  "-d",
-                  "postgres",
-                  "-c",
-                  "CREATE ROLE faultline LOGIN PASSWORD 'faultline' SUPERUSER",
-                  "-c",
-                  "CREATE DATABASE faultline OWNER faultline",
-                  NULL};
-  fl_dep_run_helper(d, PH_SETUP, "creating role and database", argv);
+  char *argv[24] = {bin,        "-X",   "-q",      "-v", "ON_ERROR_STOP=1",
+                    "-h",       d->dir, "-p",      port, "-U",
+                    "postgres", "-d",   "postgres"};
+  int n = 13;
+  for (int i = 0; sql[i] != NULL && i < 4; i++) {
+    argv[n++] = "-c";
+    argv[n++] = (char *)sql[i];
+  }
+  argv[n] = NULL;
+  fl_dep_run_helper(d, phase, what, argv);
+}
+
+/* The role and database the service connects as. */
+static void run_setup(struct fl_dep *d) {
+  static const char *const sql[] = {
+      "CREATE ROLE faultline LOGIN PASSWORD 'faultline' SUPERUSER",
+      "CREATE DATABASE faultline OWNER faultline", NULL};
+  run_psql(d, PH_SETUP, "creating role and database", sql);
 }
 
 /* Database faultline again as run_setup made it, from the same template;
  * WITH (FORCE) ends the sessions a previous user left (PostgreSQL 13+). */
 static void run_reset(struct fl_dep *d) {
-  char bin[PATH_MAX + 32], port[16];
-  pg_path(d, "psql", bin, sizeof(bin));
-  snprintf(port, sizeof(port), "%d", d->port);
-  char *argv[] = {bin,
-                  "-X",
-                  "-q",
-                  "-v",
-                  "ON_ERROR_STOP=1",
-                  "-h",
-                  d->dir,
-                  "-p",
-                  port,
-                  "-U",
-                  "postgres",
-                  "-d",
-                  "postgres",
-                  "-c",
-                  "DROP DATABASE IF EXISTS faultline WITH (FORCE)",
-                  "-c",
-                  "CREATE DATABASE faultline OWNER faultline TEMPLATE "
-                  "template1",
-                  "-c",
-                  "ALTER ROLE faultline RESET ALL",
-                  NULL};
-  fl_dep_run_helper(d, PH_RESET, "resetting database faultline", argv);
+  static const char *const sql[] = {
+      "DROP DATABASE IF EXISTS faultline WITH (FORCE)",
+      "CREATE DATABASE faultline OWNER faultline TEMPLATE template1",
+      "ALTER ROLE faultline RESET ALL", NULL};
+  run_psql(d, PH_RESET, "resetting database faultline", sql);
 }
 
 static void url(const struct fl_dep *d, char *out, size_t size) {

@@ -190,3 +190,8 @@ import wsrelay  # noqa: E402
 
 app.add_api_websocket_route("/ws", wsrelay.endpoint)
 app.add_event_handler("startup", wsrelay.startup)
+
+# /ws/board: a live board pushed to every client (board.py).
+import board  # noqa: E402
+
+app.add_api_websocket_route("/ws/board", board.endpoint)
