@@ -93,6 +93,9 @@ static const struct expected_failure fragile[] = {
     {"ws-upstream-silent",
      {"silent / ws: rtt p(99) < 2s", "silent / ws: closes(1013) >= 1", NULL}},
     {"ws-reconnect-storm", {"always / : conns(feed) <= baseline + 20", NULL}},
+    /* One client stops reading: the serial broadcast waits on it and the
+     * 49 others get nothing until it reads again. */
+    {"ws-slow-client", {"stuck / board: messages >= 20 per connection", NULL}},
 };
 
 static char dir[256];
