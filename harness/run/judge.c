@@ -273,7 +273,7 @@ static void ending_words(const struct srun *r, char *buf, size_t len) {
     snprintf(what, sizeof(what), "exited with status %lld at t=%.1fs",
              (long long)r->exit_code, r->exit_t);
   }
-  fl_start_words(r->log_path, what, buf, len);
+  fl_start_words(r->x->log_path, what, buf, len);
 }
 
 /* ending: room for the words of how the target ended. */
@@ -289,8 +289,8 @@ static void target_facts(const struct srun *r, const struct fl_expect *e,
     ending_words(r, ending, len);
     f->ending = ending;
   }
-  if (r->start.failed)
-    f->start_failure = r->start.how;
+  if (r->x->start.failed)
+    f->start_failure = r->x->start.how;
   if (e->kind == FL_EXP_FDS || e->kind == FL_EXP_RSS ||
       e->kind == FL_EXP_SETTLES)
     sample_facts(r, e, from, to, series, f);
@@ -357,7 +357,7 @@ static void judge_declared(const struct srun *r, size_t i,
 /* `starts` over a failed start: no phase ran, so no window or sample. */
 static int judge_starts(const struct srun *r, const struct fl_expect *e,
                         struct fl_result_expectation *o) {
-  struct fl_target_facts f = {.start_failure = r->start.how};
+  struct fl_target_facts f = {.start_failure = r->x->start.how};
   return fl_expect_eval_target(e, &f, o->expected, sizeof(o->expected),
                                o->observed, sizeof(o->observed));
 }
@@ -398,7 +398,7 @@ static void judge_not_started(const struct srun *r,
 static void judge_expectations(const struct srun *r,
                                struct fl_result_scenario *res,
                                struct tally *t) {
-  if (r->start.failed && r->error[0] == '\0') {
+  if (r->x->start.failed && r->error[0] == '\0') {
     judge_not_started(r, res, t);
     return;
   }
@@ -439,18 +439,18 @@ static int read_tail(const char *path, size_t max, char **out, size_t *len) {
 }
 
 static int judge_target(const struct srun *r, struct fl_result_target *t) {
-  t->command = r->command;
+  t->command = r->x->command;
   t->pid = r->target_spawned ? r->target.pid : -1;
   t->exited = ended_early(r);
   int sig = r->exit_signal;
   t->code = r->exit_code;
-  const char *log = r->log_path;
-  if (r->start.failed) { /* the attempt that failed, not the control */
-    t->pid = r->start.pid;
-    t->exited = r->start.exited;
-    sig = r->start.sig;
-    t->code = r->start.code;
-    log = r->start.log;
+  const char *log = r->x->log_path;
+  if (r->x->start.failed) { /* the attempt that failed, not the control */
+    t->pid = r->x->start.pid;
+    t->exited = r->x->start.exited;
+    sig = r->x->start.sig;
+    t->code = r->x->start.code;
+    log = r->x->start.log;
   }
   if (t->exited && sig) {
     const char *abbrev = sigabbrev_np(sig);
@@ -500,13 +500,13 @@ static void decide(const struct srun *r, const struct tally *t,
     /* The reason is one line of a table: a long error is cut. */
     if (snprintf(why, len, "%s", r->error) >= (int)len && len > 4)
       memcpy(why + len - 4, "...", 4);
-  } else if (r->start.failed) {
+  } else if (r->x->start.failed) {
     /* The control start (start.c) showed it starts without the faults. */
     res->verdict = FL_VERDICT_FAIL;
     snprintf(why, len,
              "the target did not start under the start faults (it does "
              "without them): %s",
-             r->start.how);
+             r->x->start.how);
   } else if (t->requests == 0) {
     res->verdict = FL_VERDICT_INCONCLUSIVE;
     snprintf(why, len, "no traffic was sent");

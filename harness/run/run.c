@@ -112,22 +112,22 @@ static void init_run(struct srun *r) {
 /* The run's temporary folder: its data folder and its control segment
  * (with the blackholes that hang needs). 0, or the run has failed. */
 static int make_workdir(struct srun *r) {
-  int rc = fl_make_tmpdir("run", r->workdir, sizeof(r->workdir));
+  int rc = fl_make_tmpdir("run", r->x->workdir, sizeof(r->x->workdir));
   if (rc != 0) {
     fl_run_fail(r, "cannot create a temporary folder: %s", strerror(-rc));
     return -1;
   }
-  chmod(r->workdir, 0755); /* postgres runs as its own user inside it */
+  chmod(r->x->workdir, 0755); /* postgres runs as its own user inside it */
   char ctl[PATH_MAX], err[FL_ERRLEN];
-  if (snprintf(r->datadir, sizeof(r->datadir), "%s/data", r->workdir) >=
-          (int)sizeof(r->datadir) ||
-      snprintf(ctl, sizeof(ctl), "%s/control", r->workdir) >=
+  if (snprintf(r->x->datadir, sizeof(r->x->datadir), "%s/data",
+               r->x->workdir) >= (int)sizeof(r->x->datadir) ||
+      snprintf(ctl, sizeof(ctl), "%s/control", r->x->workdir) >=
           (int)sizeof(ctl)) {
     fl_run_fail(r, "TMPDIR is too long");
     return -1;
   }
-  if (mkdir(r->datadir, 0700) != 0) {
-    fl_run_fail(r, "cannot set up %s: %s", r->workdir, strerror(errno));
+  if (mkdir(r->x->datadir, 0700) != 0) {
+    fl_run_fail(r, "cannot set up %s: %s", r->x->workdir, strerror(errno));
     return -1;
   }
   const struct fl_run_opts *o = r->suite->o;
@@ -179,7 +179,7 @@ static void start_deps(struct srun *r) {
     } else if (fl_pool_fits(r, i)) {
       rc = fl_pool_lease(r, i, on_dep_ready);
     } else {
-      rc = fl_dep_start_config(&s->loop, d->kind, d->name, r->workdir,
+      rc = fl_dep_start_config(&s->loop, d->kind, d->name, r->x->workdir,
                                d->config, on_dep_ready, r, &r->deps[i]);
     }
     if (rc != 0) {
@@ -228,10 +228,12 @@ static void release_spooled(struct srun *r) {
   free(r->deps);
   free(r->proxies);
   free(r->phase_start);
+  free(r->x);
   r->faults = NULL;
   r->deps = NULL;
   r->proxies = NULL;
   r->phase_start = NULL;
+  r->x = NULL;
   r->nfaults = 0;
 }
 
@@ -245,7 +247,8 @@ static void finish(struct srun *r) {
   fl_tlog_close(r->tlog);
   r->tlog = NULL;
   r->suite->removing++;
-  fl_rm_tree_async(&r->suite->loop, r->workdir, on_workdir_removed, r->suite);
+  fl_rm_tree_async(&r->suite->loop, r->x->workdir, on_workdir_removed,
+                   r->suite);
   if (r->t_end_ns == 0)
     r->t_end_ns = uv_hrtime();
   if (r->result == NULL && !r->spooled && r->suite->drive == NULL)
@@ -422,10 +425,12 @@ static int load_runs(struct suite *s, char *const *files, int nfiles, char *err,
   for (int i = 0; i < nfiles; i++) {
     struct srun *r = &s->runs[s->nruns];
     r->suite = s;
+    if ((r->x = calloc(1, sizeof(*r->x))) == NULL)
+      return -ENOMEM;
+    s->nruns++; /* from here fl_run_free_runs frees what it holds */
     int rc = fl_scenario_load(files[i], &r->sc, err, errlen);
     if (rc != 0)
       return rc;
-    s->nruns++;
     const char *svc =
         s->o->service_file ? s->o->service_file : r->sc->service_file;
     if (svc == NULL) {
@@ -457,6 +462,7 @@ void fl_run_free_runs(struct suite *s) {
     struct srun *r = &s->runs[i];
     fl_scenario_free(r->sc);
     fl_service_free(r->sv);
+    free(r->x);
     free(r->deps);
     free(r->proxies);
     free(r->faults);

@@ -45,8 +45,8 @@ void fl_session_ready(struct srun *r) {
   struct suite *s = r->suite;
   r->state = S_RUNNING;
   s->session = (struct fl_run_session){.base_url = r->base_url,
-                                       .data_dir = r->datadir,
-                                       .work_dir = r->workdir,
+                                       .data_dir = r->x->datadir,
+                                       .work_dir = r->x->workdir,
                                        .ctl = r->ctl,
                                        .sv = r->sv,
                                        .deps = r->deps,
@@ -80,11 +80,13 @@ static int load_session(struct suite *s, const char *service_file, char *err,
     return -ENOMEM;
   struct srun *r = &s->runs[0];
   r->suite = s;
+  s->nruns = 1; /* from here fl_run_free_runs frees what it holds */
   r->sc = calloc(1, sizeof(*r->sc));
-  if (r->sc == NULL || (r->sc->name = strdup("discover")) == NULL ||
+  r->x = calloc(1, sizeof(*r->x));
+  if (r->sc == NULL || r->x == NULL ||
+      (r->sc->name = strdup("discover")) == NULL ||
       (r->sc->file = strdup(service_file)) == NULL)
     return -ENOMEM;
-  s->nruns = 1;
   int rc = fl_service_load(service_file, &r->sv, err, errlen);
   if (rc != 0)
     return rc;

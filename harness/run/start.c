@@ -92,19 +92,19 @@ static void on_control_kill(uv_timer_t *t) {
 /* Keeps the first attempt's ending, then ends it (when it runs still),
  * lifts the start faults, and lets fl_start_closed() start it again. */
 static void begin_control(struct srun *r, const char *how) {
-  struct start_end *s = &r->start;
+  struct start_end *s = &r->x->start;
   s->exited = !r->target_alive;
   s->sig = s->exited ? r->exit_signal : 0;
   s->code = s->exited ? r->exit_code : 0;
   s->pid = r->target.pid;
-  snprintf(s->log, sizeof(s->log), "%s", r->log_path);
+  snprintf(s->log, sizeof(s->log), "%s", r->x->log_path);
   char what[160];
   if (s->exited) /* else `how` says how long it was given */
     snprintf(what, sizeof(what), "%s after %.1fs", how,
              fl_run_since(r->t_spawn_ns));
   else
     snprintf(what, sizeof(what), "%s", how);
-  fl_start_words(r->log_path, what, s->how, sizeof(s->how));
+  fl_start_words(r->x->log_path, what, s->how, sizeof(s->how));
   r->control = 1;
   uv_timer_stop(&r->timer);
   for (size_t i = 0; i < r->nfaults; i++)
@@ -127,11 +127,11 @@ void fl_start_failed(struct srun *r, const char *how) {
                 "the target %s while starting, also with the start faults "
                 "off (a control start): it does not start even without a "
                 "fault; see %s and %s",
-                how, r->start.log, r->log_path);
+                how, r->x->start.log, r->x->log_path);
     return;
   }
   if (!start_faults_on(r)) {
-    fl_run_fail(r, "the target %s while starting; see %s", how, r->log_path);
+    fl_run_fail(r, "the target %s while starting; see %s", how, r->x->log_path);
     return;
   }
   begin_control(r, how);
@@ -157,7 +157,7 @@ void fl_start_ready(struct srun *r) {
     return;
   }
   /* It starts without the faults: failing with them was its own doing. */
-  r->start.failed = 1;
+  r->x->start.failed = 1;
   uv_timer_stop(&r->timer);
   fl_run_say(r, "the control start is ready: the target does not start "
                 "under the start faults");

@@ -30,7 +30,7 @@ const char *fl_target_lookup(const char *name, void *arg) {
     return buf;
   }
   if (strcmp(name, "DATA_DIR") == 0)
-    return r->datadir;
+    return r->x->datadir;
   for (size_t i = 0; i < r->ndeps; i++) {
     const char *dn = fl_dep_name(r->deps[i]);
     size_t n = strlen(dn);
@@ -208,7 +208,7 @@ static int prepare(struct srun *r) {
 }
 
 /* The service's command, expanded, behind setpriv when we have it (the
- * target then dies with us even if we are SIGKILLed); r->command gets it
+ * target then dies with us even if we are SIGKILLed); r->x->command gets it
  * as one line. NULL with `err` set. */
 static char **target_argv(struct srun *r, char *err, size_t errlen) {
   size_t argc = 0;
@@ -225,16 +225,16 @@ static char **target_argv(struct srun *r, char *err, size_t errlen) {
     for (size_t i = 0; i < 4; i++)
       argv[k++] = strdup(wrap[i]);
   }
-  r->command[0] = '\0';
+  r->x->command[0] = '\0';
   for (size_t i = 0; i < argc; i++) {
     argv[k] = fl_expand(r->sv->argv[i], fl_target_lookup, r, err, errlen);
     if (argv[k] == NULL) {
       free_strv(argv);
       return NULL;
     }
-    size_t at = strlen(r->command);
-    snprintf(r->command + at, sizeof(r->command) - at, "%s%s", at ? " " : "",
-             argv[k]);
+    size_t at = strlen(r->x->command);
+    snprintf(r->x->command + at, sizeof(r->x->command) - at, "%s%s",
+             at ? " " : "", argv[k]);
     k++;
   }
   return argv;
@@ -243,11 +243,11 @@ static char **target_argv(struct srun *r, char *err, size_t errlen) {
 /* OUTDIR/target.log, the target's stdout and stderr (target-control.log
  * for the control start, start.c). */
 static int open_log(struct srun *r, int *child_fd) {
-  if (snprintf(r->log_path, sizeof(r->log_path), "%s/%s", r->outdir,
+  if (snprintf(r->x->log_path, sizeof(r->x->log_path), "%s/%s", r->outdir,
                r->control ? "target-control.log" : "target.log") >=
-      (int)sizeof(r->log_path))
-    r->log_path[0] = '\0';
-  return fl_tlog_open(&r->suite->loop, r->log_path, &r->tlog, child_fd);
+      (int)sizeof(r->x->log_path))
+    r->x->log_path[0] = '\0';
+  return fl_tlog_open(&r->suite->loop, r->x->log_path, &r->tlog, child_fd);
 }
 
 static int spawn(struct srun *r, char **argv, char **env, int log_fd) {
@@ -285,7 +285,7 @@ void fl_target_launch(struct srun *r) {
   }
   int log_fd = -1, rc = open_log(r, &log_fd);
   if (rc != 0) {
-    fl_run_fail(r, "cannot create %s: %s", r->log_path, uv_strerror(rc));
+    fl_run_fail(r, "cannot create %s: %s", r->x->log_path, uv_strerror(rc));
   } else if ((rc = spawn(r, argv, env, log_fd)) != 0) {
     fl_run_fail(r, "cannot start the target '%s' in %s: %s", r->sv->argv[0],
                 r->sv->dir, uv_strerror(rc));
@@ -298,7 +298,7 @@ void fl_target_launch(struct srun *r) {
     return;
   r->target_spawned = r->target_alive = 1;
   r->t_spawn_ns = uv_hrtime();
-  fl_run_say(r, "target pid %d: %s", r->target.pid, r->command);
+  fl_run_say(r, "target pid %d: %s", r->target.pid, r->x->command);
   r->ready_deadline = fl_run_since(r->t_begin_ns) + r->sv->ready_timeout;
   uv_timer_start(&r->timer, on_ready_check, PROBE_EVERY_MS, 0);
 }
