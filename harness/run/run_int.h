@@ -80,8 +80,6 @@ struct srun {
   struct fl_scenario *sc;
   struct fl_service *sv;
   int state;
-  char error[FL_ERRLEN]; /* set: the scenario is ERROR */
-  char outdir[PATH_MAX];
   struct srun_scratch *x; /* what only a running run needs */
   char started_iso[32];
   uint64_t t_begin_ns, t_traffic_ns, t_end_ns;
@@ -129,6 +127,10 @@ struct srun {
    * leaves memory (fl_spool_result); its verdict stays. */
   int spooled;
   enum fl_verdict verdict;
+  /* Last: a suite's runs are allocated at once and their pages touched as
+   * each starts; the fields a run writes then stay on its first page. */
+  char outdir[PATH_MAX];
+  char error[FL_ERRLEN]; /* set: the scenario is ERROR */
 };
 
 /* guard.c: the process that cleans up after a killed runner. */
