@@ -395,12 +395,22 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   fl_proxy_maybe_free(p);
 }
 
-/* Closing with SO_LINGER 0 makes the kernel send an RST. */
+/* Closing with SO_LINGER 0 makes the kernel send an RST. A plain close
+ * first drops what the peer sent and we never read: closing a socket with
+ * unread input also sends an RST, and the peer would see "connection
+ * reset" or "server closed" by the luck of a few microseconds. */
 static void close_handle(uv_handle_t *h, enum end how) {
   uv_os_fd_t fd;
-  if (how == END_RESET && h->type == UV_TCP && uv_fileno(h, &fd) == 0) {
-    struct linger l = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  if (h->type == UV_TCP && uv_fileno(h, &fd) == 0) {
+    if (how == END_RESET) {
+      struct linger l = {1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    } else {
+      char sink[4096];
+      for (int i = 0; i < 64; i++)
+        if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+          break;
+    }
   }
   uv_close(h, on_conn_handle_closed);
 }
