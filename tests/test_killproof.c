@@ -292,6 +292,26 @@ static int wait_child_named(int pid, const char *comm, int timeout_ms) {
   return -1;
 }
 
+/* Does a descendant of root map a posix segment of PostgreSQL's? While
+ * initdb runs, its bootstrap server does: a kill then leaves one. */
+static int maps_pg_segment(int root) {
+  struct pinfo v[MAXP];
+  size_t n = descendants(root, v, MAXP);
+  int found = 0;
+  for (size_t i = 0; i < n && !found; i++) {
+    char path[64], *line = NULL;
+    size_t cap = 0;
+    snprintf(path, sizeof(path), "/proc/%d/maps", v[i].pid);
+    FILE *f = fopen(path, "re");
+    while (f != NULL && !found && getline(&line, &cap, f) > 0)
+      found = strstr(line, "/dev/shm/PostgreSQL.") != NULL;
+    free(line);
+    if (f != NULL)
+      fclose(f);
+  }
+  return found;
+}
+
 /* The runner's progress line holding needle (each line is echoed). */
 static int expect_line(struct t_proc *p, const char *needle, int timeout_ms) {
   long long end = t_now_ms() + timeout_ms;
@@ -308,8 +328,19 @@ static int expect_line(struct t_proc *p, const char *needle, int timeout_ms) {
 
 static int reach(struct t_proc *p, enum moment m) {
   switch (m) {
-  case M_INITDB:
-    return wait_child_named(p->pid, "initdb", 60000);
+  case M_INITDB: {
+    /* The kill is aimed at the instant initdb's server holds a segment
+     * in /dev/shm, the one a killed initdb would leave. */
+    if (wait_child_named(p->pid, "initdb", 60000) != 0)
+      return -1;
+    long long end = t_now_ms() + 30000;
+    while (!maps_pg_segment(p->pid)) {
+      if (t_now_ms() > end)
+        return -1;
+      usleep(1000);
+    }
+    return 0;
+  }
   case M_TARGET:
     return expect_line(p, "target pid", 90000);
   case M_TRAFFIC:
@@ -335,7 +366,7 @@ static void second_start(void) {
   t_run_free(&r);
 }
 
-static void kill_at(enum moment m, int kill_guard) {
+static void kill_at(enum moment m, int kill_guard, int sig) {
   char svc[400], sc[400], shm[65536];
   snprintf(svc, sizeof(svc), "%s/svc.yaml", dir);
   snprintf(sc, sizeof(sc), "%s/scenarios/db-down.yaml", FL_TEST_SOURCE_DIR);
@@ -375,7 +406,7 @@ static void kill_at(enum moment m, int kill_guard) {
       if (c != NULL)
         fclose(c);
     }
-  cr_assert_eq(kill(p.pid, SIGKILL), 0);
+  cr_assert_eq(kill(p.pid, sig), 0);
   t_finish(&p, 10000);
 
   if (kill_guard) {
@@ -411,9 +442,15 @@ static void kill_at(enum moment m, int kill_guard) {
   cr_expect_eq(left, 0, "new entries in /dev/shm:%s", names);
 }
 
-Test(killproof, while_initdb_runs) { kill_at(M_INITDB, 0); }
-Test(killproof, while_the_target_starts) { kill_at(M_TARGET, 0); }
-Test(killproof, mid_traffic) { kill_at(M_TRAFFIC, 0); }
-Test(killproof, mid_teardown) { kill_at(M_TEARDOWN, 0); }
-Test(killproof, guard_killed_too_next_start_reaps) { kill_at(M_TRAFFIC, 1); }
-Test(killproof, reused_servers_mid_traffic) { kill_at(M_REUSED, 0); }
+Test(killproof, while_initdb_runs) { kill_at(M_INITDB, 0, SIGKILL); }
+Test(killproof, while_the_target_starts) { kill_at(M_TARGET, 0, SIGKILL); }
+Test(killproof, mid_traffic) { kill_at(M_TRAFFIC, 0, SIGKILL); }
+Test(killproof, mid_teardown) { kill_at(M_TEARDOWN, 0, SIGKILL); }
+Test(killproof, guard_killed_too_next_start_reaps) {
+  kill_at(M_TRAFFIC, 1, SIGKILL);
+}
+Test(killproof, reused_servers_mid_traffic) { kill_at(M_REUSED, 0, SIGKILL); }
+/* The runner's own teardown ends initdb's group with SIGKILL: its server
+ * then leaves the segments it would have removed at its exit. */
+Test(killproof, sigint_while_initdb_runs) { kill_at(M_INITDB, 0, SIGINT); }
+Test(killproof, sigterm_while_initdb_runs) { kill_at(M_INITDB, 0, SIGTERM); }

@@ -160,6 +160,7 @@ static void run_initdb(struct fl_dep *d) {
   snprintf(data, sizeof(data), "%s/data", d->dir);
   char *argv[] = {bin,        "-D", data,   "-A",         "trust",     "-U",
                   "postgres", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
+  fl_pg_initdb_mark(d); /* without it, only a kill could leave segments */
   fl_dep_run_helper(d, PH_PREPARE, "initdb", argv);
 }
 
@@ -265,6 +266,9 @@ static void helper_exited(struct fl_dep *d, int64_t status, int sig) {
   switch (d->phase) {
   case PH_PREPARE:
     if (ok) {
+      /* A failed one is swept at cleanup, once its group is gone: its
+       * own servers may outlive it by an instant. */
+      fl_pg_initdb_done(d, 1);
       fl_dep_boot(d);
     } else {
       char line[ERRLEN];
@@ -310,11 +314,10 @@ static void helper_exited(struct fl_dep *d, int64_t status, int sig) {
 /* ---- after the server ---- */
 
 /* A postgres that died by SIGKILL leaves its System V shared memory
- * segment behind; postmaster.pid names it (line 7: key and id). It is
- * removed once nothing is attached to it. */
-/* Removes the cluster's System V segment once nothing is attached to it;
- * with `force`, at once (the kernel then destroys it at the last detach):
- * a killed run's cluster, whose postmaster is gone. */
+ * segment behind; postmaster.pid names it (line 7: key and id). Removes the
+ * cluster's System V segment once nothing is attached to it; with `force`, at
+ * once (the kernel then destroys it at the last detach): a killed run's
+ * cluster, whose postmaster is gone. */
 static void remove_shm_at(const char *dir, int force) {
   char p[PATH_MAX + 32], line[256];
   snprintf(p, sizeof(p), "%s/data/postmaster.pid", dir);
@@ -335,7 +338,10 @@ static void remove_shm_at(const char *dir, int force) {
 
 static void remove_shm(struct fl_dep *d) { remove_shm_at(d->dir, 0); }
 
-static void reap(const char *dir) { remove_shm_at(dir, 1); }
+static void reap(const char *dir) {
+  remove_shm_at(dir, 1);
+  fl_pg_initdb_reap(dir);
+}
 
 /* After a kill, the lock files name a dead postmaster: postgres would take
  * a reused pid for a live one and refuse to start. */
@@ -353,8 +359,10 @@ static void remove_locks(struct fl_dep *d) {
 static void halt(struct fl_dep *d) { fl_sat_drop_all(d, 0); }
 
 static void cleanup(struct fl_dep *d) {
-  if (d->dir[0] != '\0')
+  if (d->dir[0] != '\0') {
     remove_shm(d);
+    fl_pg_initdb_done(d, 0); /* an initdb killed or failed on the way */
+  }
   fl_sat_free(d);
 }
 

@@ -44,4 +44,11 @@ void fl_sat_drop_all(struct fl_dep *d, int remember);
  * connection closed). */
 void fl_sat_free(struct fl_dep *d);
 
+/* pg_dsm.c: initdb's posix shared memory, which a killed initdb leaves in
+ * /dev/shm. mark as initdb starts; done once it has exited (ok: cleanly)
+ * or once its processes are gone; reap on a dead run's folder. */
+int fl_pg_initdb_mark(const struct fl_dep *d);
+void fl_pg_initdb_done(const struct fl_dep *d, int exited_ok);
+void fl_pg_initdb_reap(const char *dir);
+
 #endif
