@@ -13,6 +13,8 @@
  *         headers: { Content-Type: text/plain },
  *         uses: ["path:${DATA_DIR}/uploads/ *"] }   (glob without the space)
  *
+ *   startup: [postgres, "dns:db.internal"]   (used while starting)
+ *
  * A use is a dependency's name, "dns:NAME", "path:GLOB" or "HOST:PORT".
  */
 #define _GNU_SOURCE
@@ -142,8 +144,20 @@ static int take_top(struct known *s, struct fl_discovery *d, const char *k,
       return bad(s, v, "expected a path starting with /");
     return (*dst = strdup(scalar(v))) ? 0 : -ENOMEM;
   }
+  if (strcmp(k, "startup") == 0) {
+    if (v->type != YAML_SEQUENCE_NODE)
+      return bad(s, v, "startup: expected a list");
+    for (yaml_node_item_t *it = v->data.sequence.items.start;
+         it < v->data.sequence.items.top; it++) {
+      const char *u = scalar(yaml_document_get_node(&s->yd, *it));
+      int rc = u ? add_use(&d->startup, &d->nstartup, u) : bad(s, v, "bad use");
+      if (rc != 0)
+        return rc;
+    }
+    return 0;
+  }
   if (strcmp(k, "endpoints") != 0)
-    return bad(s, v, "unknown key (allowed: live, ready, endpoints)");
+    return bad(s, v, "unknown key (allowed: live, ready, startup, endpoints)");
   if (v->type != YAML_SEQUENCE_NODE)
     return bad(s, v, "endpoints: expected a list");
   size_t n =

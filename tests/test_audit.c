@@ -63,15 +63,22 @@ static int role(const struct fl_audit_case *c, const char *ep) {
 Test(audit, battery_has_every_case_of_the_issue) {
   struct fixture f;
   load(&f, NULL);
-  static const char *const want[] = {
-      "postgres-down",       "postgres-blackhole",
-      "postgres-slow",       "postgres-slow-timeout",
-      "postgres-flapping",   "postgres-slots",
-      "redis-down",          "redis-blackhole",
-      "redis-slow",          "redis-slow-timeout",
-      "redis-flapping",      "dns-localhost-fail",
-      "disk-uploads-enospc", "disk-uploads-eio",
-      "process-fds"};
+  static const char *const want[] = {"postgres-down",
+                                     "postgres-blackhole",
+                                     "postgres-slow",
+                                     "postgres-slow-timeout",
+                                     "postgres-flapping",
+                                     "postgres-slots",
+                                     "redis-down",
+                                     "redis-blackhole",
+                                     "redis-slow",
+                                     "redis-slow-timeout",
+                                     "redis-flapping",
+                                     "dns-localhost-fail",
+                                     "disk-uploads-enospc",
+                                     "disk-uploads-eio",
+                                     "dns-cache.internal-fail",
+                                     "process-fds"};
   for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
     cr_expect_not_null(case_named(&f, want[i]), "no case %s", want[i]);
   cr_expect_eq(f.b.ncases, sizeof(want) / sizeof(want[0]));
@@ -103,6 +110,18 @@ Test(audit, roles_follow_what_each_endpoint_uses) {
   c = case_named(&f, "dns-localhost-fail");
   cr_expect(strstr(c->faults, "dns: \"localhost\"") != NULL, "%s", c->faults);
   cr_expect(strstr(c->faults, "reset: \"postgres\"") != NULL, "%s", c->faults);
+  /* Resolved only at start-up: the pools connected then are reset so
+   * that they must resolve again, and their users are judged. */
+  c = case_named(&f, "dns-cache.internal-fail");
+  cr_assert_not_null(c);
+  cr_expect(strstr(c->faults, "dns: \"cache.internal\"") != NULL, "%s",
+            c->faults);
+  cr_expect(strstr(c->faults, "reset: \"redis\"") != NULL, "%s", c->faults);
+  cr_expect(strstr(c->faults, "reset: \"postgres\"") != NULL, "%s", c->faults);
+  cr_expect_eq(role(c, "profile"), FL_ROLE_AFFECTED);
+  cr_expect_eq(role(c, "items"), FL_ROLE_AFFECTED);
+  cr_expect_eq(role(c, "static"), FL_ROLE_OTHER);
+  cr_expect_eq(role(c, "upload"), FL_ROLE_OTHER);
   unload(&f);
 }
 

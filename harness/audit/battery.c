@@ -5,7 +5,9 @@
  * (well above the endpoints' p99, then just past a 2 s client timeout),
  * flapping; PostgreSQL also its connection slots held. Any other address:
  * down, blackhole, flapping. The process: fd exhaustion. Each resolved
- * name: DNS failure. Each written path: ENOSPC and EIO.
+ * name: DNS failure, also a name resolved only while the service started
+ * (a pool's address), whose failure shows when the pool must reconnect.
+ * Each written path: ENOSPC and EIO.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -272,6 +274,35 @@ static int dns_case(struct builder *bd, struct failed *f) {
   return add_case(bd, f, row, "fail", bd->o->fault, 1, what, fx);
 }
 
+static int used_by_any(const struct fl_discovery *d, int kind,
+                       const char *name) {
+  for (size_t i = 0; i < d->nendpoints; i++)
+    if (uses(&d->endpoints[i], kind, name))
+      return 1;
+  return 0;
+}
+
+/* A name resolved only at start-up: the dependencies connected then, and
+ * used by an endpoint since, are the ones reached through it (which one
+ * cannot be told, so each is reset and each of their users judged). */
+static int startup_dns_cases(struct builder *bd) {
+  const struct fl_discovery *d = bd->d;
+  for (size_t i = 0; i < d->nstartup; i++) {
+    const struct fl_use *u = &d->startup[i];
+    if (u->kind != FL_USE_DNS || used_by_any(d, FL_USE_DNS, u->name))
+      continue;
+    struct failed f = {FL_USE_DNS, u->name, {0}, 0};
+    for (size_t j = 0; j < d->nstartup && f.nalso < 8; j++)
+      if (d->startup[j].kind == FL_USE_DEP &&
+          used_by_any(d, FL_USE_DEP, d->startup[j].name))
+        f.also[f.nalso++] = d->startup[j].name;
+    int rc = dns_case(bd, &f);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
 static int path_cases(struct builder *bd, const struct failed *f) {
   static const char *const acts[] = {"enospc", "eio"};
   char row[160], fx[512], what[256];
@@ -358,6 +389,8 @@ int fl_battery_build(const struct fl_discovery *d, const struct fl_service *sv,
   int rc = dep_names(out, sv);
   for (size_t i = 0; rc == 0 && i < d->nuses; i++)
     rc = use_cases(&bd, sv, &d->uses[i], err, errlen);
+  if (rc == 0)
+    rc = startup_dns_cases(&bd);
   if (rc == 0)
     rc = process_case(&bd);
   if (rc == 0 && out->ncases == 0) {
