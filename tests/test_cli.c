@@ -532,14 +532,16 @@ static int listen_port(int *fd) {
   return ntohs(a.sin_port);
 }
 
-/* The shim's first-use set-up with dlsym refusing it (tests/nodlsym.c):
+/* The shim's first-use set-up with dlsym or mmap refusing it (tests/nodlsym.c):
  * the target runs as if the shim were absent. */
 static void run_refused_dlsym(const char *mode, const char *host, int port,
                               const char *fault) {
   char pre[600], nod[64], script[600], file[300], portarg[16], spec[64];
+  int nommap = strcmp(mode, "mmap") == 0;
   snprintf(pre, sizeof(pre), "LD_PRELOAD=%s %s", T_SHIM,
            FL_TEST_BUILD_DIR "/libfl-test-nodlsym.so");
-  snprintf(nod, sizeof(nod), "FL_TEST_NODLSYM=%s", mode);
+  snprintf(nod, sizeof(nod), nommap ? "FL_TEST_NOMMAP=1" : "FL_TEST_NODLSYM=%s",
+           mode);
   snprintf(portarg, sizeof(portarg), "%d", port);
   /* Resolves (when host is a name), connects, writes a file. */
   snprintf(script, sizeof(script),
@@ -601,6 +603,16 @@ Test(cli, shim_without_dlsym_runs_as_if_absent, .timeout = 60) {
   cr_assert_eq(S.run.status, 0, "stderr:\n%s", S.run.err);
   cr_assert_str_eq(S.run.out, "ok\n");
   cr_assert(strncmp(S.run.err, "faultline: cannot find libc's ", 30) == 0 &&
+                count_char(S.run.err, '\n') == 1,
+            "stderr:\n%s", S.run.err);
+  /* The control segment cannot be mapped: no fault acts (the connect
+   * goes through), and that is said once. */
+  run_refused_dlsym("mmap", "127.0.0.1", port, "refuse");
+  cr_assert_eq(S.run.status, 0, "stderr:\n%s", S.run.err);
+  cr_assert_str_eq(S.run.out, "ok\n");
+  cr_assert(strncmp(S.run.err, "faultline: ignoring control segment ", 36) ==
+                    0 &&
+                strstr(S.run.err, "Cannot allocate memory") != NULL &&
                 count_char(S.run.err, '\n') == 1,
             "stderr:\n%s", S.run.err);
   close(lfd);
