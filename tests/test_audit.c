@@ -162,6 +162,38 @@ Test(audit, generated_scenarios_validate, .timeout = 120) {
   unload(&f);
 }
 
+/* An endpoint whose usual answer is not a 2xx (a 404 for an unknown id,
+ * a 401 without a token) is held to that answer, not to 2xx: otherwise
+ * every case would call it a cascade. */
+Test(audit, endpoints_are_held_to_their_usual_status) {
+  struct fixture f;
+  load(&f, NULL);
+  fl_battery_free(&f.b);
+  for (size_t i = 0; i < f.d.nendpoints; i++)
+    if (strcmp(f.d.endpoints[i].name, "static") == 0)
+      f.d.endpoints[i].status = 404;
+  struct fl_battery_opts bo;
+  fl_battery_defaults(&bo);
+  char err[FL_ERRLEN], dir[256], path[300];
+  cr_assert_eq(
+      fl_battery_build(&f.d, f.sv, &bo, "redis-down", &f.b, err, sizeof(err)),
+      0, "%s", err);
+  cr_assert_eq(t_mkdtemp(dir), 0);
+  snprintf(path, sizeof(path), "%s/redis-down.yaml", dir);
+  cr_assert_eq(fl_case_write(&f.b.cases[0], &f.d, &bo, SERVICE, path), 0);
+  static char text[65536];
+  FILE *in = fopen(path, "r");
+  cr_assert_not_null(in);
+  text[fread(text, 1, sizeof(text) - 1, in)] = '\0';
+  fclose(in);
+  cr_expect(strstr(text, "static: [ \"rate(404) >= 95%\"") != NULL, "%s", text);
+  cr_expect(strstr(text, "items: [ \"rate(2xx) >= 95%\"") != NULL, "%s", text);
+  cr_expect(strstr(text, "profile: [ \"recovers(rate(2xx) >= 90%)") != NULL,
+            "%s", text);
+  t_rmtree(dir);
+  unload(&f);
+}
+
 /* ---- the matrix from result data ---- */
 
 static json_t *expectation(const char *phase, const char *ep, const char *text,

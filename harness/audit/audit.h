@@ -35,6 +35,7 @@ struct fl_case_endpoint {
   char name[64];
   int role;       /* enum fl_case_role */
   int ready_down; /* readiness: expected 503 during the fault */
+  int status;     /* its usual answer when exercised alone; 0: unknown */
 };
 
 struct fl_audit_case {

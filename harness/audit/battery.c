@@ -95,6 +95,7 @@ static int set_roles(struct fl_audit_case *c, const struct fl_discovery *d,
              d->endpoints[i].name);
     c->eps[i].role =
         endpoint_hit(&d->endpoints[i], f) ? FL_ROLE_AFFECTED : FL_ROLE_OTHER;
+    c->eps[i].status = d->endpoints[i].status;
   }
   if (d->live != NULL) {
     snprintf(c->eps[i].name, sizeof(c->eps[i].name), "live");

@@ -81,6 +81,17 @@ static void timeline(FILE *f, const struct fl_audit_case *c,
           o->steady, c->fault_s, c->faults, o->recovery, o->settled);
 }
 
+/* What "answers as usual" means for e: 2xx, or the status it gave when
+ * exercised alone (an endpoint whose usual answer is a 404 or a 401 is
+ * not failing when it gives it). */
+static const char *usual(const struct fl_case_endpoint *e, char *buf,
+                         size_t len) {
+  if (e->status < 100 || (e->status >= 200 && e->status < 300))
+    return "2xx";
+  snprintf(buf, len, "%d", e->status);
+  return buf;
+}
+
 /* The fault phase, per endpoint by its role. The process case bounds no
  * latency: new client connections cannot be accepted, whatever the
  * service does. */
@@ -89,6 +100,7 @@ static void expect_fault(FILE *f, const struct fl_audit_case *c) {
   fputs("  fault:\n", f);
   for (size_t i = 0; i < c->neps; i++) {
     const struct fl_case_endpoint *e = &c->eps[i];
+    char st[16];
     fprintf(f, "    %s: [ ", e->name);
     switch (e->role) {
     case FL_ROLE_AFFECTED:
@@ -100,7 +112,8 @@ static void expect_fault(FILE *f, const struct fl_audit_case *c) {
       if (fds) /* refused accepts are no cascade: only its own 500s */
         fputs("\"rate(500) == 0%\"", f);
       else
-        fprintf(f, "\"rate(2xx) >= 95%%\", \"p(99) < %gs\"", c->other_p99);
+        fprintf(f, "\"rate(%s) >= 95%%\", \"p(99) < %gs\"",
+                usual(e, st, sizeof(st)), c->other_p99);
       break;
     case FL_ROLE_LIVE:
       fputs(fds ? "\"rate(500) == 0%\"" : "\"rate(200) >= 95%\"", f);
@@ -122,9 +135,10 @@ static void expect_after(FILE *f, const struct fl_audit_case *c,
   fputs("  recovery:\n", f);
   for (size_t i = 0; i < c->neps; i++) {
     const struct fl_case_endpoint *e = &c->eps[i];
+    char st[16];
     if (e->role == FL_ROLE_AFFECTED || e->role == FL_ROLE_READY)
-      fprintf(f, "    %s: [ \"recovers(rate(2xx) >= 90%%) within %gs\" ]\n",
-              e->name, o->recovery - 2);
+      fprintf(f, "    %s: [ \"recovers(rate(%s) >= 90%%) within %gs\" ]\n",
+              e->name, usual(e, st, sizeof(st)), o->recovery - 2);
   }
   /* Margins for pools that grow to their bound under load (baseline is
    * the steady phase's mean), not for a client per failed call. */
