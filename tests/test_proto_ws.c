@@ -249,6 +249,84 @@ Test(proto_ws, a_fault_costs_only_the_connections_it_touches) {
   t_run_free(&r);
 }
 
+/* p=0.5: about half of 200 messages up are lost, each whole, and those
+ * that pass keep their order. No compression: see the next test. */
+#define PY_COUNT_ECHOES(connect_opts)                                          \
+  PY_HEAD                                                                      \
+      "    async with websockets.connect(sys.argv[-1]" connect_opts            \
+      ") as ws:\n"                                                             \
+      "        for i in range(200):\n"                                         \
+      "            await ws.send('m%d' % i)\n"                                 \
+      "        got = []\n"                                                     \
+      "        try:\n"                                                         \
+      "            while True:\n"                                              \
+      "                got.append(await asyncio.wait_for(ws.recv(), 1.5))\n"   \
+      "        except asyncio.TimeoutError:\n"                                 \
+      "            pass\n"                                                     \
+      "        ids = [int(m[1:]) for m in got]\n"                              \
+      "        print(len(got), ids == sorted(ids))\n" PY_TAIL
+
+Test(proto_ws, drop_a_share_loses_about_that_share) {
+  struct t_run r;
+  run_client("ws_drop,dir=up,p=0.5", PY, PY_COUNT_ECHOES(", compression=None"),
+             &r);
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  int n = -1;
+  char ordered[8] = "";
+  cr_assert_eq(sscanf(r.out, "%d %7s", &n, ordered), 2, "%s", r.out);
+  cr_expect(n >= 40 && n <= 160, "%d of 200 came back (p=0.5)", n);
+  cr_expect_str_eq(ordered, "True");
+  t_run_free(&r);
+}
+
+/* Python's client and server agree on permessage-deflate keeping its
+ * context: a compressed message dropped would leave the server's
+ * inflater without its dictionary (it fails the connection, 1002). Such
+ * messages pass: every echo comes back, nothing is corrupted. */
+Test(proto_ws, drop_leaves_compressed_messages_with_context_alone) {
+  struct t_run r;
+  run_client("ws_drop,dir=up", PY, PY_COUNT_ECHOES(""), &r);
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  cr_assert_str_eq(r.out, "200 True\n");
+  t_run_free(&r);
+}
+
+/* The stream faults below the codec apply unchanged: reset_peer ends the
+ * connection with no Close frame (the client's abnormal closure), stall
+ * holds even the handshake back. */
+Test(proto_ws, reset_peer_ends_the_stream_without_a_close_frame) {
+  struct t_run r;
+  run_client("reset_peer,ms=500", PY,
+             PY_HEAD "    async with websockets.connect(sys.argv[-1]) as ws:\n"
+                     "        await ws.send('before')\n"
+                     "        print(await ws.recv())\n"
+                     "        try:\n"
+                     "            await asyncio.wait_for(ws.recv(), 10)\n"
+                     "        except websockets.ConnectionClosedError as e:\n"
+                     "            print(type(e).__name__, e.rcvd)\n" PY_TAIL,
+             &r);
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  cr_assert_str_eq(r.out, "before\nConnectionClosedError None\n");
+  t_run_free(&r);
+}
+
+Test(proto_ws, stall_holds_the_handshake_back) {
+  struct t_run r;
+  run_client("stall", PY,
+             PY_HEAD "    t = asyncio.get_running_loop().time()\n"
+                     "    try:\n"
+                     "        await websockets.connect(sys.argv[-1], "
+                     "open_timeout=1)\n"
+                     "        print('opened')\n"
+                     "    except asyncio.TimeoutError:\n"
+                     "        print('timed out', "
+                     "asyncio.get_running_loop().time() - t >= 1)\n" PY_TAIL,
+             &r);
+  cr_assert_eq(r.status, 0, "python: %s", r.err);
+  cr_assert_str_eq(r.out, "timed out True\n");
+  t_run_free(&r);
+}
+
 /* The stream toxics apply to a WebSocket stream unchanged: latency holds
  * each message back (a round trip gets at least the injected 300 ms), the
  * slicer cuts frames into 7-byte pieces (the codec and the client put

@@ -9,6 +9,10 @@
  *   ws_drop    a share p= of the data messages going dir= are dropped,
  *              whole: their first frame and every continuation frame.
  * Control frames inside a fragmented message are frames of their own.
+ * A compressed message (permessage-deflate, RSV1) in a direction that
+ * keeps its compression context is never dropped: the peer's inflater
+ * would lose its dictionary and fail the connection with 1002, a fault of
+ * ours that no real relay makes. Such a message passes, uncounted.
  *
  * Framing only: a frame's header (2 to 14 bytes) is read for its opcode
  * and length, its payload skipped by length. Masking needs no work: a
@@ -41,10 +45,14 @@ struct wdir {
 };
 
 struct wstate {
-  /* Handshake: "\r\n\r\n" matched so far, the status line's start. */
+  /* Handshake: "\r\n\r\n" matched so far, the status line's start, the
+   * last bytes of the head (lower case) for the extension it agreed. */
   int head_match;
   size_t nline;
   char line[16];
+  char tail[32];
+  uint8_t deflate; /* permessage-deflate agreed; then the directions */
+  uint8_t fresh;   /* whose context is reset per message (FL_DIR_* bits) */
   unsigned open : 1, blind : 1;
   uint8_t closing; /* FL_DIR_* bits still owed a Close frame of ours */
   uint16_t close_code;
@@ -199,9 +207,12 @@ static int frame_dropped(struct conn *c, struct wstate *st, int d) {
     return 0;
   if (op != 0) { /* a message begins */
     uint64_t msg = w->msgs++;
-    w->msg_drop = w->hold && fl_toxics_proto_hit(c, BIT(FL_ACT_WS_DROP),
-                                                 msg << 1 | (uint64_t)d,
-                                                 pick_filter, &k) != NULL;
+    int inflated =
+        (w->hdr[0] & 0x40) && st->deflate && !(st->fresh & dir_bit(d));
+    w->msg_drop =
+        w->hold && !inflated &&
+        fl_toxics_proto_hit(c, BIT(FL_ACT_WS_DROP), msg << 1 | (uint64_t)d,
+                            pick_filter, &k) != NULL;
   }
   return w->msg_drop;
 }
@@ -258,6 +269,26 @@ static void feed_frames(struct conn *c, struct wstate *st, int d,
 
 /* ---- the handshake ------------------------------------------------- */
 
+/* Has the head, read up to ch, just ended a token in st->tail? */
+static int ends_with(const struct wstate *st, const char *token) {
+  size_t n = strlen(token);
+  return memcmp(st->tail + sizeof(st->tail) - n, token, n) == 0;
+}
+
+/* The response's extension parameters, as its bytes go by. The client's
+ * ("client_no_context_takeover") is the UP direction's. */
+static void watch_extensions(struct wstate *st, char ch) {
+  memmove(st->tail, st->tail + 1, sizeof(st->tail) - 1);
+  st->tail[sizeof(st->tail) - 1] =
+      (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+  if (ends_with(st, "permessage-deflate"))
+    st->deflate = 1;
+  else if (ends_with(st, "client_no_context_takeover"))
+    st->fresh |= FL_DIR_UP;
+  else if (ends_with(st, "server_no_context_takeover"))
+    st->fresh |= FL_DIR_DOWN;
+}
+
 /* The response head, up to its end: the rest of the chunk is frames. */
 static size_t feed_head(struct conn *c, struct wstate *st, const char *data,
                         size_t n) {
@@ -267,6 +298,7 @@ static size_t feed_head(struct conn *c, struct wstate *st, const char *data,
     char ch = data[i++];
     if (st->nline < sizeof(st->line) - 1)
       st->line[st->nline++] = ch;
+    watch_extensions(st, ch);
     st->head_match = ch == end[st->head_match] ? st->head_match + 1
                      : ch == '\r'              ? 1
                                                : 0;
