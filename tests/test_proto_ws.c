@@ -191,22 +191,24 @@ Test(proto_ws, nopong_leaves_node_open_with_pings_unanswered) {
 Test(proto_ws, drop_loses_whole_messages_and_keeps_the_rest) {
   struct t_run r;
   /* times=1: the first message up is dropped; a fragmented one (three
-   * frames) and a ping pass after it. */
+   * frames) and a ping pass after it. Uncompressed: a compressed one is
+   * never dropped (drop_leaves_compressed_messages_with_context_alone). */
   run_client("ws_drop,dir=up,times=1", NODE,
-             NODE_HEAD "const ws = new WebSocket(url);\n"
-                       "ws.on('open', () => {\n"
-                       "  ws.send('lost');\n"
-                       "  ws.send('fra', {fin: false});\n"
-                       "  ws.send('gme', {fin: false});\n"
-                       "  ws.send('nted', {fin: true});\n"
-                       "  ws.send('last');\n"
-                       "});\n"
-                       "const got = [];\n"
-                       "ws.on('message', m => {\n"
-                       "  got.push(String(m));\n"
-                       "  if (got.length == 2) { console.log(got.join(' '));"
-                       " ws.close(); }\n"
-                       "});\n",
+             NODE_HEAD
+             "const ws = new WebSocket(url, {perMessageDeflate: false});\n"
+             "ws.on('open', () => {\n"
+             "  ws.send('lost');\n"
+             "  ws.send('fra', {fin: false});\n"
+             "  ws.send('gme', {fin: false});\n"
+             "  ws.send('nted', {fin: true});\n"
+             "  ws.send('last');\n"
+             "});\n"
+             "const got = [];\n"
+             "ws.on('message', m => {\n"
+             "  got.push(String(m));\n"
+             "  if (got.length == 2) { console.log(got.join(' '));"
+             " ws.close(); }\n"
+             "});\n",
              &r);
   cr_assert_eq(r.status, 0, "node: %s", r.err);
   cr_assert_str_eq(r.out, "fragmented last\n");
@@ -218,7 +220,7 @@ Test(proto_ws, drop_of_a_fragmented_message_drops_its_continuations) {
   run_client(
       "ws_drop,dir=down,times=1", NODE,
       NODE_HEAD
-      "const ws = new WebSocket(url);\n"
+      "const ws = new WebSocket(url, {perMessageDeflate: false});\n"
       "ws.on('open', () => {\n"
       "  ws.send('a'.repeat(100000));\n"
       "  ws.send('kept');\n"
@@ -253,18 +255,17 @@ Test(proto_ws, a_fault_costs_only_the_connections_it_touches) {
  * that pass keep their order. No compression: see the next test. */
 #define PY_COUNT_ECHOES(connect_opts)                                          \
   PY_HEAD                                                                      \
-      "    async with websockets.connect(sys.argv[-1]" connect_opts            \
-      ") as ws:\n"                                                             \
-      "        for i in range(200):\n"                                         \
-      "            await ws.send('m%d' % i)\n"                                 \
-      "        got = []\n"                                                     \
-      "        try:\n"                                                         \
-      "            while True:\n"                                              \
-      "                got.append(await asyncio.wait_for(ws.recv(), 1.5))\n"   \
-      "        except asyncio.TimeoutError:\n"                                 \
-      "            pass\n"                                                     \
-      "        ids = [int(m[1:]) for m in got]\n"                              \
-      "        print(len(got), ids == sorted(ids))\n" PY_TAIL
+  "    async with websockets.connect(sys.argv[-1]" connect_opts ") as ws:\n"   \
+  "        for i in range(200):\n"                                             \
+  "            await ws.send('m%d' % i)\n"                                     \
+  "        got = []\n"                                                         \
+  "        try:\n"                                                             \
+  "            while True:\n"                                                  \
+  "                got.append(await asyncio.wait_for(ws.recv(), 1.5))\n"       \
+  "        except asyncio.TimeoutError:\n"                                     \
+  "            pass\n"                                                         \
+  "        ids = [int(m[1:]) for m in got]\n"                                  \
+  "        print(len(got), ids == sorted(ids))\n" PY_TAIL
 
 Test(proto_ws, drop_a_share_loses_about_that_share) {
   struct t_run r;
