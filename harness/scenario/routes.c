@@ -180,7 +180,8 @@ int fl_service_load_broadcast(struct doc *d, const yaml_node_t *v,
        (rc = fl_yaml_want_scalar(d, msg, "message", &text)) != 0))
     return rc;
   if (s < 0.01)
-    return fl_yaml_fail(d, every, "bad every (allowed: 10ms or more)");
+    return fl_yaml_fail(d, every, "bad every '%s' (allowed: 10ms or more)",
+                        fl_yaml_scalar(every));
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
