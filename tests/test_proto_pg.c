@@ -170,6 +170,8 @@ Test(proto_pg, asyncpg_raises_its_classes) {
       {"code=40P01,times=1", "query",
        "error DeadlockDetectedError 40P01\nvalue 2\n"},
       {"code=53100,times=1", "query", "error DiskFullError 53100\nvalue 2\n"},
+      {"code=08006,times=1", "query",
+       "error ConnectionFailureError 08006\nvalue 2\n"},
       /* Inside a transaction block: asyncpg rolls back, then serves. */
       {"code=40001,after=2,times=1", "txn",
        "error SerializationError 40001\nvalue 3\n"},

@@ -183,6 +183,16 @@ Test(proto_redis, redis_py_raises_its_own_classes) {
   id = arm("reply=NOAUTH");
   expect_py("get", "AuthenticationError Authentication required.\n");
   fl_control_clear(ctl, id);
+  /* redis-py has no class of its own for these: a ResponseError with
+   * the server's whole text, as from a real busy server or replica. */
+  id = arm("reply=BUSY");
+  expect_py("get", "ResponseError BUSY Redis is busy running a script. You "
+                   "can only call SCRIPT KILL or SHUTDOWN NOSAVE.\n");
+  fl_control_clear(ctl, id);
+  id = arm("reply=MASTERDOWN");
+  expect_py("get", "ResponseError MASTERDOWN Link with MASTER is down and "
+                   "replica-serve-stale-data is set to 'no'.\n");
+  fl_control_clear(ctl, id);
   /* A text of one's own. */
   id = arm("reply=ERR disk on fire");
   expect_py("get", "ResponseError disk on fire\n");
