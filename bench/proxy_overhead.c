@@ -15,7 +15,10 @@
  *            user-space relay here, so that the proxy's own cost shows
  *            apart from the cost of one more loopback hop;
  *   codec    the proxy again, following RESP with its redis codec (no
- *            protocol fault armed): what reading the framing costs.
+ *            protocol fault armed): what reading the framing costs;
+ *   armed    the codec with a redis_error armed that matches none of the
+ *            benchmark's commands (its own control segment): what a
+ *            protocol fault costs the connections it does not touch.
  *
  * Each round runs every configuration, unpipelined then with -P 16, in an
  * order rotated by one per round so that drifts of machine load fall on
@@ -46,11 +49,25 @@
 #include "base/base.h"
 #include "bench_util.h"
 #include "control/control.h"
+#include "faults/faults.h"
 #include "proxy/proxy.h"
 
-enum cfg { CFG_DIRECT, CFG_PROXY, CFG_SOCAT, CFG_RELAY, CFG_CODEC, CFG_COUNT };
+enum cfg {
+  CFG_DIRECT,
+  CFG_PROXY,
+  CFG_SOCAT,
+  CFG_RELAY,
+  CFG_CODEC,
+  CFG_ARMED,
+  CFG_COUNT
+};
 static const char *const cfg_names[CFG_COUNT] = {
-    "direct", "proxy", "socat", "bare relay", "proxy, redis codec"};
+    "direct",
+    "proxy",
+    "socat",
+    "bare relay",
+    "proxy, redis codec",
+    "codec, redis_error armed elsewhere"};
 enum { MODE_P1, MODE_P16, MODE_COUNT };
 static const int mode_pipeline[MODE_COUNT] = {1, 16};
 enum { TEST_SET, TEST_GET, TEST_COUNT };
@@ -84,6 +101,8 @@ static struct {
   uv_async_t stop;
   fl_proxy_t *proxy;
   fl_proxy_t *codec; /* the same, following RESP (no fault armed) */
+  fl_control_t *armed_ctl;
+  fl_proxy_t *armed; /* the codec with a rule armed that touches nothing */
   pthread_t thread;
   int thread_running;
   int relay_listen, relay_epoll, relay_wake;
@@ -98,6 +117,8 @@ static void on_stop(uv_async_t *a) {
   fl_proxy_close(g.proxy);
   if (g.codec != NULL)
     fl_proxy_close(g.codec);
+  if (g.armed != NULL)
+    fl_proxy_close(g.armed);
   uv_close((uv_handle_t *)a, NULL);
 }
 
@@ -105,6 +126,33 @@ static void *loop_main(void *arg) {
   (void)arg;
   uv_run(&g.loop, UV_RUN_DEFAULT);
   return NULL;
+}
+
+/* A redis_error for a command redis-benchmark never sends, in a control
+ * segment of its own (the other proxies' stays empty). */
+static int arm_elsewhere(const struct sockaddr_in *up,
+                         const struct fl_proxy_opts *redis) {
+  char path[PATH_MAX + 16], spec[96], err[256];
+  snprintf(path, sizeof(path), "%s/control-armed", g.dir);
+  snprintf(spec, sizeof(spec),
+           "redis_error@127.0.0.1:%d,reply=LOADING,match=FLUSHALL",
+           g.port[CFG_DIRECT]);
+  struct fl_rule rule;
+  uint32_t id;
+  int rc = fl_control_create(path, 1, &g.armed_ctl);
+  if (rc == 0 && (rc = fl_spec_parse(spec, &rule, err, sizeof(err))) != 0)
+    bench_say("%s: %s", spec, err);
+  if (rc == 0)
+    rc = fl_control_add(g.armed_ctl, &rule, &id);
+  if (rc == 0)
+    rc = fl_proxy_start_with(&g.loop, g.armed_ctl, (const struct sockaddr *)up,
+                             redis, &g.armed);
+  if (rc != 0) {
+    bench_say("cannot start the proxy with a fault armed: %s", fl_strerror(rc));
+    return -1;
+  }
+  g.port[CFG_ARMED] = fl_proxy_port(g.armed);
+  return 0;
 }
 
 static int start_proxy(void) {
@@ -134,6 +182,8 @@ static int start_proxy(void) {
     return -1;
   }
   g.port[CFG_CODEC] = fl_proxy_port(g.codec);
+  if (arm_elsewhere(&up, &redis) != 0)
+    return -1;
   if (pthread_create(&g.thread, NULL, loop_main, NULL) != 0) {
     bench_say("cannot start the proxy's thread");
     return -1;
@@ -308,6 +358,9 @@ static void cleanup(void) {
   if (g.ctl != NULL)
     fl_control_remove(g.ctl);
   g.ctl = NULL;
+  if (g.armed_ctl != NULL)
+    fl_control_remove(g.armed_ctl);
+  g.armed_ctl = NULL;
   bench_env_free(g.env);
   g.env = NULL;
   fl_rm_tree(g.dir);
@@ -547,6 +600,11 @@ static void report(FILE *f, const void *arg) {
           for (int r = 0; r < rounds; r++)
             pv[r] = s[CFG_CODEC][FIG_RPS][r] / s[CFG_PROXY][FIG_RPS][r];
           fprintf(f, "codec ÷ proxy %.2f |\n", median(pv, rounds));
+        } else if (c == CFG_ARMED) {
+          double pv[MAX_ROUNDS];
+          for (int r = 0; r < rounds; r++)
+            pv[r] = s[CFG_ARMED][FIG_RPS][r] / s[CFG_CODEC][FIG_RPS][r];
+          fprintf(f, "armed ÷ codec %.2f |\n", median(pv, rounds));
         }
       }
     }
@@ -631,7 +689,8 @@ static int setup(void) {
       start_proxy() != 0 || start_relay() != 0 ||
       start_server(&g.socat, &g.port[CFG_SOCAT], "socat", socat_argv) != 0)
     return -1;
-  if (!bench_redis_pong(g.port[CFG_PROXY])) {
+  if (!bench_redis_pong(g.port[CFG_PROXY]) ||
+      !bench_redis_pong(g.port[CFG_ARMED])) {
     bench_say("no PONG through the proxy");
     return -1;
   }

@@ -243,10 +243,12 @@ static void send_held(struct conn *c, struct rstate *st) {
   st->hold = 0;
 }
 
-/* The command's name is known: forward it or answer it. [*from, at) are
- * its bytes in this chunk not yet handed on. */
+/* The command's name is known: forward it or answer it. [*from, start)
+ * are bytes of this chunk decided as forwarded and not yet handed on
+ * (they go together, at the chunk's end or before a reply of ours: one
+ * write, not one per command); the command began at start. */
 static int on_name(struct conn *c, struct rstate *st, const char *data,
-                   size_t *from, size_t at) {
+                   size_t *from, size_t start, size_t at) {
   const char *name = st->up.word[0];
   const struct prule *r = st->hold ? pick(c, st, name) : NULL;
   int exec = strcmp(name, "EXEC") == 0;
@@ -255,6 +257,7 @@ static int on_name(struct conn *c, struct rstate *st, const char *data,
     struct synth *s = synth_new(r->proto.reply, st->multi && exec);
     if (s == NULL)
       return -ENOMEM;
+    fl_conn_send(c, UP, data + *from, start - *from);
     st->nheld = 0;
     st->hold = 0;
     st->drop = 1;
@@ -265,11 +268,8 @@ static int on_name(struct conn *c, struct rstate *st, const char *data,
     }
     queue(c, st, s);
   } else {
-    if (st->hold) {
+    if (st->hold) /* its start, held from an earlier chunk, goes first */
       send_held(c, st);
-      fl_conn_send(c, UP, data + *from, at - *from);
-      *from = at;
-    }
     st->owed++;
   }
   if (strcmp(name, "MULTI") == 0) {
@@ -284,45 +284,44 @@ static int on_name(struct conn *c, struct rstate *st, const char *data,
 }
 
 /* The end of a command. */
-static void on_end(struct conn *c, struct rstate *st, const char *data,
-                   size_t *from, size_t at) {
+static void on_end(struct conn *c, struct rstate *st, size_t *from, size_t at) {
   if (st->drop) {
     st->drop = 0;
     *from = at;
   }
-  if (st->hold) { /* no name (an empty command): nothing to answer */
+  if (st->hold) /* no name (an empty command): nothing to answer */
     send_held(c, st);
-    fl_conn_send(c, UP, data + *from, at - *from);
-    *from = at;
-  }
   if (strcmp(st->up.word[0], "CLIENT") == 0 &&
       strcmp(st->up.word[1], "REPLY") == 0)
     st->blind = 1; /* OFF and SKIP: replies the server never sends */
 }
 
-/* The rest of a chunk: held, dropped or handed on. */
+/* The rest of a chunk: handed on, and the undecided command from start
+ * held (or, too long to hold, forwarded unanswered); nothing of a
+ * command being dropped. */
 static void up_tail(struct conn *c, struct rstate *st, const char *data,
-                    size_t from, size_t n) {
+                    size_t from, size_t start, size_t n) {
   if (st->drop)
     return;
-  if (st->hold && n - from <= HOLD_MAX - st->nheld) {
-    memcpy(st->held + st->nheld, data + from, n - from);
-    st->nheld += n - from;
+  if (st->hold && n - start <= HOLD_MAX - st->nheld) {
+    fl_conn_send(c, UP, data + from, start - from);
+    memcpy(st->held + st->nheld, data + start, n - start);
+    st->nheld += n - start;
     return;
   }
-  if (st->hold) /* too long to hold: decided as forwarded, unanswered */
+  if (st->hold)
     send_held(c, st);
   fl_conn_send(c, UP, data + from, n - from);
 }
 
 static int feed_up(struct conn *c, struct rstate *st, const char *data,
                    size_t n) {
-  size_t i = 0, from = 0;
+  /* A command held from an earlier chunk began, for this one, at 0. */
+  size_t i = 0, from = 0, start = 0;
   while (i < n && !st->lost_up && !c->closing) {
     if (fl_resp_idle(&st->up) && !st->blind && armed(c)) {
-      fl_conn_send(c, UP, data + from, i - from);
-      from = i;
       st->hold = 1;
+      start = i;
     }
     int ev;
     i += fl_resp_feed(&st->up, data + i, n - i, &ev);
@@ -335,13 +334,13 @@ static int feed_up(struct conn *c, struct rstate *st, const char *data,
         send_held(c, st);
       break;
     }
-    if ((ev & FL_RESP_NAME) && on_name(c, st, data, &from, i) != 0)
+    if ((ev & FL_RESP_NAME) && on_name(c, st, data, &from, start, i) != 0)
       return -ENOMEM;
     if (ev & FL_RESP_END)
-      on_end(c, st, data, &from, i);
+      on_end(c, st, &from, i);
   }
   if (!c->closing)
-    up_tail(c, st, data, from, n);
+    up_tail(c, st, data, from, start, n);
   return 0;
 }
 
