@@ -69,6 +69,21 @@ static int add_use(struct fl_use **v, size_t *n, const char *text) {
   return push_use(v, n, strchr(text, ':') ? FL_USE_HOSTPORT : FL_USE_DEP, text);
 }
 
+/* A list of uses ("uses:" of an endpoint, "startup:") into *v. */
+static int take_uses(struct known *s, yaml_node_t *list, const char *what,
+                     struct fl_use **v, size_t *n) {
+  if (list->type != YAML_SEQUENCE_NODE)
+    return bad(s, list, what);
+  for (yaml_node_item_t *it = list->data.sequence.items.start;
+       it < list->data.sequence.items.top; it++) {
+    const char *u = scalar(yaml_document_get_node(&s->yd, *it));
+    int rc = u ? add_use(v, n, u) : bad(s, list, "bad use");
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
 static int take_headers(struct known *s, yaml_node_t *m,
                         struct fl_audit_endpoint *e) {
   if (m->type != YAML_MAPPING_NODE)
@@ -104,16 +119,7 @@ static int take_field(struct known *s, struct fl_audit_endpoint *e,
     return bad(s, v,
                "unknown key (allowed: name, method, path, body, "
                "headers, uses)");
-  if (v->type != YAML_SEQUENCE_NODE)
-    return bad(s, v, "uses: expected a list");
-  for (yaml_node_item_t *it = v->data.sequence.items.start;
-       it < v->data.sequence.items.top; it++) {
-    const char *u = scalar(yaml_document_get_node(&s->yd, *it));
-    int rc = u ? add_use(&e->uses, &e->nuses, u) : bad(s, v, "bad use");
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
+  return take_uses(s, v, "uses: expected a list", &e->uses, &e->nuses);
 }
 
 static int take_endpoint(struct known *s, yaml_node_t *m,
@@ -144,18 +150,9 @@ static int take_top(struct known *s, struct fl_discovery *d, const char *k,
       return bad(s, v, "expected a path starting with /");
     return (*dst = strdup(scalar(v))) ? 0 : -ENOMEM;
   }
-  if (strcmp(k, "startup") == 0) {
-    if (v->type != YAML_SEQUENCE_NODE)
-      return bad(s, v, "startup: expected a list");
-    for (yaml_node_item_t *it = v->data.sequence.items.start;
-         it < v->data.sequence.items.top; it++) {
-      const char *u = scalar(yaml_document_get_node(&s->yd, *it));
-      int rc = u ? add_use(&d->startup, &d->nstartup, u) : bad(s, v, "bad use");
-      if (rc != 0)
-        return rc;
-    }
-    return 0;
-  }
+  if (strcmp(k, "startup") == 0)
+    return take_uses(s, v, "startup: expected a list", &d->startup,
+                     &d->nstartup);
   if (strcmp(k, "endpoints") != 0)
     return bad(s, v, "unknown key (allowed: live, ready, startup, endpoints)");
   if (v->type != YAML_SEQUENCE_NODE)
